@@ -1,0 +1,1 @@
+"""recsys shared core: settings, logging, telemetry, data access and the generated API (recsys.v1)."""

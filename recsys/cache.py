@@ -1,0 +1,23 @@
+"""The Redis L1 cache: client factory and the key scheme shared by writers and invalidators."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+# Bump when the cached value's format changes, so old entries are simply never read.
+_PREFIX = "recs:v1"
+
+
+def recommendations_key(user_id: int) -> str:
+    """The key of one user's cached recommendation list."""
+    return f"{_PREFIX}:{user_id}"
+
+
+def create_client(redis_url: str, timeout_seconds: float = 0.05) -> aioredis.Redis:
+    """An asyncio client with short timeouts: a slow cache must fall through, not stall serving."""
+    return aioredis.from_url(
+        redis_url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=30,
+    )

@@ -1,0 +1,109 @@
+"""Settings from the environment, with the defaults of the repository's `.env`.
+
+Environment variables win over `.env`; `${NAME}` in a value refers to another setting, so
+moving a port (say POSTGRES_PORT) moves every URL built from it. A required setting that
+is missing fails at start with its name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
+
+
+class MissingSettingError(RuntimeError):
+    """A required setting has no value in the environment or in `.env`."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; blank lines and # comments are ignored."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def merged_env(environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> dict[str, str]:
+    """The `.env` defaults overlaid with the environment, with `${NAME}` references expanded."""
+    env = read_env_file(env_file)
+    env.update(os.environ if environ is None else environ)
+    # Two passes resolve a reference to a value that itself holds a reference.
+    for _ in range(2):
+        env = {k: Template(v).safe_substitute(env) for k, v in env.items()}
+    return env
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting a recsys process may read; each service uses the ones it needs."""
+
+    database_url: str
+    redis_url: str
+    kafka_bootstrap_servers: str
+    kafka_topic: str
+    recommender_port: int
+    event_port: int
+    profile_port: int
+    recommender_addr: str
+    event_addr: str
+    profile_addr: str
+    cache_ttl_seconds: int
+    stream_trigger_seconds: float
+    stack_dir: Path
+    archive_uri: str
+    model_dir: str
+    log_level: str
+    otel_endpoint: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
+        env = merged_env(environ, env_file)
+
+        def req(key: str) -> str:
+            value = env.get(key, "")
+            if not value:
+                raise MissingSettingError(f"required setting {key} is not set (environment or .env)")
+            return value
+
+        def integer(key: str) -> int:
+            try:
+                return int(req(key))
+            except ValueError:
+                raise MissingSettingError(f"setting {key} must be an integer, got {env[key]!r}") from None
+
+        def number(key: str) -> float:
+            try:
+                return float(req(key))
+            except ValueError:
+                raise MissingSettingError(f"setting {key} must be a number, got {env[key]!r}") from None
+
+        return cls(
+            database_url=req("DATABASE_URL"),
+            redis_url=req("REDIS_URL"),
+            kafka_bootstrap_servers=req("KAFKA_BOOTSTRAP_SERVERS"),
+            kafka_topic=req("KAFKA_TOPIC"),
+            recommender_port=integer("RECOMMENDER_PORT"),
+            event_port=integer("EVENT_PORT"),
+            profile_port=integer("PROFILE_PORT"),
+            recommender_addr=req("RECOMMENDER_ADDR"),
+            event_addr=req("EVENT_ADDR"),
+            profile_addr=req("PROFILE_ADDR"),
+            cache_ttl_seconds=integer("CACHE_TTL_SECONDS"),
+            stream_trigger_seconds=number("STREAM_TRIGGER_SECONDS"),
+            stack_dir=Path(req("STACK_DIR")),
+            archive_uri=req("ARCHIVE_URI"),
+            model_dir=req("MODEL_DIR"),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+            otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        )
