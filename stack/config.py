@@ -1,0 +1,146 @@
+"""Settings for the local stack: `.env` defaults, environment overrides, derived URLs.
+
+Stdlib only: `python -m stack install` imports this before .venv exists.
+
+Every setting in `.env` can be overridden from the environment; `${NAME}` in a value refers to
+another setting, so `POSTGRES_PORT=15432 make up` moves DATABASE_URL too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PORT_KEYS = (
+    "POSTGRES_PORT",
+    "REDIS_PORT",
+    "KAFKA_PORT",
+    "KAFKA_CONTROLLER_PORT",
+    "ENVOY_PORT",
+    "ENVOY_ADMIN_PORT",
+    "RECOMMENDER_PORT",
+    "EVENT_PORT",
+    "PROFILE_PORT",
+    "WEB_PORT",
+)
+
+
+class StackError(RuntimeError):
+    """A stack step failed; the message names the component and the log file to read."""
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
+            raise StackError(f"{path}:{lineno}: expected KEY=value, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The merged settings: .env, the environment on top, then `${NAME}` references expanded
+    (the same rules as recsys.config.merged_env). Only keys that .env names are returned."""
+    environ = dict(os.environ if environ is None else environ)
+    defaults = read_dotenv(ROOT / ".env")
+    context = {**defaults, **environ}
+    for _ in range(3):
+        context = {k: string.Template(v).safe_substitute(context) for k, v in context.items()}
+    return {k: context[k] for k in defaults}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything the stack needs to know; `env` is what every program gets."""
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, environ: dict[str, str] | None = None) -> StackConfig:
+        return cls(env=load_env(environ))
+
+    # --- paths -------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return ROOT
+
+    @property
+    def dir(self) -> Path:
+        d = Path(self.env.get("STACK_DIR", ".stack"))
+        return d if d.is_absolute() else ROOT / d
+
+    @property
+    def logs(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def venv(self) -> Path:
+        return ROOT / ".venv"
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def bin(self) -> Path:
+        """Tools the stack installs itself (grpcurl, ghz)."""
+        return self.dir / "bin"
+
+    # --- settings ----------------------------------------------------------------------
+    def port(self, key: str) -> int:
+        try:
+            return int(self.env[key])
+        except KeyError:
+            raise StackError(f"setting {key} is missing (.env or environment)") from None
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
+
+    @property
+    def postgres_port(self) -> int:
+        return urlsplit(self.database_url).port or self.port("POSTGRES_PORT")
+
+    @property
+    def disabled(self) -> set[str]:
+        """STACK_DISABLE=name,name: programs or bootstrap steps to skip (for partial stacks)."""
+        raw = os.environ.get("STACK_DISABLE", self.env.get("STACK_DISABLE", ""))
+        return {p.strip() for p in raw.split(",") if p.strip()}
+
+    @property
+    def envoy_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('ENVOY_PORT')}"
+
+    @property
+    def envoy_admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('ENVOY_ADMIN_PORT')}"
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of every program: the settings, absolute dirs, tools on PATH."""
+        env = dict(self.env)
+        env["STACK_DIR"] = str(self.dir)
+        for key in ("ARCHIVE_URI", "MODEL_DIR"):
+            if key in env and "://" not in env[key] and not Path(env[key]).is_absolute():
+                env[key] = str(ROOT / env[key])
+        env["PATH"] = os.pathsep.join(
+            [str(self.venv / "bin"), str(self.bin), os.environ.get("PATH", "/usr/bin:/bin")]
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        return env

