@@ -1,0 +1,39 @@
+"""Wiring of the ProfileService: settings, logging, tracing, the database pool, the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from profile_svc.servicer import ProfileServicer
+from profile_svc.store import ProfileStore
+from recsys.config import Settings
+from recsys.db import create_pool
+from recsys.grpcserver import serve
+from recsys.logs import setup_logging
+from recsys.telemetry import setup_tracing
+from recsys.v1 import profile_service_pb2, profile_service_pb2_grpc
+
+SERVICE_NAME = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name
+
+
+async def run(settings: Settings) -> None:
+    """Open the pool, then serve; health turns SERVING only once the pool is open."""
+    pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+    servicer = ProfileServicer(ProfileStore(pool))
+
+    def register(server: grpc.aio.Server) -> None:
+        profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server)
+
+    try:
+        await serve(SERVICE_NAME, settings.profile_port, register)
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    setup_logging("profile-svc", settings.log_level)
+    setup_tracing("profile-svc", settings.otel_endpoint)
+    asyncio.run(run(settings))

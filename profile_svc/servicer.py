@@ -1,0 +1,104 @@
+"""ProfileService handlers: validate, ask the store, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from profile_svc.store import ProfileRow, ProfileStore
+from recsys.errors import NotFound
+from recsys.v1 import event_service_pb2, movie_pb2, profile_service_pb2, profile_service_pb2_grpc
+from recsys.validation import Checks
+
+MAX_DISPLAY_NAME = 100
+EVENT_TYPES = {
+    "view": event_service_pb2.EVENT_TYPE_VIEW,
+    "click": event_service_pb2.EVENT_TYPE_CLICK,
+    "watch": event_service_pb2.EVENT_TYPE_WATCH,
+    "rate": event_service_pb2.EVENT_TYPE_RATE,
+    "like": event_service_pb2.EVENT_TYPE_LIKE,
+    "dislike": event_service_pb2.EVENT_TYPE_DISLIKE,
+}
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def profile_message(row: ProfileRow) -> profile_service_pb2.Profile:
+    """The proto of a store row."""
+    profile = profile_service_pb2.Profile(
+        user_id=row.user_id,
+        has_preference_vector=row.has_vector,
+        interaction_count=row.interaction_count,
+        rating_count=row.rating_count,
+        model_version=row.model_version,
+        top_genres=row.top_genres,
+        updated_at=timestamp(row.updated_at),
+    )
+    for r in row.recent:
+        profile.recent_interactions.append(
+            profile_service_pb2.Interaction(
+                event_id=r["event_id"],
+                movie=movie_pb2.Movie(
+                    movie_id=r["movie_id"] or 0,
+                    title=r["title"] or "",
+                    year=r["year"] or 0,
+                    genres=r["genres"] or [],
+                    popularity=r["popularity"] or 0,
+                ),
+                type=EVENT_TYPES.get(r["event_type"], event_service_pb2.EVENT_TYPE_UNSPECIFIED),
+                rating=r["rating"] or 0.0,
+                occurred_at=timestamp(r["occurred_at"]),
+            )
+        )
+    return profile
+
+
+class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
+    """The owner of user_profiles; the Recommender asks it for preference vectors."""
+
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+
+    async def CreateUser(
+        self, request: profile_service_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
+    ) -> profile_service_pb2.CreateUserResponse:
+        check = Checks()
+        check.max_len("display_name", request.display_name, MAX_DISPLAY_NAME)
+        check.done()
+        user_id = await self.store.create_user(request.display_name.strip() or None)
+        return profile_service_pb2.CreateUserResponse(user_id=user_id)
+
+    async def GetProfile(
+        self, request: profile_service_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
+    ) -> profile_service_pb2.GetProfileResponse:
+        check = Checks()
+        check.positive("user_id", request.user_id)
+        recent_limit = check.optional_range(request, "recent_limit", 0, 100, default=20)
+        check.done()
+        row = await self.store.profile(request.user_id, recent_limit)
+        if row is None:
+            raise NotFound(f"user {request.user_id} not found")
+        return profile_service_pb2.GetProfileResponse(profile=profile_message(row))
+
+    async def GetPreferenceVector(
+        self, request: profile_service_pb2.GetPreferenceVectorRequest, context: grpc.aio.ServicerContext
+    ) -> profile_service_pb2.GetPreferenceVectorResponse:
+        check = Checks()
+        check.positive("user_id", request.user_id)
+        check.done()
+        found = await self.store.preference_vector(request.user_id)
+        if found is None:
+            return profile_service_pb2.GetPreferenceVectorResponse()
+        return profile_service_pb2.GetPreferenceVectorResponse(
+            vector=found.vector.tolist(),
+            model_version=found.model_version,
+            updated_at=timestamp(found.updated_at),
+        )

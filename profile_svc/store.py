@@ -1,0 +1,125 @@
+"""Data access of the ProfileService: user_profiles and the user's recent interactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+_PROFILE_SQL = """
+SELECT user_id, preference_vector IS NOT NULL AS has_vector, interaction_count, rating_count,
+       model_version, updated_at
+FROM user_profiles WHERE user_id = $1
+"""
+
+# Counts and top genres straight from the interactions of the recent window, so a user the
+# speed layer has not folded in yet (no profile row) still has a profile.
+_ACTIVITY_SQL = """
+WITH mine AS (
+    SELECT movie_id, event_type, occurred_at FROM rt_user_interactions WHERE user_id = $1
+)
+SELECT (SELECT count(*) FROM mine) AS interaction_count,
+       (SELECT count(*) FROM mine WHERE event_type = 'rate') AS rating_count,
+       (SELECT max(occurred_at) FROM mine) AS last_at,
+       (SELECT coalesce(array_agg(genre ORDER BY n DESC, genre), '{}')
+          FROM (SELECT g AS genre, count(*) AS n
+                  FROM mine JOIN movies m USING (movie_id), unnest(m.genres) AS g
+                 WHERE mine.event_type <> 'dislike'
+                 GROUP BY g ORDER BY n DESC, g LIMIT $2) t) AS top_genres
+"""
+
+_RECENT_SQL = """
+SELECT i.event_id, i.event_type, i.rating, i.occurred_at,
+       m.movie_id, m.title, m.year, m.genres, m.popularity
+FROM rt_user_interactions i LEFT JOIN movies m USING (movie_id)
+WHERE i.user_id = $1
+ORDER BY i.occurred_at DESC, i.event_id
+LIMIT $2
+"""
+
+_VECTOR_SQL = """
+SELECT preference_vector, model_version, updated_at FROM user_profiles WHERE user_id = $1
+"""
+
+_CREATE_SQL = """
+INSERT INTO user_profiles (user_id, display_name) VALUES (nextval('user_id_seq'), $1)
+RETURNING user_id
+"""
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """What the store knows about one user, before it becomes a proto."""
+
+    user_id: int
+    has_vector: bool
+    interaction_count: int
+    rating_count: int
+    model_version: str
+    updated_at: datetime | None
+    top_genres: list[str]
+    recent: list[asyncpg.Record]
+
+
+@dataclass(frozen=True)
+class PreferenceVector:
+    """A user's vector and the model it belongs to."""
+
+    vector: np.ndarray[Any, Any]
+    model_version: str
+    updated_at: datetime | None
+
+
+class ProfileStore:
+    """Reads and writes profiles on one asyncpg pool."""
+
+    TOP_GENRES = 5
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create_user(self, display_name: str | None) -> int:
+        async with self.pool.acquire() as conn:
+            return int(await conn.fetchval(_CREATE_SQL, display_name))
+
+    async def profile(self, user_id: int, recent_limit: int) -> ProfileRow | None:
+        """The profile of a user with a profile row or any interaction; None for a stranger."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_PROFILE_SQL, user_id)
+            activity = await conn.fetchrow(_ACTIVITY_SQL, user_id, self.TOP_GENRES)
+            recent = await conn.fetch(_RECENT_SQL, user_id, recent_limit) if recent_limit else []
+        assert activity is not None
+        if row is None and activity["interaction_count"] == 0:
+            return None
+        if row is not None:
+            # The speed layer keeps the counts of all time; the window's counts are a floor.
+            interactions = max(row["interaction_count"], activity["interaction_count"])
+            ratings = max(row["rating_count"], activity["rating_count"])
+            updated = row["updated_at"]
+        else:
+            interactions, ratings = activity["interaction_count"], activity["rating_count"]
+            updated = activity["last_at"]
+        return ProfileRow(
+            user_id=user_id,
+            has_vector=bool(row and row["has_vector"]),
+            interaction_count=int(interactions),
+            rating_count=int(ratings),
+            model_version=(row["model_version"] or "") if row else "",
+            updated_at=updated,
+            top_genres=list(activity["top_genres"]),
+            recent=list(recent),
+        )
+
+    async def preference_vector(self, user_id: int) -> PreferenceVector | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_VECTOR_SQL, user_id)
+        if row is None or row["preference_vector"] is None:
+            return None
+        return PreferenceVector(
+            vector=row["preference_vector"],
+            model_version=row["model_version"] or "",
+            updated_at=row["updated_at"],
+        )

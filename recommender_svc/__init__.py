@@ -1,0 +1,1 @@
+"""RecommenderService: the serving cascade (cache, realtime, batch, popular), similar movies, catalogue."""

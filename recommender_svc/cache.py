@@ -1,0 +1,66 @@
+"""The L1 cache of recommendation lists: fails open, so Redis being down never fails a serve."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from recommender_svc.ranking import CachedList
+from recsys.cache import recommendations_key
+
+log = logging.getLogger(__name__)
+
+
+class RecommendationCache:
+    """Get and set one user's cached candidate list; any Redis error is a miss.
+
+    The first error after a healthy period is logged as a warning, later ones only counted,
+    so a Redis outage does not flood the logs at serving rate.
+    """
+
+    WARN_EVERY_SECONDS = 60.0
+
+    def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
+        self.client = client
+        self.ttl_seconds = ttl_seconds
+        self.errors = 0
+        self._warned_at: float | None = None
+
+    def _failed(self, op: str, err: Exception) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at > self.WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning(
+                "redis unavailable, serving from postgres",
+                extra={"op": op, "error": repr(err), "redis_errors": self.errors},
+            )
+
+    def _recovered(self) -> None:
+        if self._warned_at is not None:
+            self._warned_at = None
+            log.info("redis reachable again", extra={"redis_errors": self.errors})
+
+    async def get(self, user_id: int) -> CachedList | None:
+        try:
+            raw = await self.client.get(recommendations_key(user_id))
+        except (RedisError, OSError) as err:
+            self._failed("get", err)
+            return None
+        self._recovered()
+        return CachedList.decode(raw) if raw is not None else None
+
+    async def set(self, user_id: int, value: CachedList) -> None:
+        try:
+            await self.client.set(recommendations_key(user_id), value.encode(), ex=self.ttl_seconds)
+        except (RedisError, OSError) as err:
+            self._failed("set", err)
+
+    async def delete(self, user_id: int) -> None:
+        try:
+            await self.client.delete(recommendations_key(user_id))
+        except (RedisError, OSError) as err:
+            self._failed("delete", err)

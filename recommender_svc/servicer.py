@@ -1,0 +1,328 @@
+"""RecommenderService handlers: the serving cascade, similar movies and the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import numpy as np
+
+from recommender_svc.cache import RecommendationCache
+from recommender_svc.ranking import (
+    POPULAR_REASON,
+    BadPageToken,
+    CachedList,
+    Candidate,
+    apply_filters,
+    decode_page_token,
+    encode_page_token,
+    explain,
+    taste_genres,
+    title_patterns,
+)
+from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
+from recommender_svc.store import History, MovieStore
+from recsys.errors import NotFound
+from recsys.grpcserver import current_request_id
+from recsys.v1 import (
+    movie_pb2,
+    profile_service_pb2,
+    profile_service_pb2_grpc,
+)
+from recsys.v1 import (
+    recommender_service_pb2 as pb,
+)
+from recsys.v1 import recommender_service_pb2_grpc as pb_grpc
+from recsys.validation import Checks
+
+log = logging.getLogger(__name__)
+
+# How many candidates a user's cache entry holds (the design's "top 50").
+CACHE_SIZE = 50
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_EXCLUDES = 1000
+MAX_GENRES = 50
+EMBEDDING_DIM = 64
+
+TIER_NAMES = {
+    pb.TIER_CACHE: "cache",
+    pb.TIER_REALTIME: "realtime",
+    pb.TIER_BATCH: "batch",
+    pb.TIER_POPULAR: "popular",
+}
+
+
+@dataclass(frozen=True)
+class UserVector:
+    """A user's preference vector as the Profile service returned it."""
+
+    vector: np.ndarray[Any, Any]
+    model_version: str
+    updated_at: float
+
+
+@dataclass
+class Answer:
+    """The cascade's result: ranked (candidate, tier) pairs and the tier that answered."""
+
+    tier: int
+    model_version: str
+    items: list[tuple[Candidate, int]]
+
+
+def movie_message(c: Candidate) -> movie_pb2.Movie:
+    return movie_pb2.Movie(
+        movie_id=c.movie_id, title=c.title, year=c.year, genres=c.genres, popularity=c.popularity
+    )
+
+
+def with_reason(items: Sequence[Candidate], reason: str) -> list[Candidate]:
+    return [Candidate(c.movie_id, c.score, c.title, c.year, c.genres, c.popularity, reason) for c in items]
+
+
+class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
+    """Serves recommendations from the cheapest tier that can answer."""
+
+    def __init__(
+        self,
+        store: MovieStore,
+        cache: RecommendationCache,
+        profiles: profile_service_pb2_grpc.ProfileServiceStub,
+        serve_log: ServeLogWriter,
+        *,
+        profile_timeout_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.profiles = profiles
+        self.serve_log = serve_log
+        self.profile_timeout_seconds = profile_timeout_seconds
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- GetRecommendations ---------------------------------------------------------------
+
+    async def GetRecommendations(
+        self, request: pb.GetRecommendationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetRecommendationsResponse:
+        started = time.perf_counter()
+        check = Checks()
+        check.positive("user_id", request.user_id)
+        limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        check.max_items("exclude_movie_ids", request.exclude_movie_ids, MAX_EXCLUDES)
+        check.all_positive("exclude_movie_ids", request.exclude_movie_ids)
+        check.max_items("genres", request.genres, MAX_GENRES)
+        for i, genre in enumerate(request.genres):
+            if not genre.strip():
+                check.fail(f"genres[{i}]", "must not be empty")
+        check.done()
+
+        user_id = request.user_id
+        exclude = frozenset(request.exclude_movie_ids)
+        genres = frozenset(g.strip() for g in request.genres)
+        answer = await self.cascade(user_id, limit, exclude, genres)
+
+        request_id = current_request_id()
+        response = pb.GetRecommendationsResponse(
+            user_id=user_id, tier=answer.tier, model_version=answer.model_version, request_id=request_id
+        )
+        for position, (c, tier) in enumerate(answer.items):
+            response.items.append(
+                pb.RecommendedMovie(
+                    movie=movie_message(c), score=c.score, tier=tier, position=position, reason=c.reason
+                )
+            )
+        self.serve_log.submit(
+            ServeLogEntry(
+                request_id=request_id,
+                user_id=user_id,
+                tier=TIER_NAMES[answer.tier],
+                model_version=answer.model_version or None,
+                movie_ids=[c.movie_id for c, _ in answer.items],
+                scores=[c.score for c, _ in answer.items],
+                served_at=datetime.now(UTC),
+                latency_ms=(time.perf_counter() - started) * 1e3,
+            )
+        )
+        return response
+
+    async def cascade(
+        self, user_id: int, limit: int, exclude: frozenset[int], genres: frozenset[str]
+    ) -> Answer:
+        """Cache -> realtime (pgvector) -> batch -> popular; short answers are topped up with popular.
+
+        Cache and filters: the cache holds the user's *unfiltered* top-50 (minus seen movies)
+        and filters apply after reading it, so one entry serves every filter combination. Only
+        when the filters leave fewer than `limit` of a non-exhaustive list does the request go
+        to the database, with the filters pushed into the query.
+        """
+        live = await self.store.live_model()
+
+        cached = await self.cache.get(user_id)
+        if cached is not None and (not live or cached.model_version == live):
+            hits = apply_filters(cached.items, exclude, genres)
+            if len(hits) >= limit or cached.exhaustive:
+                answer = Answer(
+                    pb.TIER_CACHE, cached.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]]
+                )
+                return await self._top_up(answer, frozenset(), exclude, genres, limit)
+
+        vector, history = await asyncio.gather(self._vector(user_id), self.store.history(user_id))
+        user_genres = taste_genres(history.genre_lists)
+        answer = None
+        if vector is not None and (not live or vector.model_version == live):
+            answer = await self._realtime(user_id, vector, history, user_genres, limit, exclude, genres)
+        if answer is None and live:
+            ranked = await self.store.batch(live, user_id, history.seen | exclude, genres, limit)
+            if ranked.items:
+                items = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
+                answer = Answer(pb.TIER_BATCH, live, [(c, pb.TIER_BATCH) for c in items])
+        if answer is None:
+            answer = Answer(pb.TIER_POPULAR, "", [])
+        return await self._top_up(answer, history.seen, exclude, genres, limit)
+
+    async def _realtime(
+        self,
+        user_id: int,
+        vector: UserVector,
+        history: History,
+        user_genres: list[str],
+        limit: int,
+        exclude: frozenset[int],
+        genres: frozenset[str],
+    ) -> Answer | None:
+        k = max(CACHE_SIZE, limit)
+        ranked = await self.store.nearest(vector.vector, history.seen, (), k)
+        if not ranked.items:
+            return None
+        explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
+        exhaustive = len(explained) < k
+        self._in_background(
+            self.cache.set(
+                user_id,
+                CachedList(vector.model_version, vector.updated_at, exhaustive, explained[:CACHE_SIZE]),
+            )
+        )
+        items = apply_filters(explained, exclude, genres)
+        if len(items) < limit and not exhaustive:
+            # The filters ate the unfiltered list; ask the index again with them pushed down.
+            ranked = await self.store.nearest(vector.vector, history.seen | exclude, sorted(genres), limit)
+            items = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
+        if not items:
+            return None
+        return Answer(pb.TIER_REALTIME, vector.model_version, [(c, pb.TIER_REALTIME) for c in items[:limit]])
+
+    async def _top_up(
+        self,
+        answer: Answer,
+        seen: frozenset[int],
+        exclude: frozenset[int],
+        genres: frozenset[str],
+        limit: int,
+    ) -> Answer:
+        """Fill a short answer with popular movies (each keeps its own tier)."""
+        missing = limit - len(answer.items)
+        if missing <= 0:
+            return answer
+        taken = {c.movie_id for c, _ in answer.items}
+        popular = await self.store.popular(sorted(seen | exclude | taken), sorted(genres), missing)
+        answer.items.extend((c, pb.TIER_POPULAR) for c in with_reason(popular, POPULAR_REASON))
+        return answer
+
+    async def _vector(self, user_id: int) -> UserVector | None:
+        """The user's vector from the Profile service; None when it has none or cannot answer."""
+        try:
+            resp = await self.profiles.GetPreferenceVector(
+                profile_service_pb2.GetPreferenceVectorRequest(user_id=user_id),
+                timeout=self.profile_timeout_seconds,
+            )
+        except grpc.aio.AioRpcError as err:
+            log.warning("profile service failed, skipping the realtime tier", extra={"code": str(err.code())})
+            return None
+        if len(resp.vector) != EMBEDDING_DIM:
+            if resp.vector:
+                log.warning(
+                    "preference vector of wrong size", extra={"user_id": user_id, "n": len(resp.vector)}
+                )
+            return None
+        updated = resp.updated_at.ToDatetime(UTC).timestamp() if resp.HasField("updated_at") else 0.0
+        return UserVector(np.asarray(resp.vector, dtype=np.float32), resp.model_version, updated)
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background cache writes (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # --- Similar movies and the catalogue -------------------------------------------------
+
+    async def GetSimilarMovies(
+        self, request: pb.GetSimilarMoviesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetSimilarMoviesResponse:
+        check = Checks()
+        check.positive("movie_id", request.movie_id)
+        limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        check.done()
+        row = await self.store.movie(request.movie_id)
+        if row is None:
+            raise NotFound(f"movie {request.movie_id} not found")
+        response = pb.GetSimilarMoviesResponse(
+            movie_id=request.movie_id, model_version=row["model_version"] or await self.store.live_model()
+        )
+        if row["embedding"] is None:
+            return response
+        ranked = await self.store.nearest(row["embedding"], [request.movie_id], (), limit)
+        for c in ranked.items:
+            response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
+        return response
+
+    async def GetMovie(
+        self, request: pb.GetMovieRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMovieResponse:
+        check = Checks()
+        check.positive("movie_id", request.movie_id)
+        check.done()
+        row = await self.store.movie(request.movie_id)
+        if row is None:
+            raise NotFound(f"movie {request.movie_id} not found")
+        return pb.GetMovieResponse(
+            movie=movie_pb2.Movie(
+                movie_id=row["movie_id"],
+                title=row["title"],
+                year=row["year"] or 0,
+                genres=row["genres"] or [],
+                popularity=row["popularity"],
+            )
+        )
+
+    async def ListMovies(
+        self, request: pb.ListMoviesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMoviesResponse:
+        check = Checks()
+        query, genre = request.query.strip(), request.genre.strip()
+        check.max_len("query", query, 200)
+        check.max_len("genre", genre, 100)
+        page_size = check.optional_range(request, "page_size", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        after = None
+        if request.page_token:
+            try:
+                after = decode_page_token(request.page_token, query, genre)
+            except BadPageToken as err:
+                check.fail("page_token", str(err))
+        check.done()
+        movies = await self.store.list_movies(title_patterns(query), genre, after, page_size + 1)
+        response = pb.ListMoviesResponse(movies=[movie_message(c) for c in movies[:page_size]])
+        if len(movies) > page_size:
+            last = movies[page_size - 1]
+            response.next_page_token = encode_page_token(last.popularity, last.movie_id, query, genre)
+        return response

@@ -1,0 +1,185 @@
+"""Data access of the RecommenderService: movies, interactions, batch lists, the live model.
+
+Every list is fetched in one query (no N+1); asyncpg prepares and caches each statement
+per connection, so repeated serves skip planning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from recommender_svc.ranking import Candidate, is_liked
+
+# hnsw.ef_search bounds: at least the number of rows asked for (else HNSW returns fewer).
+MIN_EF_SEARCH = 40
+MAX_EF_SEARCH = 1000
+
+_MOVIE_COLUMNS = "m.movie_id, m.title, m.year, m.genres, m.popularity"
+
+_INTERACTIONS_SQL = """
+SELECT i.movie_id, i.event_type, i.rating, m.title, m.genres,
+       CASE WHEN i.event_type IN ('like', 'watch') OR (i.event_type = 'rate' AND i.rating >= $3)
+            THEN m.embedding END AS embedding
+FROM rt_user_interactions i LEFT JOIN movies m USING (movie_id)
+WHERE i.user_id = $1
+ORDER BY i.occurred_at DESC
+LIMIT $2
+"""
+
+_NEAREST_SQL = f"""
+SELECT {_MOVIE_COLUMNS}, m.embedding, -(m.embedding <#> $1) AS score
+FROM movies m
+WHERE m.embedding IS NOT NULL
+  AND m.movie_id <> ALL($2::bigint[])
+  AND (cardinality($3::text[]) = 0 OR m.genres && $3::text[])
+ORDER BY m.embedding <#> $1
+LIMIT $4
+"""
+
+_BATCH_SQL = f"""
+SELECT {_MOVIE_COLUMNS}, m.embedding, b.score::float8 AS score
+FROM batch_recommendations b JOIN movies m USING (movie_id)
+WHERE b.model_version = $1 AND b.user_id = $2
+  AND b.movie_id <> ALL($3::bigint[])
+  AND (cardinality($4::text[]) = 0 OR m.genres && $4::text[])
+ORDER BY b.rank
+LIMIT $5
+"""
+
+_POPULAR_SQL = f"""
+SELECT {_MOVIE_COLUMNS}, m.popularity::float8 AS score
+FROM movies m
+WHERE m.movie_id <> ALL($1::bigint[])
+  AND (cardinality($2::text[]) = 0 OR m.genres && $2::text[])
+ORDER BY m.popularity DESC, m.movie_id
+LIMIT $3
+"""
+
+_MOVIE_SQL = f"SELECT {_MOVIE_COLUMNS}, m.embedding, m.model_version FROM movies m WHERE m.movie_id = $1"
+
+_LIVE_MODEL_SQL = "SELECT version FROM models WHERE status = 'live'"
+
+_LIST_SQL = f"""
+SELECT {_MOVIE_COLUMNS}
+FROM movies m
+WHERE (cardinality($1::text[]) = 0 OR (lower(m.title) LIKE $1[1] AND lower(m.title) LIKE ALL($1::text[])))
+  AND ($2 = '' OR m.genres @> ARRAY[$2])
+  AND ($3::bigint IS NULL OR m.popularity < $3 OR (m.popularity = $3 AND m.movie_id > $4))
+ORDER BY m.popularity DESC, m.movie_id
+LIMIT $5
+"""
+
+
+def ef_search_for(k: int) -> int:
+    """The hnsw.ef_search for a query of k rows that are post-filtered."""
+    return max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))
+
+
+def candidate(row: asyncpg.Record, score: float | None = None) -> Candidate:
+    return Candidate(
+        movie_id=row["movie_id"],
+        score=float(row["score"] if score is None else score),
+        title=row["title"],
+        year=row["year"] or 0,
+        genres=tuple(row["genres"] or ()),
+        popularity=row["popularity"],
+    )
+
+
+@dataclass(frozen=True)
+class History:
+    """What the user has done in the recent window, as the cascade needs it."""
+
+    seen: frozenset[int]
+    liked: list[tuple[str, np.ndarray[Any, Any]]]
+    genre_lists: list[Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Candidates in rank order, with the embedding of each (None when it has none)."""
+
+    items: list[Candidate]
+    embeddings: list[np.ndarray[Any, Any] | None]
+
+
+class MovieStore:
+    """Queries of the serving path on one asyncpg pool."""
+
+    HISTORY_LIMIT = 2000
+    LIKED_LIMIT = 50
+    LIVE_MODEL_TTL = 5.0
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._live: tuple[float, str] | None = None
+
+    async def live_model(self) -> str:
+        """The live model's version ('' when none), re-read at most every few seconds."""
+        now = time.monotonic()
+        if self._live is not None and now - self._live[0] < self.LIVE_MODEL_TTL:
+            return self._live[1]
+        async with self.pool.acquire() as conn:
+            version = await conn.fetchval(_LIVE_MODEL_SQL)
+        self._live = (now, version or "")
+        return self._live[1]
+
+    async def history(self, user_id: int) -> History:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_INTERACTIONS_SQL, user_id, self.HISTORY_LIMIT, 3.5)
+        seen = frozenset(r["movie_id"] for r in rows)
+        liked: list[tuple[str, np.ndarray[Any, Any]]] = []
+        liked_ids: set[int] = set()
+        genre_lists: list[Sequence[str]] = []
+        for r in rows:
+            if r["event_type"] != "dislike" and r["genres"]:
+                genre_lists.append(r["genres"])
+            if (
+                r["embedding"] is not None
+                and is_liked(r["event_type"], r["rating"])
+                and r["movie_id"] not in liked_ids
+                and len(liked) < self.LIKED_LIMIT
+            ):
+                liked_ids.add(r["movie_id"])
+                liked.append((r["title"], r["embedding"]))
+        return History(seen, liked, genre_lists)
+
+    async def nearest(
+        self, vector: np.ndarray[Any, Any], exclude: Sequence[int], genres: Sequence[str], k: int
+    ) -> Ranked:
+        """The k movies of highest inner product with `vector`, by the HNSW index."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # SET LOCAL lasts until the end of this transaction only; the value is an int.
+            await conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search_for(k + len(exclude))}")
+            rows = await conn.fetch(_NEAREST_SQL, vector, list(exclude), list(genres), k)
+        return Ranked([candidate(r) for r in rows], [r["embedding"] for r in rows])
+
+    async def batch(
+        self, model_version: str, user_id: int, exclude: Sequence[int], genres: Sequence[str], k: int
+    ) -> Ranked:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_BATCH_SQL, model_version, user_id, list(exclude), list(genres), k)
+        return Ranked([candidate(r) for r in rows], [r["embedding"] for r in rows])
+
+    async def popular(self, exclude: Sequence[int], genres: Sequence[str], k: int) -> list[Candidate]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_POPULAR_SQL, list(exclude), list(genres), k)
+        return [candidate(r) for r in rows]
+
+    async def movie(self, movie_id: int) -> asyncpg.Record | None:
+        async with self.pool.acquire() as conn:
+            return await conn.fetchrow(_MOVIE_SQL, movie_id)
+
+    async def list_movies(
+        self, patterns: list[str], genre: str, after: tuple[int, int] | None, k: int
+    ) -> list[Candidate]:
+        popularity, movie_id = after if after is not None else (None, 0)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_LIST_SQL, patterns, genre, popularity, movie_id, k)
+        return [candidate(r, score=0.0) for r in rows]
