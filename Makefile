@@ -1,0 +1,50 @@
+# recsys: the local stack and the checks. `make up`, `make test`, `make down`.
+# Every target that needs .venv runs `install` first (idempotent, quick when nothing is missing).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+BUF := npx --yes @bufbuild/buf@1.75.0
+
+.PHONY: help install proto proto-check lint up down status test bench
+
+help:
+	@echo "make up | down | status   start / stop / health of the local stack (logs: .stack/logs/)"
+	@echo "make test                 install, start the stack if needed, run every test"
+	@echo "make install              install what is missing (apt, .venv, Kafka jars, grpcurl/ghz)"
+	@echo "make proto | proto-check  regenerate / verify recsys/v1 and envoy/recsys.pb"
+	@echo "make lint                 ruff + proto-check + buf lint"
+	@echo "make bench                benchmarks (bench/)"
+
+install:
+	@bash stack/install.sh
+
+proto: install
+	$(PY) scripts/gen_proto.py
+
+proto-check: install
+	$(PY) scripts/gen_proto.py --check
+
+# buf needs google/api/*.proto: copied from the googleapis-common-protos wheel (see buf.yaml).
+lint: install proto-check
+	.venv/bin/ruff check .
+	@mkdir -p .stack/proto-deps/google/api
+	@cp "$$($(PY) -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')"/{annotations,http}.proto .stack/proto-deps/google/api/
+	$(BUF) lint
+
+up: install
+	$(PY) -m stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m stack down; else echo "no .venv: nothing to stop"; fi
+
+status:
+	$(PY) -m stack status
+
+# The session fixtures in tests/conftest.py bring the stack up (or reuse a healthy one).
+test: install
+	$(PY) -m pytest -q
+
+bench: up
+	@if ls bench/*.py >/dev/null 2>&1; then \
+	  for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit $$?; done; \
+	else echo "no benchmarks yet (bench/bench_*.py)"; fi
