@@ -1,0 +1,364 @@
+// The typed REST client of the recsys API (Envoy's gRPC-JSON transcoder).
+// This module is the only place that knows URLs. Proto3 JSON rules apply:
+// lowerCamelCase fields, int64 values as strings, enums by name.
+
+export type Tier = 'TIER_UNSPECIFIED' | 'TIER_CACHE' | 'TIER_REALTIME' | 'TIER_BATCH' | 'TIER_POPULAR'
+
+export type EventType =
+  | 'EVENT_TYPE_VIEW'
+  | 'EVENT_TYPE_CLICK'
+  | 'EVENT_TYPE_WATCH'
+  | 'EVENT_TYPE_RATE'
+  | 'EVENT_TYPE_LIKE'
+  | 'EVENT_TYPE_DISLIKE'
+
+export interface Movie {
+  movieId: string
+  title: string
+  year: number
+  genres: string[]
+  popularity: string
+}
+
+export interface RecommendedMovie {
+  movie: Movie
+  score: number
+  tier: Tier
+  position: number
+  reason: string
+}
+
+export interface Recommendations {
+  userId: string
+  items: RecommendedMovie[]
+  tier: Tier
+  modelVersion: string
+  requestId: string
+}
+
+export interface SimilarMovie {
+  movie: Movie
+  score: number
+}
+
+export interface SimilarMovies {
+  movieId: string
+  items: SimilarMovie[]
+  modelVersion: string
+}
+
+export interface MoviePage {
+  movies: Movie[]
+  nextPageToken: string
+}
+
+export interface Interaction {
+  eventId: string
+  movie?: Movie
+  type: EventType
+  rating: number
+  occurredAt?: string
+}
+
+export interface Profile {
+  userId: string
+  hasPreferenceVector: boolean
+  interactionCount: string
+  ratingCount: string
+  modelVersion: string
+  updatedAt?: string
+  topGenres: string[]
+  recentInteractions: Interaction[]
+}
+
+export interface NewEvent {
+  userId: string
+  movieId: string
+  type: EventType
+  /** 0.5 to 5, for EVENT_TYPE_RATE only. */
+  rating?: number
+  /** The requestId of the serve, when acting on a recommended movie. */
+  requestId?: string
+  eventId?: string
+}
+
+export interface RecommendationsQuery {
+  limit?: number
+  genres?: string[]
+  excludeMovieIds?: string[]
+}
+
+export interface MoviesQuery {
+  query?: string
+  genre?: string
+  pageSize?: number
+  pageToken?: string
+}
+
+/** Any error answer of the API; message is the server's (it names the field for 400). */
+export class ApiError extends Error {
+  readonly status: number
+  readonly code: number | string | undefined
+
+  constructor(status: number, message: string, code?: number | string) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+  }
+}
+
+/** HTTP 429: the gateway's rate limit; retryAfterSeconds when the server said so. */
+export class RateLimitedError extends ApiError {
+  readonly retryAfterSeconds: number | null
+
+  constructor(message: string, retryAfterSeconds: number | null, code?: number | string) {
+    super(429, message, code)
+    this.name = 'RateLimitedError'
+    this.retryAfterSeconds = retryAfterSeconds
+  }
+}
+
+/** HTTP 503 (or 502/504, or no answer at all): the service cannot be reached right now. */
+export class UnavailableError extends ApiError {
+  constructor(message: string, status = 503, code?: number | string) {
+    super(status, message, code)
+    this.name = 'UnavailableError'
+  }
+}
+
+/** HTTP 404: the user or movie does not exist. */
+export class NotFoundError extends ApiError {
+  constructor(message: string, code?: number | string) {
+    super(404, message, code)
+    this.name = 'NotFoundError'
+  }
+}
+
+export const DEFAULT_API_BASE = 'http://localhost:8080'
+
+function envBase(): string {
+  try {
+    return import.meta.env?.VITE_API_BASE || DEFAULT_API_BASE
+  } catch {
+    return DEFAULT_API_BASE
+  }
+}
+
+/** Parses a Retry-After header: delta-seconds or an HTTP date. */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
+  if (!value) return null
+  const trimmed = value.trim()
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.max(0, Math.ceil(Number(trimmed)))
+  const date = Date.parse(trimmed)
+  if (Number.isNaN(date)) return null
+  return Math.max(0, Math.ceil((date - now) / 1000))
+}
+
+async function errorFromResponse(res: Response): Promise<ApiError> {
+  let message = ''
+  let code: number | string | undefined
+  const text = await res.text().catch(() => '')
+  if (text) {
+    try {
+      const body = JSON.parse(text) as { message?: unknown; code?: unknown }
+      if (typeof body.message === 'string') message = body.message
+      if (typeof body.code === 'number' || typeof body.code === 'string') code = body.code
+    } catch {
+      // Envoy's own local replies (rate limit, no healthy upstream) are plain text.
+      message = text.trim()
+    }
+  }
+  switch (res.status) {
+    case 429:
+      return new RateLimitedError(
+        message || 'Too many requests',
+        parseRetryAfter(res.headers.get('retry-after')),
+        code,
+      )
+    case 502:
+    case 503:
+    case 504:
+      return new UnavailableError(message || 'The service is unavailable', res.status, code)
+    case 404:
+      return new NotFoundError(message || 'Not found', code)
+    default:
+      return new ApiError(res.status, message || `Request failed (HTTP ${res.status})`, code)
+  }
+}
+
+type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
+
+export interface ApiClient {
+  readonly baseUrl: string
+  createUser(displayName?: string): Promise<string>
+  getRecommendations(userId: string, q?: RecommendationsQuery, signal?: AbortSignal): Promise<Recommendations>
+  listMovies(q?: MoviesQuery, signal?: AbortSignal): Promise<MoviePage>
+  getMovie(movieId: string, signal?: AbortSignal): Promise<Movie>
+  getSimilarMovies(movieId: string, limit?: number, signal?: AbortSignal): Promise<SimilarMovies>
+  postEvent(event: NewEvent): Promise<string>
+  getProfile(userId: string, signal?: AbortSignal): Promise<Profile>
+}
+
+function normalizeMovie(m: Partial<Movie> | undefined): Movie {
+  return {
+    movieId: String(m?.movieId ?? ''),
+    title: m?.title ?? '',
+    year: Number(m?.year ?? 0),
+    genres: m?.genres ?? [],
+    popularity: String(m?.popularity ?? '0'),
+  }
+}
+
+export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike): ApiClient {
+  const base = baseUrl.replace(/\/+$/, '')
+  const doFetch: FetchLike = fetchImpl ?? ((input, init) => globalThis.fetch(input, init))
+
+  async function request<T>(path: string, init?: RequestInit): Promise<T> {
+    let res: Response
+    try {
+      res = await doFetch(base + path, {
+        ...init,
+        headers: { Accept: 'application/json', ...(init?.body ? { 'Content-Type': 'application/json' } : {}) },
+      })
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') throw err
+      // fetch rejects on network failures (and on CORS-less error replies).
+      throw new UnavailableError('Cannot reach the API', 0)
+    }
+    if (!res.ok) throw await errorFromResponse(res)
+    const text = await res.text()
+    return (text ? JSON.parse(text) : {}) as T
+  }
+
+  const seg = encodeURIComponent
+
+  return {
+    baseUrl: base,
+
+    async createUser(displayName = '') {
+      const body = await request<{ userId?: string }>('/v1/users', {
+        method: 'POST',
+        body: JSON.stringify({ displayName }),
+      })
+      return String(body.userId ?? '')
+    },
+
+    async getRecommendations(userId, q = {}, signal) {
+      const params = new URLSearchParams()
+      if (q.limit !== undefined) params.set('limit', String(q.limit))
+      for (const g of q.genres ?? []) params.append('genres', g)
+      for (const id of q.excludeMovieIds ?? []) params.append('excludeMovieIds', id)
+      const qs = params.toString()
+      const body = await request<Partial<Recommendations>>(
+        `/v1/users/${seg(userId)}/recommendations${qs ? `?${qs}` : ''}`,
+        { signal },
+      )
+      return {
+        userId: String(body.userId ?? userId),
+        items: (body.items ?? []).map((it) => ({
+          movie: normalizeMovie(it.movie),
+          score: Number(it.score ?? 0),
+          tier: (it.tier ?? 'TIER_UNSPECIFIED') as Tier,
+          position: Number(it.position ?? 0),
+          reason: it.reason ?? '',
+        })),
+        tier: (body.tier ?? 'TIER_UNSPECIFIED') as Tier,
+        modelVersion: body.modelVersion ?? '',
+        requestId: body.requestId ?? '',
+      }
+    },
+
+    async listMovies(q = {}, signal) {
+      const params = new URLSearchParams()
+      if (q.query) params.set('query', q.query)
+      if (q.genre) params.set('genre', q.genre)
+      if (q.pageSize !== undefined) params.set('pageSize', String(q.pageSize))
+      if (q.pageToken) params.set('pageToken', q.pageToken)
+      const qs = params.toString()
+      const body = await request<Partial<MoviePage>>(`/v1/movies${qs ? `?${qs}` : ''}`, { signal })
+      return { movies: (body.movies ?? []).map(normalizeMovie), nextPageToken: body.nextPageToken ?? '' }
+    },
+
+    async getMovie(movieId, signal) {
+      const body = await request<{ movie?: Movie }>(`/v1/movies/${seg(movieId)}`, { signal })
+      return normalizeMovie(body.movie)
+    },
+
+    async getSimilarMovies(movieId, limit, signal) {
+      const qs = limit !== undefined ? `?limit=${limit}` : ''
+      const body = await request<Partial<SimilarMovies>>(`/v1/movies/${seg(movieId)}/similar${qs}`, { signal })
+      return {
+        movieId: String(body.movieId ?? movieId),
+        items: (body.items ?? []).map((it) => ({ movie: normalizeMovie(it.movie), score: Number(it.score ?? 0) })),
+        modelVersion: body.modelVersion ?? '',
+      }
+    },
+
+    async postEvent(event) {
+      const payload: Record<string, unknown> = {
+        userId: event.userId,
+        movieId: event.movieId,
+        type: event.type,
+      }
+      if (event.rating !== undefined) payload.rating = event.rating
+      if (event.requestId) payload.requestId = event.requestId
+      if (event.eventId) payload.eventId = event.eventId
+      const body = await request<{ eventId?: string }>('/v1/events', {
+        method: 'POST',
+        body: JSON.stringify(payload),
+      })
+      return body.eventId ?? ''
+    },
+
+    async getProfile(userId, signal) {
+      const body = await request<{ profile?: Partial<Profile> }>(`/v1/users/${seg(userId)}/profile`, { signal })
+      const p = body.profile ?? {}
+      return {
+        userId: String(p.userId ?? userId),
+        hasPreferenceVector: Boolean(p.hasPreferenceVector),
+        interactionCount: String(p.interactionCount ?? '0'),
+        ratingCount: String(p.ratingCount ?? '0'),
+        modelVersion: p.modelVersion ?? '',
+        updatedAt: p.updatedAt,
+        topGenres: p.topGenres ?? [],
+        recentInteractions: (p.recentInteractions ?? []).map((i) => ({
+          eventId: i.eventId ?? '',
+          movie: i.movie ? normalizeMovie(i.movie) : undefined,
+          type: i.type,
+          rating: Number(i.rating ?? 0),
+          occurredAt: i.occurredAt,
+        })),
+      }
+    },
+  }
+}
+
+/** The client the app uses, pointed at VITE_API_BASE (default http://localhost:8080). */
+export const api: ApiClient = createApi()
+
+/** Short, human names for the tiers. */
+export const TIER_LABELS: Record<Tier, string> = {
+  TIER_UNSPECIFIED: 'Unknown',
+  TIER_CACHE: 'Cache',
+  TIER_REALTIME: 'Realtime',
+  TIER_BATCH: 'Batch',
+  TIER_POPULAR: 'Popular',
+}
+
+export const TIER_DESCRIPTIONS: Record<Tier, string> = {
+  TIER_UNSPECIFIED: 'Unknown source',
+  TIER_CACHE: 'Served from the cache',
+  TIER_REALTIME: 'Computed now from your latest activity',
+  TIER_BATCH: 'Pre-computed by the daily model',
+  TIER_POPULAR: 'Popular with everyone',
+}
+
+export const EVENT_LABELS: Record<EventType, string> = {
+  EVENT_TYPE_VIEW: 'Viewed',
+  EVENT_TYPE_CLICK: 'Clicked',
+  EVENT_TYPE_WATCH: 'Watched',
+  EVENT_TYPE_RATE: 'Rated',
+  EVENT_TYPE_LIKE: 'Liked',
+  EVENT_TYPE_DISLIKE: 'Disliked',
+}

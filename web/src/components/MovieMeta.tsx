@@ -1,0 +1,14 @@
+import type { Movie } from '../api'
+
+export function movieYear(m: Movie): string {
+  return m.year ? String(m.year) : ''
+}
+
+export function MovieMeta({ movie }: { movie: Movie }) {
+  return (
+    <p className="movie-meta">
+      {movie.year ? <span>{movie.year}</span> : null}
+      {movie.genres.length ? <span>{movie.genres.join(' · ')}</span> : null}
+    </p>
+  )
+}
