@@ -1,0 +1,238 @@
+"""The driver-side writes of one micro-batch: Postgres (interactions, profiles, feedback), Redis.
+
+Batches are small (seconds of events), so the driver writes them with psycopg in one
+transaction per batch. Every write is idempotent, so replaying a batch after a crash
+changes nothing:
+- rt_user_interactions: INSERT ... ON CONFLICT (event_id) DO NOTHING;
+- user_profiles: recomputed from the user's rows in rt_user_interactions (counts too),
+  never incremented;
+- recommendation_feedback: ON CONFLICT (event_id), filling a missing position only.
+Cache keys are deleted after the commit, so a reader cannot re-cache the old profile from
+a transaction that has not committed yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+import redis
+from pgvector.psycopg import register_vector
+
+from batch.foldin import aggregate_signals, fold_in, gram
+from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
+from recsys.cache import recommendations_key
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 64
+
+INSERT_INTERACTION = """
+    INSERT INTO rt_user_interactions
+        (event_id, user_id, movie_id, event_type, rating, request_id, occurred_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (event_id) DO NOTHING
+"""
+
+# Position is 1-based (1 = the first item served), NULL when the movie was not in the list
+# or the log row is not there yet; the backfill below fills it in once the log row lands.
+INSERT_FEEDBACK = """
+    INSERT INTO recommendation_feedback
+        (event_id, request_id, user_id, movie_id, event_type, position, occurred_at)
+    SELECT %(event_id)s, %(request_id)s, %(user_id)s, %(movie_id)s, %(event_type)s,
+           (SELECT array_position(l.movie_ids, %(movie_id)s::bigint)
+              FROM recommendation_logs l WHERE l.request_id = %(request_id)s),
+           %(occurred_at)s
+    ON CONFLICT (event_id) DO UPDATE SET position = EXCLUDED.position
+        WHERE recommendation_feedback.position IS NULL
+"""
+
+# The Recommender logs a serve without delaying its answer, so feedback can overtake its
+# log row by a few milliseconds; each batch retries the recent rows that still lack one.
+BACKFILL_FEEDBACK = """
+    UPDATE recommendation_feedback f
+       SET position = array_position(l.movie_ids, f.movie_id)
+      FROM recommendation_logs l
+     WHERE f.position IS NULL AND f.request_id = l.request_id
+       AND f.recorded_at > now() - interval '1 hour'
+       AND array_position(l.movie_ids, f.movie_id) IS NOT NULL
+"""
+
+USER_INTERACTIONS = """
+    SELECT user_id, movie_id, event_type, rating FROM rt_user_interactions WHERE user_id = ANY(%s)
+"""
+
+UPSERT_PROFILE = """
+    INSERT INTO user_profiles
+        (user_id, preference_vector, interaction_count, rating_count, model_version, updated_at)
+    VALUES (%s, %s, %s, %s, %s, now())
+    ON CONFLICT (user_id) DO UPDATE SET
+        preference_vector = COALESCE(EXCLUDED.preference_vector, user_profiles.preference_vector),
+        interaction_count = EXCLUDED.interaction_count,
+        rating_count = EXCLUDED.rating_count,
+        model_version = COALESCE(EXCLUDED.model_version, user_profiles.model_version),
+        updated_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class ModelEmbeddings:
+    """The movie embeddings of the live model, with what fold-in needs precomputed."""
+
+    key: tuple[Any, ...]
+    version: str | None
+    index: dict[int, int]
+    factors: np.ndarray
+    gram: np.ndarray
+    alpha: float
+    reg_param: float
+
+
+def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
+    row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
+    version, params = (row[0], row[1] or {}) if row else (None, {})
+    rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
+    factors = np.array([np.asarray(r[1], dtype=np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
+    return ModelEmbeddings(
+        key=key,
+        version=version,
+        index={r[0]: i for i, r in enumerate(rows)},
+        factors=factors,
+        gram=gram(factors),
+        alpha=float(params.get("alpha", DEFAULT_ALPHA)),
+        reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+    )
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: int
+    vector: np.ndarray | None
+    interaction_count: int
+    rating_count: int
+
+
+def compute_profiles(rows: Iterable[Sequence[Any]], model: ModelEmbeddings) -> list[Profile]:
+    """Fold-in vectors and counts from (user_id, movie_id, event_type, rating) rows.
+
+    A user none of whose movies has an embedding gets no vector (the old one stays).
+    """
+    by_user: dict[int, list[Sequence[Any]]] = defaultdict(list)
+    for row in rows:
+        by_user[row[0]].append(row)
+    profiles = []
+    for user_id, events in by_user.items():
+        ratings = sum(1 for e in events if e[2] == "rate")
+        known = [e for e in events if e[1] in model.index]
+        vector = None
+        if known:
+            items, signals = aggregate_signals(
+                [e[1] for e in known], [event_signal(e[2], e[3]) for e in known]
+            )
+            factors = model.factors[[model.index[int(i)] for i in items]]
+            x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
+            vector = x.astype(np.float32) if x.any() else None
+        profiles.append(Profile(user_id, vector, len(events), ratings))
+    return profiles
+
+
+class SpeedLayerSink:
+    """Holds the driver's Postgres and Redis connections across batches."""
+
+    def __init__(self, database_url: str, redis_url: str) -> None:
+        self._database_url = database_url
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._model: ModelEmbeddings | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._database_url)
+            register_vector(self._conn)
+        return self._conn
+
+    def _embeddings(self, conn: psycopg.Connection[Any]) -> ModelEmbeddings:
+        key = conn.execute(
+            "SELECT (SELECT version FROM models WHERE status = 'live'), count(embedding), max(updated_at) "
+            "FROM movies"
+        ).fetchone()
+        assert key is not None
+        if self._model is None or self._model.key != tuple(key):
+            self._model = load_embeddings(conn, tuple(key))
+            log.info(
+                "loaded embeddings", extra={"model": self._model.version, "movies": len(self._model.index)}
+            )
+        return self._model
+
+    def write_batch(self, events: list[dict[str, Any]], feedback: list[dict[str, Any]]) -> dict[str, int]:
+        """Write one batch in one transaction; then invalidate the touched users' cache keys."""
+        if not events:
+            return {"events": 0}
+        users = sorted({e["user_id"] for e in events})
+        try:
+            stats = self._write(events, feedback, users)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            # A dropped connection: reconnect on the next attempt; Spark re-runs the batch.
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            raise
+        self._redis.delete(*[recommendations_key(u) for u in users])
+        return stats
+
+    def _write(
+        self, events: list[dict[str, Any]], feedback: list[dict[str, Any]], users: list[int]
+    ) -> dict[str, int]:
+        conn = self._connection()
+        with conn.transaction():
+            model = self._embeddings(conn)
+            with conn.cursor() as cur:
+                cur.executemany(
+                    INSERT_INTERACTION,
+                    [
+                        (
+                            e["event_id"],
+                            e["user_id"],
+                            e["movie_id"],
+                            e["event_type"],
+                            e["rating"],
+                            e["request_id"],
+                            e["occurred_at"],
+                        )
+                        for e in events
+                    ],
+                )
+                if feedback:
+                    cur.executemany(INSERT_FEEDBACK, feedback)
+                cur.execute(BACKFILL_FEEDBACK)
+                rows = cur.execute(USER_INTERACTIONS, (users,)).fetchall()
+                profiles = compute_profiles(rows, model)
+                cur.executemany(
+                    UPSERT_PROFILE,
+                    [
+                        (
+                            p.user_id,
+                            p.vector,
+                            p.interaction_count,
+                            p.rating_count,
+                            model.version if p.vector is not None else None,
+                        )
+                        for p in profiles
+                    ],
+                )
+        return {
+            "events": len(events),
+            "users": len(users),
+            "vectors": sum(p.vector is not None for p in profiles),
+            "feedback": len(feedback),
+        }
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._redis.close()
