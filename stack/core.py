@@ -46,14 +46,17 @@ def _run_logged(cfg: StackConfig, name: str, cmd: list[str], timeout: float = 18
         out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {' '.join(cmd)}\n")
         out.flush()
         try:
-            res = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=cfg.child_env(),
-                                 cwd=cfg.root, timeout=timeout)
+            res = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=cfg.child_env(), cwd=cfg.root, timeout=timeout
+            )
         except FileNotFoundError as e:
             raise StackError(f"{name}: {cmd[0]} not found ({e}); is the project installed in .venv?") from e
         except subprocess.TimeoutExpired as e:
             raise StackError(f"{name}: timed out after {timeout:.0f}s; read {log}") from e
     if res.returncode != 0:
-        raise StackError(f"{name}: `{' '.join(cmd)}` failed (exit {res.returncode}); read {log}:\n{_tail(log)}")
+        raise StackError(
+            f"{name}: `{' '.join(cmd)}` failed (exit {res.returncode}); read {log}:\n{_tail(log)}"
+        )
     say(f"{name}: ok in {time.monotonic() - t0:.1f}s")
 
 
@@ -71,9 +74,13 @@ def postgres_bootstrap(cfg: StackConfig) -> None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
             say(f"postgres: created role {role}")
         if password is not None:
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(role))
+            )
             say(f"postgres: created database {db}")
     with psycopg.connect(checks.admin_dsn(cfg, db), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -99,7 +106,9 @@ def kafka_topic(cfg: StackConfig) -> None:
             say(f"kafka: created topic {topic} (3 partitions)")
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise StackError(f"kafka: creating topic {topic} failed: {e}; read {cfg.logs / 'kafka.log'}") from e
+                raise StackError(
+                    f"kafka: creating topic {topic} failed: {e}; read {cfg.logs / 'kafka.log'}"
+                ) from e
     _wait("kafka topic", lambda: checks.kafka_topic(cfg), 30, cfg.logs / "kafka.log")
 
 
@@ -108,8 +117,10 @@ def _movies_count(cfg: StackConfig) -> int:
 
     with psycopg.connect(cfg.database_url) as conn:
         if conn.execute("SELECT to_regclass('public.movies')").fetchone() == (None,):
-            raise StackError("demo-data: table movies does not exist (did `recsys-migrate` run?); "
-                             f"read {cfg.logs / 'migrate.log'}")
+            raise StackError(
+                "demo-data: table movies does not exist (did `recsys-migrate` run?); "
+                f"read {cfg.logs / 'migrate.log'}"
+            )
         row = conn.execute("SELECT count(*) FROM movies").fetchone()
         return int(row[0]) if row else 0
 
@@ -140,8 +151,11 @@ class Step:
 
 # Bootstrap steps that run once the programs of a stage are healthy, in order.
 AFTER_STAGE: dict[str, list[Step]] = {
-    "infra": [Step("postgres-bootstrap", postgres_bootstrap), Step("migrate", migrate),
-              Step("kafka-topic", kafka_topic)],
+    "infra": [
+        Step("postgres-bootstrap", postgres_bootstrap),
+        Step("migrate", migrate),
+        Step("kafka-topic", kafka_topic),
+    ],
     "app": [],
     "edge": [Step("demo-data", demo_data), Step("first-model", first_model)],
 }
@@ -151,8 +165,13 @@ AFTER_STAGE: dict[str, list[Step]] = {
 _DEAD = {"FATAL", "EXITED", "STOPPED", "BACKOFF"}
 
 
-def _wait(what: str, probe: Callable[[], str], timeout: float, log: object,
-          alive: Callable[[], str | None] | None = None) -> str:
+def _wait(
+    what: str,
+    probe: Callable[[], str],
+    timeout: float,
+    log: object,
+    alive: Callable[[], str | None] | None = None,
+) -> str:
     deadline = time.monotonic() + timeout
     last = "not checked yet"
     while True:
@@ -240,8 +259,10 @@ def down(cfg: StackConfig | None = None, timeout: float = 120) -> None:
         if not still:
             break
         if time.monotonic() > deadline:
-            raise StackError(f"down: ports still open after supervisord exited: {still} "
-                             "(a process the stack did not start, or a leftover?)")
+            raise StackError(
+                f"down: ports still open after supervisord exited: {still} "
+                "(a process the stack did not start, or a leftover?)"
+            )
         time.sleep(0.3)
     say("down: stopped")
 

@@ -13,8 +13,10 @@ DESCRIPTOR = ROOT / "envoy" / "recsys.pb"
 
 
 def values(cfg: StackConfig) -> dict[str, str]:
-    v = {k: str(cfg.port(k)) for k in
-         ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT")}
+    v = {
+        k: str(cfg.port(k))
+        for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT")
+    }
     v["PROTO_DESCRIPTOR"] = str(DESCRIPTOR)
     return v
 
@@ -39,7 +41,8 @@ def render(cfg: StackConfig, validate: bool = True) -> Path:
     if validate:
         res = subprocess.run(
             [str(cfg.venv / "bin" / "envoy"), "--mode", "validate", "-c", str(tmp), "--log-level", "error"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if res.returncode != 0:
             raise StackError(f"envoy: rendered config {tmp} is invalid:\n{(res.stdout + res.stderr).strip()}")

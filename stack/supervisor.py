@@ -128,14 +128,18 @@ def start(cfg: StackConfig) -> None:
     conf = conf_path(cfg)
     if running(cfg):
         # like `supervisorctl update`: add/remove programs whose config changed
-        res = subprocess.run([str(cfg.venv / "bin" / "supervisorctl"), "-c", str(conf), "update"],
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [str(cfg.venv / "bin" / "supervisorctl"), "-c", str(conf), "update"],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode not in (0,):
             raise StackError(f"supervisorctl update failed: {res.stdout}{res.stderr}")
         return
     sock_path(cfg).unlink(missing_ok=True)
-    res = subprocess.run([str(cfg.venv / "bin" / "supervisord"), "-c", str(conf)],
-                         capture_output=True, text=True, cwd=cfg.root)
+    res = subprocess.run(
+        [str(cfg.venv / "bin" / "supervisord"), "-c", str(conf)], capture_output=True, text=True, cwd=cfg.root
+    )
     if res.returncode != 0:
         raise StackError(
             f"supervisord failed to start: {(res.stdout + res.stderr).strip()}; "
@@ -190,5 +194,6 @@ def shutdown(cfg: StackConfig, timeout: float = 120) -> None:
         except PermissionError:
             pass
         time.sleep(0.2)
-    raise StackError(f"supervisord (pid {pid}) did not exit within {timeout:.0f}s; "
-                     f"read {cfg.logs / 'supervisord.log'}")
+    raise StackError(
+        f"supervisord (pid {pid}) did not exit within {timeout:.0f}s; read {cfg.logs / 'supervisord.log'}"
+    )

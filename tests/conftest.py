@@ -14,10 +14,14 @@ Tests marked `stack_restart` (they stop and start the stack) run last.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+# stack/ is a top-level package of the repository, not of the installed distribution
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stack import core
 from stack.config import StackConfig, StackError

@@ -64,8 +64,12 @@ def test_service_health_serving(stack, addr_attr, service):
 
 def test_grpcurl_lists_services_through_envoy(stack):
     assert stack.grpcurl.exists(), f"{stack.grpcurl} missing: run `make install`"
-    out = subprocess.run([str(stack.grpcurl), "-plaintext", stack.envoy_grpc_addr, "list"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [str(stack.grpcurl), "-plaintext", stack.envoy_grpc_addr, "list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     listed = set(out.stdout.split())
     assert set(SERVICES) <= listed, out.stdout
