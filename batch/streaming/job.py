@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 from pyspark.sql import DataFrame, SparkSession
 
+from batch.common.spark import build_session as spark_session
 from batch.streaming.jars import ensure_jars
 from batch.streaming.sink import SpeedLayerSink
 from batch.streaming.transforms import FEEDBACK_TYPES, parse_events
@@ -43,16 +44,16 @@ def is_feedback(event: dict[str, Any]) -> bool:
 
 def build_session(settings: Settings, master: str) -> SparkSession:
     jars = ensure_jars(settings.stack_dir / "jars" / "streaming")
-    return (
-        SparkSession.builder.appName("recsys-streaming")
-        .master(master)
-        .config("spark.jars", ",".join(str(j) for j in jars))
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.streaming.stopTimeout", "15000")
-        .getOrCreate()
+    return spark_session(
+        "recsys-streaming",
+        master=master,
+        extra_conf={
+            "spark.jars": ",".join(str(j) for j in jars),
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "1g",
+            "spark.sql.streaming.stopTimeout": "15000",
+        },
     )
 
 

@@ -1,0 +1,124 @@
+"""Pure transforms of the streaming job, on tiny inline frames."""
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from batch.foldin import gram
+from batch.streaming.sink import EMBEDDING_DIM, ModelEmbeddings, compute_profiles
+from batch.streaming.transforms import feedback_events, malformed_records, parse_events, touched_users
+
+pytestmark = pytest.mark.spark
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def _value(**fields: object) -> bytes:
+    event = {
+        "schema": 1,
+        "event_id": "e1",
+        "user_id": 7,
+        "movie_id": 11,
+        "event_type": "click",
+        "rating": None,
+        "request_id": None,
+        "occurred_at_ms": T0,
+    }
+    event.update(fields)
+    return json.dumps(event).encode()
+
+
+def _raw(spark, values: list[bytes | None]):
+    rows = [
+        (b"7", v, "movie-events", 0, i, [("traceparent", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01")])
+        for i, v in enumerate(values)
+    ]
+    schema = (
+        "key binary, value binary, topic string, partition int, offset long, "
+        "headers array<struct<key:string,value:binary>>"
+    )
+    return spark.createDataFrame(rows, schema)
+
+
+def test_parse_valid_events(spark) -> None:
+    raw = _raw(spark, [_value(), _value(event_id="e2", event_type="rate", rating=4.5, request_id="r9")])
+    rows = {r.event_id: r for r in parse_events(raw).collect()}
+    assert set(rows) == {"e1", "e2"}
+    assert rows["e1"].request_id is None and rows["e1"].rating is None
+    assert rows["e2"].rating == 4.5 and rows["e2"].request_id == "r9"
+    assert rows["e1"].occurred_at.astimezone(UTC) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert rows["e1"].traceparent.startswith("00-aaaa")
+
+
+def test_replayed_event_id_appears_once(spark) -> None:
+    raw = _raw(spark, [_value(), _value(), _value(event_id="e2")])
+    assert sorted(r.event_id for r in parse_events(raw).collect()) == ["e1", "e2"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"not json",
+        _value(schema=2),
+        _value(event_id=None),
+        _value(user_id=0),
+        _value(movie_id=-1),
+        _value(event_type="purchase"),
+        _value(event_type="rate"),  # no rating
+        _value(event_type="rate", rating=9.0),
+        _value(event_type="click", rating=3.0),
+        _value(occurred_at_ms=None),
+    ],
+)
+def test_malformed_records_are_left_out(spark, value) -> None:
+    raw = _raw(spark, [value, _value(event_id="ok")])
+    assert [r.event_id for r in parse_events(raw).collect()] == ["ok"]
+    assert [r.offset for r in malformed_records(raw).collect()] == [0]
+
+
+def test_feedback_needs_request_id_and_a_choice(spark) -> None:
+    raw = _raw(
+        spark,
+        [
+            _value(event_id="a", request_id="r1"),
+            _value(event_id="b", event_type="view", request_id="r1"),
+            _value(event_id="c"),
+            _value(event_id="d", event_type="watch", request_id=""),
+        ],
+    )
+    assert [r.event_id for r in feedback_events(parse_events(raw)).collect()] == ["a"]
+
+
+def test_touched_users_distinct(spark) -> None:
+    raw = _raw(spark, [_value(event_id="a"), _value(event_id="b"), _value(event_id="c", user_id=8)])
+    assert sorted(r.user_id for r in touched_users(parse_events(raw)).collect()) == [7, 8]
+
+
+def _model(factors: np.ndarray) -> ModelEmbeddings:
+    return ModelEmbeddings(
+        key=(),
+        version="m1",
+        index={100 + i: i for i in range(len(factors))},
+        factors=factors,
+        gram=gram(factors),
+        alpha=1.0,
+        reg_param=0.1,
+    )
+
+
+def test_compute_profiles_counts_and_vectors() -> None:
+    rng = np.random.default_rng(0)
+    d = np.zeros(EMBEDDING_DIM)
+    d[0] = 1.0
+    factors = np.vstack(
+        [d + 0.05 * rng.standard_normal((5, EMBEDDING_DIM)), 0.3 * rng.standard_normal((20, EMBEDDING_DIM))]
+    )
+    rows = [(1, 100 + i, "rate", 5.0) for i in range(5)] + [(1, 100, "click", None), (2, 999, "view", None)]
+    profiles = {p.user_id: p for p in compute_profiles(rows, _model(factors))}
+    assert profiles[1].interaction_count == 6 and profiles[1].rating_count == 5
+    assert profiles[1].vector is not None and float(profiles[1].vector @ d) > 0
+    # Movie 999 has no embedding: counts, but no vector.
+    assert profiles[2].vector is None and profiles[2].interaction_count == 1
