@@ -1,0 +1,145 @@
+"""Offline evaluation metrics, pure pandas/numpy.
+
+The ranking metrics follow Microsoft Recommenders' `python_evaluation.py` (relevancy "top_k",
+binary relevance) so that our figures compare with their published benchmark:
+
+- the truth and the recommendations are first restricted to the users present in both;
+  `n_users` is the number of those common users;
+- a user's recommendations are ranked by score, the first k kept, ranks 1..k;
+- a hit is a recommended (user, item) pair present in the truth;
+- precision@k = sum_u hits_u / k / n_users;
+- recall@k = sum_u hits_u / |truth_u| / n_users;
+- MAP@k = sum_u (sum over hits of (i-th hit) / rank) / min(|truth_u|, k) / n_users;
+- MAP (their column "MAP" without @k) divides by |truth_u| instead of min(|truth_u|, k);
+- nDCG@k = mean over the users of the truth of DCG/IDCG with gain 1 per hit and discount
+  1/ln(1 + rank); IDCG puts min(|truth_u|, k) relevant items first. (A truth user without any
+  recommendation counts 0 here, as in the reference, where the truth is joined outer.)
+
+Frames use the columns `user_id`, `movie_id` and `score` (predictions) / `rating` (truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+USER = "user_id"
+ITEM = "movie_id"
+SCORE = "score"
+RATING = "rating"
+
+
+def top_k(pred: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The k best-scored items per user with their rank (1-based), sorted by user and rank."""
+    ordered = pred.sort_values([USER, SCORE], ascending=[True, False], kind="mergesort")
+    best = ordered.groupby(USER, sort=False).head(k).copy()
+    best["rank"] = best.groupby(USER, sort=False).cumcount() + 1
+    return best.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Hits:
+    hits: pd.DataFrame  # user, item, rank of every hit in the top k
+    per_user: pd.DataFrame  # user, hit (count), actual (|truth_u|) for users with >= 1 hit
+    n_users: int  # users present in both frames
+
+
+def _hits(truth: pd.DataFrame, pred: pd.DataFrame, k: int) -> _Hits:
+    common = np.intersect1d(truth[USER].unique(), pred[USER].unique())
+    truth_c = truth[truth[USER].isin(common)]
+    pred_c = pred[pred[USER].isin(common)]
+    ranked = top_k(pred_c, k)
+    hits = ranked.merge(truth_c[[USER, ITEM]], on=[USER, ITEM])[[USER, ITEM, "rank"]]
+    hits = hits.sort_values([USER, "rank"], kind="mergesort").reset_index(drop=True)
+    hit_count = hits.groupby(USER).size().rename("hit")
+    actual = truth_c.groupby(USER).size().rename("actual")
+    per_user = pd.concat([hit_count, actual], axis=1, join="inner").reset_index()
+    return _Hits(hits=hits, per_user=per_user, n_users=len(common))
+
+
+def precision_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """Share of the top k that is relevant, averaged over the common users."""
+    h = _hits(truth, pred, k)
+    if h.hits.empty:
+        return 0.0
+    return float((h.per_user["hit"] / k).sum() / h.n_users)
+
+
+def recall_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """Share of each user's relevant items found in the top k, averaged over the common users."""
+    h = _hits(truth, pred, k)
+    if h.hits.empty:
+        return 0.0
+    return float((h.per_user["hit"] / h.per_user["actual"]).sum() / h.n_users)
+
+
+def _reciprocal_precision(h: _Hits) -> pd.DataFrame:
+    hits = h.hits.copy()
+    hits["rr"] = (hits.groupby(USER).cumcount() + 1) / hits["rank"]
+    rr = hits.groupby(USER)["rr"].sum().rename("rr").reset_index()
+    return rr.merge(h.per_user, on=USER)
+
+
+def map_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """Mean average precision at k, normalised by min(|truth_u|, k)."""
+    h = _hits(truth, pred, k)
+    if h.hits.empty:
+        return 0.0
+    rr = _reciprocal_precision(h)
+    return float((rr["rr"] / rr["actual"].clip(upper=k)).sum() / h.n_users)
+
+
+def map_full(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """The reference's `map`: as MAP@k but normalised by |truth_u| (their benchmark's column)."""
+    h = _hits(truth, pred, k)
+    if h.hits.empty:
+        return 0.0
+    rr = _reciprocal_precision(h)
+    return float((rr["rr"] / rr["actual"]).sum() / h.n_users)
+
+
+def ndcg_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """Binary-gain nDCG@k with a natural-log discount, averaged over the users of the truth."""
+    h = _hits(truth, pred, k)
+    if h.hits.empty:
+        return 0.0
+    dcg = (1.0 / np.log1p(h.hits["rank"].to_numpy())).astype(float)
+    dcg_u = pd.Series(dcg, index=h.hits[USER].to_numpy()).groupby(level=0).sum()
+    n_true = truth.groupby(USER).size()
+    ideal_table = np.cumsum(1.0 / np.log1p(np.arange(1, k + 1)))
+    idcg_u = pd.Series(ideal_table[np.minimum(n_true.to_numpy(), k) - 1], index=n_true.index)
+    ndcg_u = dcg_u.reindex(idcg_u.index, fill_value=0.0) / idcg_u
+    return float(ndcg_u.mean())
+
+
+def catalogue_coverage(pred: pd.DataFrame, catalogue_size: int, k: int = 10) -> float:
+    """Share of the catalogue that appears in at least one user's top k."""
+    if catalogue_size <= 0:
+        return 0.0
+    return float(top_k(pred, k)[ITEM].nunique() / catalogue_size)
+
+
+def rmse(truth: pd.DataFrame, pred: pd.DataFrame) -> float | None:
+    """Root mean squared error of `score` against `rating` over the pairs present in both."""
+    both = truth[[USER, ITEM, RATING]].merge(pred[[USER, ITEM, SCORE]], on=[USER, ITEM])
+    if both.empty:
+        return None
+    return float(np.sqrt(np.mean((both[RATING].to_numpy() - both[SCORE].to_numpy()) ** 2)))
+
+
+def ranking_metrics(
+    truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10, catalogue_size: int | None = None
+) -> dict[str, float]:
+    """All ranking metrics of one run, keyed as stored in `models.metrics`."""
+    out = {
+        f"ndcg@{k}": ndcg_at_k(truth, pred, k),
+        f"precision@{k}": precision_at_k(truth, pred, k),
+        f"recall@{k}": recall_at_k(truth, pred, k),
+        f"map@{k}": map_at_k(truth, pred, k),
+        "map": map_full(truth, pred, k),
+    }
+    if catalogue_size is not None:
+        out[f"coverage@{k}"] = catalogue_coverage(pred, catalogue_size, k)
+    return out

@@ -1,0 +1,106 @@
+"""ALS transforms on tiny frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batch import weights
+from batch.als.model import (
+    AlsParams,
+    Factors,
+    collect_factors,
+    fit_implicit,
+    interaction_strengths,
+    latest_ratings,
+    pad,
+    top_n_excluding_seen,
+)
+
+EVENTS = [
+    # user, movie, event_type, rating, occurred_at (seconds)
+    (1, 10, "view", None, 1),
+    (1, 10, "click", None, 2),
+    (1, 11, "rate", 5.0, 3),
+    (1, 11, "rate", 2.0, 4),
+    (2, 10, "rate", None, 5),
+    (2, 11, "dislike", None, 6),
+    (2, 12, "watch", None, 7),
+]
+
+
+def events_frame(spark, rows=EVENTS):  # type: ignore[no-untyped-def]
+    pdf = pd.DataFrame(rows, columns=["user_id", "movie_id", "event_type", "rating", "occurred_at"])
+    pdf["occurred_at"] = pd.to_datetime(pdf["occurred_at"], unit="s", utc=True)
+    return spark.createDataFrame(pdf)
+
+
+def test_strengths_sum_the_shared_event_signals(spark) -> None:  # type: ignore[no-untyped-def]
+    got = {
+        (r.user_id, r.movie_id): r.strength
+        for r in interaction_strengths(events_frame(spark)).collect()
+    }
+    expected: dict[tuple[int, int], float] = {}
+    for user, movie, kind, rating, _ in EVENTS:
+        expected[(user, movie)] = expected.get((user, movie), 0.0) + weights.event_signal(kind, rating)
+    expected = {k: v for k, v in expected.items() if v != 0}
+    assert (2, 10) not in got  # a rate event without a rating says nothing
+    assert got == pytest.approx(expected)
+    assert got[(2, 11)] < 0  # a dislike stays a (confident) negative
+
+
+def test_latest_rating_wins(spark) -> None:  # type: ignore[no-untyped-def]
+    got = {(r.user_id, r.movie_id): r.rating for r in latest_ratings(events_frame(spark)).collect()}
+    assert got == {(1, 11): 2.0}
+
+
+def test_implicit_als_ranks_the_co_watched_item_first(spark) -> None:  # type: ignore[no-untyped-def]
+    # Users 1-3 all like 10 and 11; user 4 likes 10 only, and 12 is liked by nobody like him.
+    rows = [(u, m, 3.0) for u in (1, 2, 3) for m in (10, 11)] + [(4, 10, 3.0), (5, 12, 3.0)]
+    strengths = spark.createDataFrame(pd.DataFrame(rows, columns=["user_id", "movie_id", "strength"]))
+    model = fit_implicit(strengths, AlsParams(rank=4, reg_param=0.01, alpha=5.0, max_iter=10))
+    factors = collect_factors(model)
+    assert factors.user_factors.shape == (5, 4)
+    assert list(factors.item_ids) == [10, 11, 12]
+    seen = pd.DataFrame(rows, columns=["user_id", "movie_id", "strength"])
+    recs = top_n_excluding_seen(factors, seen, n=2, users=np.array([4]))
+    assert recs["movie_id"].tolist()[0] == 11
+
+
+FACTORS = Factors(
+    user_ids=np.array([1, 2]),
+    user_factors=np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32),
+    item_ids=np.array([10, 11, 12]),
+    item_factors=np.array([[3.0, 0.0], [2.0, 1.0], [0.0, 2.0]], dtype=np.float32),
+)
+
+
+def test_top_n_excludes_seen_and_ranks_by_inner_product() -> None:
+    seen = pd.DataFrame({"user_id": [1, 2, 99], "movie_id": [10, 12, 10]})
+    recs = top_n_excluding_seen(FACTORS, seen, n=5)
+    assert recs.values.tolist() == [[1, 1, 11, 2.0], [1, 2, 12, 0.0], [2, 1, 11, 1.0], [2, 2, 10, 0.0]]
+
+
+def test_top_n_popularity_debiasing() -> None:
+    seen = pd.DataFrame({"user_id": [], "movie_id": []}, dtype=np.int64)
+    # Item 10 is 100x more popular: with exponent 0.5, 3/10 < 2/1 so 11 overtakes it for user 1.
+    recs = top_n_excluding_seen(
+        FACTORS, seen, n=1, item_popularity=np.array([100, 1, 1]), popularity_exponent=0.5
+    )
+    assert recs[recs.user_id == 1]["movie_id"].item() == 11
+
+
+def test_pad_keeps_inner_products() -> None:
+    padded = pad(FACTORS.item_factors, 64)
+    assert padded.shape == (3, 64)
+    assert padded @ pad(FACTORS.user_factors, 64).T == pytest.approx(
+        FACTORS.item_factors @ FACTORS.user_factors.T
+    )
+    with pytest.raises(ValueError):
+        pad(np.zeros((1, 65)))
+
+
+def test_params_round_trip() -> None:
+    p = AlsParams(rank=8, alpha=3.0)
+    assert AlsParams.from_dict({**p.as_dict(), "unknown": 1}) == p
