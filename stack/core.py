@@ -12,9 +12,11 @@ Every failure raises StackError naming the component and the log file to read.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -205,8 +207,26 @@ def wait_ready(cfg: StackConfig, p: Program) -> str:
 # --- commands ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _locked(cfg: StackConfig) -> Iterator[None]:
+    """One up/down at a time per STACK_DIR (several people and test sessions share a tree)."""
+    cfg.dir.mkdir(parents=True, exist_ok=True)
+    with open(cfg.dir / "stack.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another `python -m stack up/down` on this tree to finish ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def up(cfg: StackConfig | None = None) -> StackConfig:
     cfg = cfg or StackConfig.load()
+    with _locked(cfg):
+        return _up(cfg)
+
+
+def _up(cfg: StackConfig) -> StackConfig:
     t0 = time.monotonic()
     cfg.logs.mkdir(parents=True, exist_ok=True)
     programs = enabled(cfg)
@@ -250,6 +270,11 @@ def ports(cfg: StackConfig) -> dict[str, int]:
 
 def down(cfg: StackConfig | None = None, timeout: float = 120) -> None:
     cfg = cfg or StackConfig.load()
+    with _locked(cfg):
+        _down(cfg, timeout)
+
+
+def _down(cfg: StackConfig, timeout: float) -> None:
     if supervisor.running(cfg):
         say("down: stopping every program (supervisord shutdown)")
     supervisor.shutdown(cfg, timeout=timeout)
