@@ -13,12 +13,11 @@ DESCRIPTOR = ROOT / "envoy" / "recsys.pb"
 
 
 def values(cfg: StackConfig) -> dict[str, str]:
-    v = {
-        k: str(cfg.port(k))
-        for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT")
-    }
-    v["PROTO_DESCRIPTOR"] = str(DESCRIPTOR)
-    return v
+    """Every setting of .env (after environment overrides) is a placeholder, e.g. $WEB_PORT,
+    plus $PROTO_DESCRIPTOR, the absolute path of envoy/recsys.pb."""
+    for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT"):
+        cfg.port(k)  # fails naming the key when one is missing
+    return {**cfg.env, "PROTO_DESCRIPTOR": str(DESCRIPTOR)}
 
 
 def render_text(cfg: StackConfig) -> str:
