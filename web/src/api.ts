@@ -210,8 +210,17 @@ function normalizeMovie(m: Partial<Movie> | undefined): Movie {
   }
 }
 
-export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike): ApiClient {
+export interface ApiOptions {
+  /**
+   * Sent as x-client-id: the gateway rate-limits per client id (else per address), so each
+   * browser gets its own budget instead of sharing one with everything on the same host.
+   */
+  clientId?: string
+}
+
+export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, opts: ApiOptions = {}): ApiClient {
   const base = baseUrl.replace(/\/+$/, '')
+  const clientHeader: Record<string, string> = opts.clientId ? { 'x-client-id': opts.clientId } : {}
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => globalThis.fetch(input, init))
 
   async function request<T>(path: string, init?: RequestInit): Promise<T> {
@@ -219,7 +228,11 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike): A
     try {
       res = await doFetch(base + path, {
         ...init,
-        headers: { Accept: 'application/json', ...(init?.body ? { 'Content-Type': 'application/json' } : {}) },
+        headers: {
+          Accept: 'application/json',
+          ...clientHeader,
+          ...(init?.body ? { 'Content-Type': 'application/json' } : {}),
+        },
       })
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') throw err
@@ -334,8 +347,26 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike): A
   }
 }
 
+const CLIENT_KEY = 'recsys.clientId'
+
+/** This browser's client id: ?client=... in the URL, else one remembered in localStorage. */
+export function browserClientId(): string | undefined {
+  try {
+    const fromUrl = new URLSearchParams(window.location.search).get('client')
+    if (fromUrl && /^[\w.-]{1,64}$/.test(fromUrl)) return fromUrl
+    let id = window.localStorage.getItem(CLIENT_KEY)
+    if (!id) {
+      id = `web-${Math.random().toString(36).slice(2, 12)}`
+      window.localStorage.setItem(CLIENT_KEY, id)
+    }
+    return id
+  } catch {
+    return undefined
+  }
+}
+
 /** The client the app uses, pointed at VITE_API_BASE (default http://localhost:8080). */
-export const api: ApiClient = createApi()
+export const api: ApiClient = createApi(envBase(), undefined, { clientId: browserClientId() })
 
 /** Short, human names for the tiers. */
 export const TIER_LABELS: Record<Tier, string> = {

@@ -1,0 +1,48 @@
+import { vi } from 'vitest'
+
+/** A fetch mock at the boundary: routes are matched by method + path prefix, in order. */
+export interface Route {
+  method?: string
+  match: RegExp
+  respond: (url: URL, init?: RequestInit) => Response | Promise<Response>
+}
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } })
+}
+
+export function mockFetch(routes: Route[]) {
+  const fn = vi.fn(async (input: string, init?: RequestInit) => {
+    const url = new URL(input)
+    const method = (init?.method ?? 'GET').toUpperCase()
+    for (const r of routes) {
+      if ((r.method ?? 'GET') === method && r.match.test(url.pathname)) return r.respond(url, init)
+    }
+    return json({ code: 5, message: `no route for ${method} ${url.pathname}` }, 404)
+  })
+  return fn
+}
+
+export const movie = (id: number, title: string, genres: string[] = ['Comedy']) => ({
+  movieId: String(id),
+  title,
+  year: 1990 + (id % 30),
+  genres,
+  popularity: String(100 - id),
+})
+
+export function recs(tier: string, ids: number[], requestId = 'req-1') {
+  return {
+    userId: '7',
+    items: ids.map((id, i) => ({
+      movie: movie(id, `Movie ${id}`),
+      score: 1 - i / 100,
+      tier,
+      position: i,
+      reason: tier === 'TIER_POPULAR' ? 'Popular with everyone' : 'Because you liked comedies',
+    })),
+    tier,
+    modelVersion: tier === 'TIER_POPULAR' ? '' : 'als-1',
+    requestId,
+  }
+}
