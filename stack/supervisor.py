@@ -172,27 +172,26 @@ def start_program(cfg: StackConfig, name: str) -> None:
 
 
 def shutdown(cfg: StackConfig, timeout: float = 120) -> None:
-    pid = None
-    if pid_path(cfg).exists():
-        try:
-            pid = int(pid_path(cfg).read_text().strip())
-        except ValueError:
-            pid = None
-    if running(cfg):
-        try:
-            rpc(cfg).supervisor.shutdown()
-        except (OSError, xmlrpc.client.Error):
-            pass
-    if pid is None:
+    if not running(cfg):
         return
+    pid = None
+    try:
+        pid = int(pid_path(cfg).read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    try:
+        rpc(cfg).supervisor.shutdown()
+    except (OSError, xmlrpc.client.Error):
+        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if pid is not None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        elif not sock_path(cfg).exists():
             return
-        except PermissionError:
-            pass
         time.sleep(0.2)
     raise StackError(
         f"supervisord (pid {pid}) did not exit within {timeout:.0f}s; read {cfg.logs / 'supervisord.log'}"
