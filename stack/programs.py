@@ -293,6 +293,15 @@ def envoy_command(cfg: StackConfig) -> list[str]:
     ]
 
 
+def _streaming_ready(cfg: StackConfig) -> str:
+    from batch.streaming.status import ready
+
+    try:
+        return ready(cfg.dir)
+    except RuntimeError as e:
+        raise checks.NotReady(str(e)) from None
+
+
 # --- the gRPC services ---------------------------------------------------------------------
 
 
@@ -333,6 +342,16 @@ PROGRAMS: list[Program] = [
     service("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
     service("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
     service("profile", "profile_svc", "recsys.v1.ProfileService", "PROFILE_PORT"),
+    # The speed layer (Spark Structured Streaming). Ready once its query runs (heartbeat file);
+    # the first start fetches the Kafka connector jars. TERM stops the query cleanly.
+    Program(
+        "streaming",
+        "app",
+        lambda cfg: [str(cfg.python), "-m", "batch.streaming"],
+        lambda cfg: _streaming_ready(cfg),
+        stopwaitsecs=45,
+        ready_timeout=240,
+    ),
     Program(
         "envoy",
         "edge",

@@ -24,6 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from batch.common.spark import build_session as spark_session
 from batch.streaming.jars import ensure_jars
 from batch.streaming.sink import SpeedLayerSink
+from batch.streaming.status import clear_status, write_status
 from batch.streaming.transforms import FEEDBACK_TYPES, parse_events
 from recsys.config import Settings
 from recsys.logs import setup_logging
@@ -115,7 +116,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     )
     parser.add_argument(
         "--checkpoint",
-        default=str(settings.stack_dir / "checkpoints" / "streaming"),
+        default=str((settings.stack_dir / "checkpoints" / "streaming").resolve()),
         help="checkpoint directory (default ${STACK_DIR}/checkpoints/streaming)",
     )
     parser.add_argument("--starting-offsets", default="earliest", help="used only without a checkpoint")
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     setup_logging("streaming", settings.log_level)
     setup_tracing("streaming", settings.otel_endpoint)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     args = parse_args(argv, settings)
 
     stopping: dict[str, Any] = {"flag": False}
@@ -156,8 +158,19 @@ def main(argv: list[str] | None = None) -> int:
         .start()
     )
     log.info("streaming", extra={"trigger_seconds": args.trigger_seconds, "checkpoint": args.checkpoint})
+    stack_dir = settings.stack_dir.resolve()
     try:
         while query.isActive and not stopping["flag"]:
+            progress = query.lastProgress or {}
+            write_status(
+                stack_dir,
+                trigger_seconds=args.trigger_seconds,
+                batch_id=progress.get("batchId"),
+                input_rows_per_second=progress.get("inputRowsPerSecond") or 0.0,
+                processed_rows_per_second=progress.get("processedRowsPerSecond") or 0.0,
+                num_input_rows=progress.get("numInputRows", 0),
+                sources=[s.get("endOffset") for s in progress.get("sources", [])],
+            )
             query.awaitTermination(1)
         if query.exception() is not None:
             log.error("query failed", extra={"error": str(query.exception())})
@@ -165,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # A batch cut short here is re-run from the checkpoint on the next start.
         log.info("stopping")
+        clear_status(stack_dir)
         query.stop()
         sink.close()
         spark.stop()
