@@ -1,0 +1,270 @@
+"""Load: stage a version beside the live one, switch in one transaction, roll back, invalidate.
+
+Publishing never leaves readers with half a model:
+
+1. `stage` writes the version's item embeddings (+ popularity) to `model_item_factors`, its
+   user vectors to `model_user_factors` and its top-N lists to `batch_recommendations`, all
+   keyed by version, beside the live version's rows; nobody reads them yet.
+2. `switch` then, in ONE transaction, copies the staged rows into `movies.embedding` /
+   `movies.popularity` / `user_profiles.preference_vector` (stamping `model_version`) and flips
+   `models` (old live -> retired, new -> live). A reader sees the old model or the new one.
+3. The previous versions' staged rows stay, so `rollback` is the same switch to an older version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import redis
+from pgvector.psycopg import register_vector
+
+from recsys.cache import recommendations_key
+
+# Serialises publishers (switch, rollback) across processes.
+_PUBLISH_LOCK = 72_400_501
+# Staged versions kept besides the live one (rollback targets).
+KEEP_VERSIONS = 3
+
+
+@contextmanager
+def connect(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database_url) as conn:
+        register_vector(conn)
+        yield conn
+
+
+def _vec(row: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in row) + "]"
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    version: str
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact_uri: str | None
+
+
+def get_model(conn: psycopg.Connection[Any], version: str) -> ModelRow | None:
+    row = conn.execute(
+        "SELECT version, status, params, metrics, artifact_uri FROM models WHERE version = %s",
+        (version,),
+    ).fetchone()
+    return ModelRow(*row) if row else None
+
+
+def live_model(conn: psycopg.Connection[Any]) -> ModelRow | None:
+    row = conn.execute(
+        "SELECT version, status, params, metrics, artifact_uri FROM models WHERE status = 'live'"
+    ).fetchone()
+    return ModelRow(*row) if row else None
+
+
+def record_model(
+    conn: psycopg.Connection[Any],
+    version: str,
+    status: str,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    artifact_uri: str | None = None,
+    trained_on: dict[str, Any] | None = None,
+) -> None:
+    """Insert or update a `models` row; JSON fields given are merged into the stored ones."""
+    with conn.transaction():
+        conn.execute(
+            """
+            INSERT INTO models (version, status, params, metrics, artifact_uri, trained_on)
+            VALUES (%(v)s, %(s)s, %(p)s, %(m)s, %(a)s, %(t)s)
+            ON CONFLICT (version) DO UPDATE SET
+                status = EXCLUDED.status,
+                params = models.params || EXCLUDED.params,
+                metrics = models.metrics || EXCLUDED.metrics,
+                artifact_uri = COALESCE(EXCLUDED.artifact_uri, models.artifact_uri),
+                trained_on = models.trained_on || EXCLUDED.trained_on
+            """,
+            {
+                "v": version,
+                "s": status,
+                "p": json.dumps(params or {}),
+                "m": json.dumps(metrics or {}),
+                "a": artifact_uri,
+                "t": json.dumps(trained_on or {}),
+            },
+        )
+
+
+def staged_items(conn: psycopg.Connection[Any], version: str) -> tuple[np.ndarray, np.ndarray]:
+    """A staged version's movie ids and (64-wide) embeddings."""
+    rows = conn.execute(
+        "SELECT movie_id, embedding FROM model_item_factors WHERE model_version = %s ORDER BY movie_id",
+        (version,),
+    ).fetchall()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    mat = np.array([np.asarray(r[1], dtype=np.float32) for r in rows], dtype=np.float32)
+    return ids, mat.reshape(len(ids), -1)
+
+
+def stage(
+    conn: psycopg.Connection[Any],
+    version: str,
+    items: pd.DataFrame,
+    item_vectors: np.ndarray,
+    users: np.ndarray,
+    user_vectors: np.ndarray,
+    recs: pd.DataFrame,
+) -> None:
+    """Write a version's rows beside the live ones (re-staging a version replaces its rows).
+
+    `items` has movie_id and popularity aligned with `item_vectors`; only movies in the catalogue
+    are staged. `recs` has user_id, rank, movie_id, score.
+    """
+    with conn.transaction():
+        known = {r[0] for r in conn.execute("SELECT movie_id FROM movies").fetchall()}
+        for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
+            conn.execute(f"DELETE FROM {table} WHERE model_version = %s", (version,))
+        with conn.cursor().copy(
+            "COPY model_item_factors (model_version, movie_id, embedding, popularity) FROM STDIN"
+        ) as copy:
+            for movie_id, pop, vec in zip(
+                items["movie_id"].to_numpy(), items["popularity"].to_numpy(), item_vectors, strict=True
+            ):
+                if int(movie_id) in known:
+                    copy.write_row((version, int(movie_id), _vec(vec), int(pop)))
+        with conn.cursor().copy(
+            "COPY model_user_factors (model_version, user_id, preference_vector) FROM STDIN"
+        ) as copy:
+            for user_id, vec in zip(users, user_vectors, strict=True):
+                copy.write_row((version, int(user_id), _vec(vec)))
+        recs = recs[recs["movie_id"].isin(known)].copy()
+        recs["rank"] = recs.groupby("user_id").cumcount() + 1
+        with conn.cursor().copy(
+            "COPY batch_recommendations (model_version, user_id, rank, movie_id, score) FROM STDIN"
+        ) as copy:
+            for row in recs[["user_id", "rank", "movie_id", "score"]].itertuples(index=False):
+                copy.write_row((version, int(row[0]), int(row[1]), int(row[2]), float(row[3])))
+
+
+def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -> str | None:
+    """Inside the caller's transaction: make `version` the live model; returns the old live one."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+    old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
+    conn.execute(
+        """
+        UPDATE movies m SET
+            embedding = f.embedding,
+            popularity = COALESCE(f.popularity, 0),
+            model_version = %(v)s,
+            updated_at = now()
+        FROM movies m2
+        LEFT JOIN model_item_factors f ON f.movie_id = m2.movie_id AND f.model_version = %(v)s
+        WHERE m.movie_id = m2.movie_id
+        """,
+        {"v": version},
+    )
+    conn.execute(
+        """
+        INSERT INTO user_profiles (user_id, preference_vector, model_version)
+        SELECT user_id, preference_vector, model_version FROM model_user_factors
+        WHERE model_version = %(v)s
+        ON CONFLICT (user_id) DO UPDATE SET
+            preference_vector = EXCLUDED.preference_vector,
+            model_version = EXCLUDED.model_version,
+            updated_at = now()
+        """,
+        {"v": version},
+    )
+    # A vector from another model lives in another space: users the new model does not know
+    # lose it (serving falls back to the popular tier until the speed layer folds them in).
+    conn.execute(
+        """
+        UPDATE user_profiles SET preference_vector = NULL, model_version = %(v)s, updated_at = now()
+        WHERE model_version IS DISTINCT FROM %(v)s
+        """,
+        {"v": version},
+    )
+    if old is not None and old[0] != version:
+        conn.execute("UPDATE models SET status = %s WHERE version = %s", (old_live_status, old[0]))
+    conn.execute(
+        "UPDATE models SET status = 'live', published_at = now() WHERE version = %s", (version,)
+    )
+    return old[0] if old else None
+
+
+def switch(conn: psycopg.Connection[Any], version: str) -> str | None:
+    """Publish a staged version atomically; the old live model becomes `retired`."""
+    with conn.transaction():
+        return _switch(conn, version, "retired")
+
+
+def rollback(conn: psycopg.Connection[Any]) -> tuple[str, str] | None:
+    """Republish the most recently retired version that is still staged.
+
+    The rolled-back model is marked `rejected` (so a second rollback goes further back).
+    Returns (from_version, to_version), or None when there is nothing to roll back to.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+        live = conn.execute("SELECT version FROM models WHERE status = 'live'").fetchone()
+        target = conn.execute(
+            """
+            SELECT m.version FROM models m
+            WHERE m.status = 'retired' AND m.published_at IS NOT NULL
+              AND EXISTS (SELECT 1 FROM model_item_factors f WHERE f.model_version = m.version)
+            ORDER BY m.published_at DESC LIMIT 1
+            """
+        ).fetchone()
+        if target is None:
+            return None
+        _switch(conn, target[0], "rejected")
+        if live is not None:
+            conn.execute(
+                "UPDATE models SET metrics = metrics || jsonb_build_object('rolled_back_at', now()) "
+                "WHERE version = %s",
+                (live[0],),
+            )
+        return (live[0] if live else "", target[0])
+
+
+def prune(conn: psycopg.Connection[Any], keep: int = KEEP_VERSIONS) -> list[str]:
+    """Drop the staged rows of all but the live version and the `keep` latest other versions."""
+    with conn.transaction():
+        rows = conn.execute(
+            """
+            SELECT DISTINCT f.model_version, m.status, m.created_at
+            FROM model_item_factors f LEFT JOIN models m ON m.version = f.model_version
+            ORDER BY m.created_at DESC NULLS LAST
+            """
+        ).fetchall()
+        others = [r[0] for r in rows if r[1] != "live"]
+        doomed = others[keep:]
+        for version in doomed:
+            for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
+                conn.execute(f"DELETE FROM {table} WHERE model_version = %s", (version,))
+        return doomed
+
+
+def invalidate_cache(redis_url: str, batch: int = 500) -> int:
+    """Delete every cached recommendation list (SCAN, never KEYS); returns how many."""
+    client = redis.Redis.from_url(redis_url)
+    pattern = recommendations_key(0)[:-1] + "*"
+    deleted = 0
+    try:
+        keys: list[bytes] = []
+        for key in client.scan_iter(match=pattern, count=batch):
+            keys.append(key)
+            if len(keys) >= batch:
+                deleted += int(client.unlink(*keys))
+                keys = []
+        if keys:
+            deleted += int(client.unlink(*keys))
+    finally:
+        client.close()
+    return deleted

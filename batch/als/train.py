@@ -1,0 +1,263 @@
+"""`python -m batch.als.train`: train, evaluate, gate, publish and invalidate, or one stage.
+
+    python -m batch.als.train                     # the whole job (what `make up`'s hook runs
+    python -m batch.als.train --first-run         #   with --first-run: no-op if a model is live)
+    python -m batch.als.train --stage fit         # DAG task "train": prints the new version
+    python -m batch.als.train --stage evaluate --version V   # metrics + gate -> candidate|rejected
+    python -m batch.als.train --stage publish --version V    # stage rows + atomic switch
+    python -m batch.als.train --stage invalidate              # drop cached lists
+
+Extract: the archive's last `--days` days plus PostgreSQL's recent window (batch.als.data).
+Transform: event signals (batch.weights) -> a deterministic 80/20 holdout of (user, movie)
+pairs -> Spark implicit ALS on the 80 % (batch.als.model). Evaluate: the new and the live
+model's item factors on the same holdout (batch.als.evaluate); the new one is `rejected` when
+its NDCG@10 is below the live one's minus `--tolerance`. Load: the artifact under
+MODEL_DIR/<version>/, then batch.als.publish. Published user vectors are folded in from ALL of
+a user's interactions (the holdout included) onto the trained item factors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from batch.als import publish
+from batch.als.model import AlsParams, collect_factors, pad, top_n_excluding_seen
+from recsys.config import Settings
+from recsys.logs import setup_logging
+
+log = logging.getLogger("batch.als.train")
+
+TOP_N = 50
+HOLDOUT_PERCENT = 20
+# The gate's allowance for noise: a new model within this NDCG@10 of the live one passes.
+DEFAULT_TOLERANCE = 0.005
+
+
+def new_version(now: datetime | None = None) -> str:
+    return "als-" + (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")[:-4]
+
+
+def artifact_dir(settings: Settings, version: str) -> Path:
+    return Path(settings.model_dir) / version
+
+
+def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
+    """Extract, fit on the 80 %, save the artifact; record the model as `candidate`-to-be."""
+    from pyspark.sql import functions as F
+
+    from batch.als.data import extract_events, split_holdout
+    from batch.als.model import fit_implicit, fit_ratings, interaction_strengths, latest_ratings
+    from batch.common.spark import build_session
+
+    version = new_version()
+    out = artifact_dir(settings, version)
+    started = time.perf_counter()
+    spark = build_session("recsys-als-train")
+    try:
+        events = extract_events(spark, settings.database_url, settings.archive_uri, days).cache()
+        n_events = events.count()
+        if n_events == 0:
+            log.warning("no interactions in the last %d days: nothing to train", days)
+            return None
+        strengths = interaction_strengths(events).cache()
+        train, holdout = split_holdout(strengths, HOLDOUT_PERCENT)
+        train = train.cache()
+        model = fit_implicit(train, params)
+        factors = collect_factors(model)
+        ratings = latest_ratings(events)
+        rating_rmse = None
+        keys = holdout.select("user_id", "movie_id")
+        rated_train = ratings.join(keys, ["user_id", "movie_id"], "left_anti")
+        rated_test = ratings.join(keys, ["user_id", "movie_id"])
+        if rated_train.limit(1).count() and rated_test.limit(1).count():
+            rating_model = fit_ratings(rated_train, params)
+            pred = rating_model.transform(rated_test).where(~F.isnan("prediction"))
+            row = pred.select(F.sqrt(F.avg((F.col("rating") - F.col("prediction")) ** 2))).first()
+            rating_rmse = None if row is None or row[0] is None else float(row[0])
+        out.mkdir(parents=True, exist_ok=True)
+        model.write().overwrite().save(str(out / "als"))
+        popularity = (
+            strengths.where(F.col("strength") > 0).groupBy("movie_id").agg(F.count("*").alias("popularity"))
+        ).toPandas()
+        items = pd.DataFrame({"movie_id": factors.item_ids}).merge(popularity, on="movie_id", how="left")
+        items["popularity"] = items["popularity"].fillna(0).astype(np.int64)
+        np.save(out / "item_factors.npy", factors.item_factors)
+        items.to_parquet(out / "items.parquet")
+        strengths.toPandas().to_parquet(out / "strengths.parquet")
+        holdout.select("user_id", "movie_id").toPandas().to_parquet(out / "holdout.parquet")
+        trained_on = {
+            "events": n_events,
+            "pairs": len(pd.read_parquet(out / "strengths.parquet")),
+            "users": len(factors.user_ids),
+            "movies": len(factors.item_ids),
+            "days": days,
+            "until": datetime.now(UTC).isoformat(),
+        }
+    finally:
+        spark.stop()
+    seconds = time.perf_counter() - started
+    metrics: dict[str, Any] = {"train_seconds": round(seconds, 2)}
+    if rating_rmse is not None:
+        metrics["rmse"] = rating_rmse
+    with publish.connect(settings.database_url) as conn:
+        publish.record_model(
+            conn, version, "training", params.as_dict(), metrics, str(out.resolve()), trained_on
+        )
+    (out / "meta.json").write_text(json.dumps({"version": version, "params": params.as_dict()}))
+    log.info("trained", extra={"version": version, "seconds": round(seconds, 1), **trained_on})
+    return version
+
+
+def _load_pairs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    strengths = pd.read_parquet(out / "strengths.parquet")
+    holdout_keys = pd.read_parquet(out / "holdout.parquet")
+    marked = strengths.merge(holdout_keys.assign(h=True), on=["user_id", "movie_id"], how="left")
+    is_holdout = marked["h"].eq(True).to_numpy()
+    return strengths, strengths[~is_holdout], strengths[is_holdout]
+
+
+def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
+    """Metrics of the new and the live model on the new one's holdout; gate -> status."""
+    from batch.als.evaluate import evaluate_items
+
+    out = artifact_dir(settings, version)
+    params = AlsParams.from_dict(json.loads((out / "meta.json").read_text())["params"])
+    items = pd.read_parquet(out / "items.parquet")
+    item_factors = np.load(out / "item_factors.npy")
+    _, train, holdout = _load_pairs(out)
+    new = evaluate_items(
+        items["movie_id"].to_numpy(), item_factors, train, holdout, params.alpha, params.reg_param
+    )
+    metrics: dict[str, Any] = dict(new)
+    status = "candidate"
+    with publish.connect(settings.database_url) as conn:
+        live = publish.live_model(conn)
+        if live is not None and live.version != version:
+            live_ids, live_factors = publish.staged_items(conn, live.version)
+            live_params = AlsParams.from_dict(live.params)
+            if len(live_ids):
+                old = evaluate_items(
+                    live_ids, live_factors, train, holdout, live_params.alpha, live_params.reg_param
+                )
+                metrics["live_version"] = live.version
+                metrics["live_ndcg@10"] = old.get("ndcg@10", 0.0)
+                if new.get("ndcg@10", 0.0) < old.get("ndcg@10", 0.0) - tolerance:
+                    status = "rejected"
+        metrics["gate_tolerance"] = tolerance
+        publish.record_model(conn, version, status, metrics=metrics)
+    log.info("evaluated", extra={"version": version, "status": status, **metrics})
+    return status
+
+
+def publish_stage(settings: Settings, version: str) -> bool:
+    """Stage the version's rows and switch to it, if the gate passed it."""
+    from batch.als.evaluate import fold_in_users
+
+    out = artifact_dir(settings, version)
+    with publish.connect(settings.database_url) as conn:
+        row = publish.get_model(conn, version)
+        if row is None or row.status not in ("candidate", "live"):
+            log.info("not published", extra={"version": version, "status": row and row.status})
+            return False
+        params = AlsParams.from_dict(row.params)
+        items = pd.read_parquet(out / "items.parquet")
+        item_factors = np.load(out / "item_factors.npy")
+        strengths, _, _ = _load_pairs(out)
+        users = fold_in_users(
+            items["movie_id"].to_numpy(), item_factors, strengths, params.alpha, params.reg_param
+        )
+        seen = strengths[["user_id", "movie_id"]]
+        recs = top_n_excluding_seen(users, seen, TOP_N)
+        publish.stage(
+            conn,
+            version,
+            items,
+            pad(item_factors),
+            users.user_ids,
+            pad(users.user_factors),
+            recs,
+        )
+        old = publish.switch(conn, version)
+        dropped = publish.prune(conn)
+    log.info("published", extra={"version": version, "previous": old, "pruned": dropped})
+    for stale in dropped:
+        shutil.rmtree(artifact_dir(settings, stale), ignore_errors=True)
+    return True
+
+
+def invalidate_stage(settings: Settings) -> int:
+    n = publish.invalidate_cache(settings.redis_url)
+    log.info("cache invalidated", extra={"deleted": n})
+    return n
+
+
+def parse_params(raw: str | None, first_run: bool) -> AlsParams:
+    params = AlsParams()
+    if first_run:
+        params = replace(params, max_iter=8)
+    if raw:
+        params = AlsParams.from_dict({**params.as_dict(), **json.loads(raw)})
+    return params
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--stage", choices=["all", "fit", "evaluate", "publish", "invalidate"], default="all")
+    parser.add_argument("--version", help="the model version (evaluate, publish)")
+    parser.add_argument("--params", help='JSON overriding ALS params, e.g. \'{"rank": 32}\'')
+    parser.add_argument("--days", type=int, default=30, help="training window (default 30)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument(
+        "--first-run", action="store_true", help="do nothing if a model is already live (make up)"
+    )
+    opts = parser.parse_args(argv)
+    settings = Settings.from_env()
+    setup_logging("batch-als", settings.log_level)
+
+    if opts.first_run:
+        with publish.connect(settings.database_url) as conn:
+            live = publish.live_model(conn)
+        if live is not None:
+            log.info("a model is live already; first run skipped", extra={"version": live.version})
+            return 0
+    if opts.stage in ("evaluate", "publish") and not opts.version:
+        parser.error(f"--stage {opts.stage} needs --version")
+
+    if opts.stage == "fit":
+        version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
+        print(version or "")
+        return 0
+    if opts.stage == "evaluate":
+        print(evaluate_stage(settings, opts.version, opts.tolerance))
+        return 0
+    if opts.stage == "publish":
+        publish_stage(settings, opts.version)
+        return 0
+    if opts.stage == "invalidate":
+        invalidate_stage(settings)
+        return 0
+
+    version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
+    if version is None:
+        return 0
+    status = evaluate_stage(settings, version, opts.tolerance)
+    if status == "candidate" and publish_stage(settings, version):
+        invalidate_stage(settings)
+    print(f"{version} {status if status == 'rejected' else 'live'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
