@@ -1,0 +1,222 @@
+// End-to-end: real headless Chromium against the real stack (Envoy, services, streaming job).
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import {
+  API_BASE,
+  DESKTOP,
+  PHONE,
+  WEB_BASE,
+  ensureWebServer,
+  launchBrowser,
+  requireApi,
+  screenshot,
+  sleep,
+  watchPage,
+} from './helpers.mjs'
+
+const GENRE = process.env.E2E_GENRE ?? 'Comedy'
+/** How long the speed layer may take to turn ratings into realtime recommendations. */
+const REALTIME_TIMEOUT_MS = Number(process.env.E2E_REALTIME_TIMEOUT_MS ?? 60_000)
+
+let server
+let chrome
+
+before(async () => {
+  await requireApi()
+  server = await ensureWebServer()
+  chrome = await launchBrowser()
+})
+
+after(async () => {
+  await chrome?.close()
+  await server?.stop()
+})
+
+async function newPage(viewport = DESKTOP, url = WEB_BASE) {
+  const context = await chrome.browser.newContext({ viewport })
+  const page = await context.newPage()
+  const log = watchPage(page)
+  await page.goto(url)
+  return { context, page, log }
+}
+
+describe('a new user rates movies of one genre', () => {
+  test('realtime-tier recommendations appear without a reload', async () => {
+    const { context, page, log } = await newPage()
+    try {
+      await page.getByRole('heading', { name: 'Who is watching?' }).waitFor()
+      await screenshot(page, 'desktop-user-picker')
+      await page.getByRole('button', { name: 'Start as a new user' }).click()
+      const userId = (await page.getByTestId('current-user').textContent()).trim()
+      assert.match(userId, /^\d+$/)
+
+      // A brand-new user gets the popular list first.
+      const recs = page.locator('section.recs')
+      await recs.locator('ol.movie-grid li').first().waitFor()
+      const firstTier = await recs.locator('.served-by [data-tier]').getAttribute('data-tier')
+      assert.notEqual(firstTier, 'TIER_REALTIME', 'a new user cannot have realtime recommendations yet')
+      await screenshot(page, 'desktop-recommendations-initial')
+
+      // Nothing below may reload the page.
+      await page.evaluate(() => {
+        window.__noReload = true
+      })
+
+      // Browse the catalogue by genre and rate several movies 5 stars.
+      await page.getByRole('button', { name: 'Browse catalogue' }).click()
+      await page.getByLabel('Genre').selectOption(GENRE)
+      const cards = page.locator('section.catalogue ul.movie-grid li')
+      await page.waitForFunction(
+        (genre) => {
+          const items = document.querySelectorAll('section.catalogue ul.movie-grid li')
+          return items.length > 0 && [...items].every((li) => li.textContent.includes(genre))
+        },
+        GENRE,
+        { timeout: 15_000 },
+      )
+      await screenshot(page, 'desktop-catalogue')
+      const toRate = Math.min(5, await cards.count())
+      assert.ok(toRate >= 3, `the catalogue has only ${toRate} ${GENRE} movies`)
+      for (let i = 0; i < toRate; i++) {
+        await cards.nth(i).locator('h3 button').click()
+        const dialog = page.getByRole('dialog')
+        await dialog.waitFor()
+        await dialog.getByRole('radio', { name: '5 stars', exact: true }).check({ force: true })
+        await dialog.getByRole('button', { name: 'Rate 5 ★' }).click()
+        await dialog.getByText('Rated 5 ★').waitFor({ timeout: 15_000 })
+        if (i === 0) {
+          await dialog.getByRole('heading', { name: 'Similar movies' }).waitFor()
+          await sleep(300)
+          await screenshot(page, 'desktop-movie-dialog')
+        }
+        await page.keyboard.press('Escape')
+        await dialog.waitFor({ state: 'detached' })
+      }
+
+      // Back to the recommendations: the realtime tier shows up on its own.
+      await page.getByRole('button', { name: /^Recommendations/ }).click()
+      await recs.locator('ol.movie-grid [data-tier="TIER_REALTIME"]').first().waitFor({ timeout: REALTIME_TIMEOUT_MS })
+      assert.equal(await page.evaluate(() => window.__noReload), true, 'the page was reloaded')
+      await page.getByTestId('recs-updated').waitFor()
+      const note = await page.getByTestId('recs-updated').textContent()
+      assert.match(note, /Updated/)
+      await sleep(300)
+      await screenshot(page, 'desktop-recommendations-realtime')
+
+      // The recommendations lean to the rated genre.
+      const genres = await recs.locator('ol.movie-grid li .movie-meta').allTextContents()
+      const inGenre = genres.filter((g) => g.includes(GENRE)).length
+      assert.ok(inGenre > 0, `no ${GENRE} movie among the realtime recommendations: ${genres.join(' | ')}`)
+
+      // The same views at phone width.
+      await page.setViewportSize(PHONE)
+      await sleep(300)
+      await screenshot(page, 'phone-recommendations')
+      await page.getByRole('button', { name: 'Browse catalogue' }).click()
+      await sleep(300)
+      await screenshot(page, 'phone-catalogue')
+      await cards.first().locator('h3 button').click()
+      await page.getByRole('dialog').getByRole('heading', { name: 'Similar movies' }).waitFor()
+      await sleep(300)
+      await screenshot(page, 'phone-movie-dialog')
+      await page.keyboard.press('Escape')
+    } catch (err) {
+      err.message += `\npage log:\n${log.slice(-20).join('\n')}`
+      throw err
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('error states', () => {
+  test('the real gateway rate limit (429) renders "Too many requests" and recovers', async () => {
+    // A dedicated client id: its own token bucket at the gateway, drained by a burst from here.
+    const clientId = `e2e-429-${Date.now().toString(36)}`
+    const userId = (await (await fetch(`${API_BASE}/v1/users`, { method: 'POST', body: '{"displayName":"e2e 429"}' })).json()).userId
+
+    let hammering = true
+    let limited = 0
+    const hammer = async () => {
+      while (hammering) {
+        const res = await fetch(`${API_BASE}/v1/movies/1`, { headers: { 'x-client-id': clientId } }).catch(() => null)
+        if (res?.status === 429) limited++
+        await res?.arrayBuffer().catch(() => {})
+      }
+    }
+    const workers = Array.from({ length: 16 }, hammer)
+    const deadline = Date.now() + 10_000
+    while (limited === 0 && Date.now() < deadline) await sleep(50)
+    assert.ok(limited > 0, `the gateway never answered 429 to client ${clientId}`)
+
+    const { context, page, log } = await newPage(DESKTOP, `${WEB_BASE}/?user=${userId}&client=${clientId}`)
+    try {
+      const alert = page.locator('section.recs [role="alert"]')
+      await alert.waitFor({ timeout: 15_000 })
+      assert.equal(await alert.getAttribute('data-error-kind'), 'rate-limited', await alert.textContent())
+      assert.match(await alert.textContent(), /Too many requests, retrying in \d+ s/)
+      await screenshot(page, 'desktop-error-rate-limited')
+      await page.setViewportSize(PHONE)
+      await sleep(200)
+      await screenshot(page, 'phone-error-rate-limited')
+
+      // The burst ends: the retry gets through and the list appears without a reload.
+      hammering = false
+      await Promise.all(workers)
+      await page.locator('section.recs ol.movie-grid li').first().waitFor({ timeout: 45_000 })
+      assert.equal(await alert.count(), 0)
+    } catch (err) {
+      err.message += `\npage log:\n${log.slice(-20).join('\n')}`
+      throw err
+    } finally {
+      hammering = false
+      await Promise.all(workers)
+      await context.close()
+    }
+  })
+
+  test('a 429 with Retry-After (intercepted) shows the countdown; a 503 shows unavailable', async () => {
+    const userId = (await (await fetch(`${API_BASE}/v1/users`, { method: 'POST', body: '{}' })).json()).userId
+    const context = await chrome.browser.newContext({ viewport: DESKTOP })
+    const page = await context.newPage()
+    let mode = '429'
+    await page.route('**/v1/users/*/recommendations*', (route) =>
+      mode === '429'
+        ? route.fulfill({
+            status: 429,
+            headers: {
+              'access-control-allow-origin': WEB_BASE,
+              'access-control-expose-headers': 'retry-after, x-local-rate-limit',
+              'retry-after': '30',
+              'x-local-rate-limit': 'true',
+            },
+            body: 'local_rate_limited',
+          })
+        : mode === '503'
+          ? route.fulfill({
+              status: 503,
+              headers: { 'access-control-allow-origin': WEB_BASE, 'content-type': 'application/json' },
+              body: JSON.stringify({ code: 14, message: 'no healthy upstream' }),
+            })
+          : route.continue(),
+    )
+    try {
+      await page.goto(`${WEB_BASE}/?user=${userId}`)
+      const alert = page.locator('section.recs [role="alert"]')
+      await alert.waitFor()
+      assert.match(await alert.textContent(), /Too many requests, retrying in (30|29|28) s/)
+
+      mode = '503'
+      await page.reload()
+      await alert.waitFor()
+      assert.equal(await alert.getAttribute('data-error-kind'), 'unavailable')
+      assert.match(await alert.textContent(), /unavailable right now/)
+      await screenshot(page, 'desktop-error-unavailable')
+
+      mode = 'pass'
+      await page.locator('section.recs ol.movie-grid li').first().waitFor({ timeout: 20_000 })
+    } finally {
+      await context.close()
+    }
+  })
+})
