@@ -50,6 +50,11 @@ RETURNING user_id
 """
 
 
+def as_array(value: Any) -> np.ndarray[Any, Any]:
+    """A vector column as numpy (pgvector returns a Vector object or an array by version)."""
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class ProfileRow:
     """What the store knows about one user, before it becomes a proto."""
@@ -119,7 +124,7 @@ class ProfileStore:
         if row is None or row["preference_vector"] is None:
             return None
         return PreferenceVector(
-            vector=row["preference_vector"],
+            vector=as_array(row["preference_vector"]),
             model_version=row["model_version"] or "",
             updated_at=row["updated_at"],
         )

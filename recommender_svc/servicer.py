@@ -27,7 +27,7 @@ from recommender_svc.ranking import (
     title_patterns,
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
-from recommender_svc.store import History, MovieStore
+from recommender_svc.store import History, MovieStore, as_array
 from recsys.errors import NotFound
 from recsys.grpcserver import current_request_id
 from recsys.v1 import (
@@ -281,7 +281,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         )
         if row["embedding"] is None:
             return response
-        ranked = await self.store.nearest(row["embedding"], [request.movie_id], (), limit)
+        ranked = await self.store.nearest(as_array(row["embedding"]), [request.movie_id], (), limit)
         for c in ranked.items:
             response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
         return response

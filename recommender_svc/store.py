@@ -76,6 +76,13 @@ LIMIT $5
 """
 
 
+def as_array(value: Any) -> np.ndarray[Any, Any] | None:
+    """A vector column as numpy (pgvector returns a Vector object or an array by version)."""
+    if value is None:
+        return None
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
+
+
 def ef_search_for(k: int) -> int:
     """The hnsw.ef_search for a query of k rows that are post-filtered."""
     return max(MIN_EF_SEARCH, min(MAX_EF_SEARCH, 2 * k))
@@ -147,7 +154,7 @@ class MovieStore:
                 and len(liked) < self.LIKED_LIMIT
             ):
                 liked_ids.add(r["movie_id"])
-                liked.append((r["title"], r["embedding"]))
+                liked.append((r["title"], as_array(r["embedding"])))
         return History(seen, liked, genre_lists)
 
     async def nearest(
@@ -158,14 +165,14 @@ class MovieStore:
             # SET LOCAL lasts until the end of this transaction only; the value is an int.
             await conn.execute(f"SET LOCAL hnsw.ef_search = {ef_search_for(k + len(exclude))}")
             rows = await conn.fetch(_NEAREST_SQL, vector, list(exclude), list(genres), k)
-        return Ranked([candidate(r) for r in rows], [r["embedding"] for r in rows])
+        return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def batch(
         self, model_version: str, user_id: int, exclude: Sequence[int], genres: Sequence[str], k: int
     ) -> Ranked:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_BATCH_SQL, model_version, user_id, list(exclude), list(genres), k)
-        return Ranked([candidate(r) for r in rows], [r["embedding"] for r in rows])
+        return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def popular(self, exclude: Sequence[int], genres: Sequence[str], k: int) -> list[Candidate]:
         async with self.pool.acquire() as conn:
