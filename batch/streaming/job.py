@@ -15,11 +15,14 @@ import argparse
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
 
 from batch.common.spark import build_session as spark_session
 from batch.streaming.jars import ensure_jars
@@ -35,6 +38,7 @@ tracer = trace.get_tracer(__name__)
 
 MAX_OFFSETS_PER_TRIGGER = 100_000
 MAX_TRACE_LINKS = 32
+RESTART_BACKOFF_SECONDS = 5.0
 FEEDBACK_FIELDS = ("event_id", "request_id", "user_id", "movie_id", "event_type", "occurred_at")
 
 
@@ -105,6 +109,54 @@ class BatchProcessor:
             )
 
 
+def start_query(
+    spark: SparkSession, settings: Settings, args: argparse.Namespace, processor: BatchProcessor
+) -> StreamingQuery:
+    source = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("subscribe", settings.kafka_topic)
+        .option("startingOffsets", args.starting_offsets)
+        .option("includeHeaders", "true")
+        .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
+        .load()
+    )
+    query = (
+        source.writeStream.queryName("speed-layer")
+        .foreachBatch(processor)
+        .trigger(processingTime=f"{args.trigger_seconds:g} seconds")
+        .option("checkpointLocation", args.checkpoint)
+        .start()
+    )
+    log.info("streaming", extra={"trigger_seconds": args.trigger_seconds, "checkpoint": args.checkpoint})
+    return query
+
+
+def run_until_stopped(
+    query: StreamingQuery, stack_dir: Path, trigger_seconds: float, stopping: dict[str, Any]
+) -> str | None:
+    """Heartbeat until SIGTERM (None, query stopped) or until the query fails (its error)."""
+    try:
+        while query.isActive and not stopping["flag"]:
+            progress = query.lastProgress or {}
+            write_status(
+                stack_dir,
+                trigger_seconds=trigger_seconds,
+                batch_id=progress.get("batchId"),
+                input_rows_per_second=progress.get("inputRowsPerSecond") or 0.0,
+                processed_rows_per_second=progress.get("processedRowsPerSecond") or 0.0,
+                num_input_rows=progress.get("numInputRows", 0),
+                sources=[s.get("endOffset") for s in progress.get("sources", [])],
+            )
+            query.awaitTermination(1)
+    except StreamingQueryException as err:
+        return str(err)
+    finally:
+        # A batch cut short by stop() is re-run from the checkpoint on the next start.
+        query.stop()
+    return None if stopping["flag"] else "query terminated"
+
+
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m batch.streaming", description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[2]")
@@ -141,45 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(settings, args.master)
     spark.sparkContext.setLogLevel("WARN")
     sink = SpeedLayerSink(settings.database_url, settings.redis_url)
-    source = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-        .option("subscribe", settings.kafka_topic)
-        .option("startingOffsets", args.starting_offsets)
-        .option("includeHeaders", "true")
-        .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
-        .load()
-    )
-    query = (
-        source.writeStream.queryName("speed-layer")
-        .foreachBatch(BatchProcessor(sink))
-        .trigger(processingTime=f"{args.trigger_seconds:g} seconds")
-        .option("checkpointLocation", args.checkpoint)
-        .start()
-    )
-    log.info("streaming", extra={"trigger_seconds": args.trigger_seconds, "checkpoint": args.checkpoint})
     stack_dir = settings.stack_dir.resolve()
+    processor = BatchProcessor(sink)
     try:
-        while query.isActive and not stopping["flag"]:
-            progress = query.lastProgress or {}
-            write_status(
-                stack_dir,
-                trigger_seconds=args.trigger_seconds,
-                batch_id=progress.get("batchId"),
-                input_rows_per_second=progress.get("inputRowsPerSecond") or 0.0,
-                processed_rows_per_second=progress.get("processedRowsPerSecond") or 0.0,
-                num_input_rows=progress.get("numInputRows", 0),
-                sources=[s.get("endOffset") for s in progress.get("sources", [])],
-            )
-            query.awaitTermination(1)
-        if query.exception() is not None:
-            log.error("query failed", extra={"error": str(query.exception())})
-            return 1
+        while not stopping["flag"]:
+            query = start_query(spark, settings, args, processor)
+            failure = run_until_stopped(query, stack_dir, args.trigger_seconds, stopping)
+            if failure is None:
+                break
+            # Kafka or Postgres went away mid-batch: restart the query from its checkpoint
+            # (the failed batch re-runs; the sink is idempotent) instead of exiting.
+            log.error("query failed; restarting it", extra={"error": failure[:2000]})
+            time.sleep(RESTART_BACKOFF_SECONDS)
     finally:
-        # A batch cut short here is re-run from the checkpoint on the next start.
         log.info("stopping")
         clear_status(stack_dir)
-        query.stop()
         sink.close()
         spark.stop()
     return 0
