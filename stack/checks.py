@@ -93,6 +93,7 @@ def kafka_topic(cfg: StackConfig) -> str:
     from confluent_kafka.admin import AdminClient
 
     topic = cfg.env.get("KAFKA_TOPIC", "movie-events")
+    _tcp(cfg.port("KAFKA_PORT"))
     admin = AdminClient({"bootstrap.servers": cfg.env["KAFKA_BOOTSTRAP_SERVERS"]})
     try:
         md = admin.list_topics(timeout=5)
