@@ -93,11 +93,16 @@ class ModelEmbeddings:
     reg_param: float
 
 
+def _as_array(value: Any) -> np.ndarray:
+    """pgvector's psycopg adapter returns Vector objects (newer) or numpy arrays (older)."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float64)
+
+
 def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
     rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
-    factors = np.array([np.asarray(r[1], dtype=np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
+    factors = np.array([_as_array(r[1]) for r in rows]).reshape(-1, EMBEDDING_DIM)
     return ModelEmbeddings(
         key=key,
         version=version,
