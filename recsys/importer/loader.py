@@ -110,6 +110,10 @@ def load(dataset: Dataset, database_url: str, progress: bool = False) -> LoadRes
                 progress,
             )
 
+            # Temporary tables have no statistics until analysed; the joins below need them.
+            cur.execute("ANALYZE import_movies")
+            cur.execute("ANALYZE import_events")
+
             cur.execute(
                 """
                 INSERT INTO movies AS m (movie_id, title, year, genres)
