@@ -62,7 +62,12 @@ def _copy(
     progress: bool,
 ) -> None:
     bar = tqdm(
-        total=total, desc=f"load {table}", unit=" rows", unit_scale=True, leave=False, disable=not progress
+        total=total,
+        desc=f"load {table.removeprefix('import_')}",
+        unit=" rows",
+        unit_scale=True,
+        leave=False,
+        disable=not progress,
     )
     with bar, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for n, row in enumerate(rows, 1):

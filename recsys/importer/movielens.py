@@ -24,10 +24,13 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
 from recsys.importer.model import Dataset, ImportFormatError, Interaction, Movie
+
+T = TypeVar("T")
 
 FORMATS = ("100k", "latest-small")
 
@@ -152,10 +155,11 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def _progress(items: Iterable[tuple[int, str]], desc: str, total: int, on: bool) -> Iterable:
+def _progress(items: Iterable[T], desc: str, total: int, on: bool) -> Iterable[T]:
     if not on:
         return items
-    return tqdm(items, desc=desc, total=total, unit=" rows", unit_scale=True, leave=False)
+    bar: Iterable[T] = tqdm(items, desc=desc, total=total, unit=" rows", unit_scale=True, leave=False)
+    return bar
 
 
 def _check_ratings(
@@ -325,7 +329,7 @@ def read_latest_small_movies(path: Path) -> list[Movie]:
 def read_latest_small_ratings(path: Path, movie_ids: set[int], progress: bool = False) -> list[Interaction]:
     interactions: list[Interaction] = []
     lines: list[int] = []
-    total = path.stat().st_size // 24 if progress and path.is_file() else 0
+    total = max(0, _read_bytes(path).count(b"\n") - 1) if progress else 0
     rows = _progress(
         _csv_rows(path, ["userId", "movieId", "rating", "timestamp"]), f"parse {path.name}", total, progress
     )

@@ -19,6 +19,7 @@ ids are `synth-{seed}:{user}:{movie}`, so re-importing is idempotent.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -226,12 +227,13 @@ def _titles(rng: np.random.Generator, n: int) -> list[str]:
     return titles
 
 
-def _activity(rng: np.random.Generator, users: int, total: int, cap: int) -> np.ndarray:
+def _activity(rng: np.random.Generator, users: int, total: int, cap: int) -> np.ndarray[Any, Any]:
     """Interactions per user: heavy-tailed, each in [min(5, cap), cap], summing to `total`."""
     weights = rng.lognormal(0.0, 0.9, users)
-    counts = np.floor(weights / weights.sum() * total).astype(np.int64)
     low = min(5, cap, total // users)
-    counts = np.clip(counts, low, cap)
+    counts: np.ndarray[Any, Any] = np.clip(
+        np.floor(weights / weights.sum() * total).astype(np.int64), low, cap
+    )
     order = rng.permutation(users)
     while (diff := total - int(counts.sum())) != 0:
         room = counts < cap if diff > 0 else counts > low
