@@ -63,7 +63,8 @@ def _run_logged(cfg: StackConfig, name: str, cmd: list[str], timeout: float = 18
 
 
 def postgres_bootstrap(cfg: StackConfig) -> None:
-    """Role and database from DATABASE_URL (owner = that role), then CREATE EXTENSION vector."""
+    """Role (superuser, local only) and database from DATABASE_URL (owner = that role), then
+    CREATE EXTENSION vector."""
     import psycopg
     from psycopg import sql
 
@@ -75,6 +76,10 @@ def postgres_bootstrap(cfg: StackConfig) -> None:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
             say(f"postgres: created role {role}")
+        # Local stack only: the app role is a superuser, so tests can create scratch databases
+        # and migrations can CREATE EXTENSION vector in them (pgvector is not a trusted
+        # extension). Nothing is lost: trust auth on 127.0.0.1 already lets any local user in.
+        conn.execute(sql.SQL("ALTER ROLE {} SUPERUSER CREATEDB").format(sql.Identifier(role)))
         if password is not None:
             conn.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
