@@ -82,9 +82,15 @@ def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
     )[["user_id", "movie_id", "event_type", "rating", "occurred_at"]]
 
 
-def run(params: AlsParams, train: pd.DataFrame, test: pd.DataFrame, spark) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run(  # type: ignore[no-untyped-def]
+    params: AlsParams, train: pd.DataFrame, test: pd.DataFrame, spark, signal: str = "weights"
+) -> dict[str, float]:
     events = spark.createDataFrame(as_events(train))
-    strengths = interaction_strengths(events).cache()
+    if signal == "binary":  # every rating a plain positive (1), the textbook implicit setting
+        strengths = events.selectExpr("user_id", "movie_id", "CAST(1.0 AS FLOAT) AS strength")
+    else:  # the production signal: batch.weights (low ratings are negatives)
+        strengths = interaction_strengths(events)
+    strengths = strengths.cache()
     strengths.count()
     started = time.perf_counter()
     model = fit_implicit(strengths, params)
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--max-iter", type=int, default=defaults.max_iter)
     parser.add_argument("--popularity-exponent", type=float, default=defaults.popularity_exponent)
+    parser.add_argument("--signal", choices=["weights", "binary"], default="weights",
+                        help="weights: batch.weights as in production (default); binary: r = 1")
     parser.add_argument("--grid", action="store_true", help="print one line per (reg, alpha) pair")
     opts = parser.parse_args(argv)
 
@@ -154,17 +162,17 @@ def main(argv: list[str] | None = None) -> int:
             for reg in (0.01, 0.03, 0.1, 0.3):
                 for alpha in (0.3, 1.0, 3.0):
                     p = AlsParams(**{**params.as_dict(), "reg_param": reg, "alpha": alpha})
-                    r = run(p, train, test, spark)
+                    r = run(p, train, test, spark, opts.signal)
                     print(f"rank={p.rank} reg={reg} alpha={alpha} iter={p.max_iter} "
                           f"ndcg={r['ndcg@10']:.4f} p={r['precision@10']:.4f} "
                           f"map={r['map']:.4f} t={r['train_seconds']:.1f}s", flush=True)
             return 0
-        ours = run(params, train, test, spark)
+        ours = run(params, train, test, spark, opts.signal)
     finally:
         spark.stop()
 
     cols = ["map", "map@10", "ndcg@10", "precision@10", "recall@10", "coverage@10", "rmse"]
-    print(f"\nparams: {params.as_dict()}")
+    print(f"\nsignal: {opts.signal}; params: {params.as_dict()}")
     print(f"{'algorithm':<24}" + "".join(f"{c:>14}" for c in cols))
     print(f"{'ALS implicit (ours)':<24}" + "".join(f"{ours.get(c, float('nan')):>14.6f}" for c in cols))
     for name, row in REFERENCE.items():

@@ -26,8 +26,8 @@ class AlsParams:
     """Hyper-parameters of the implicit ALS model (defaults tuned on MovieLens 100K)."""
 
     rank: int = 64
-    reg_param: float = 0.05
-    alpha: float = 1.0
+    reg_param: float = 0.2
+    alpha: float = 0.2
     max_iter: int = 15
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).

@@ -1,0 +1,40 @@
+"""`python -m batch.archive`: move interactions older than 48 h to the Parquet archive.
+
+    python -m batch.archive [--hours 48]
+
+The archive is ARCHIVE_URI (a local folder by default; `s3a://bucket/path` for MinIO, with
+the hadoop-aws package and fs.s3a.* settings passed via SPARK_CONF_* / spark-defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+
+from batch.archive.job import archive
+from batch.common.spark import build_session
+from recsys.config import Settings
+from recsys.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--hours", type=float, default=48.0, help="archive rows older than this")
+    opts = parser.parse_args(argv)
+    settings = Settings.from_env()
+    setup_logging("batch-archive", settings.log_level)
+    spark = build_session("recsys-archive")
+    try:
+        results = archive(
+            spark, settings.database_url, settings.archive_uri, timedelta(hours=opts.hours)
+        )
+    finally:
+        spark.stop()
+    total = sum(r.deleted for r in results)
+    print(f"archived {sum(r.extracted for r in results)} rows, deleted {total}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

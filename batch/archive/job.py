@@ -1,0 +1,180 @@
+"""Archive job: interactions older than 48 h -> Parquet by date, then (verified) out of PostgreSQL.
+
+extract: the rows of `rt_user_interactions` older than the cutoff, and the archive's existing
+rows of the dates they fall on. transform: union, one row per `event_id`, a `date` partition
+column (UTC day of `occurred_at`). load: overwrite exactly those date partitions (Spark dynamic
+partition overwrite), read them back, check every extracted event_id is there and the counts
+match, and only then delete the extracted rows from PostgreSQL.
+
+Re-running is harmless: a partition is always rewritten as (what it had + what is new) without
+duplicates, so a run that died between the write and the delete just writes the same rows again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.window import Window
+
+log = logging.getLogger("batch.archive")
+
+ARCHIVE_SCHEMA = T.StructType(
+    [
+        T.StructField("event_id", T.StringType(), False),
+        T.StructField("user_id", T.LongType(), False),
+        T.StructField("movie_id", T.LongType(), False),
+        T.StructField("event_type", T.StringType(), False),
+        T.StructField("rating", T.DoubleType(), True),
+        T.StructField("request_id", T.StringType(), True),
+        T.StructField("occurred_at", T.TimestampType(), False),
+        T.StructField("ingested_at", T.TimestampType(), True),
+    ]
+)
+COLUMNS = [f.name for f in ARCHIVE_SCHEMA.fields]
+
+
+class ArchiveVerificationError(RuntimeError):
+    """The written partitions do not hold every extracted row; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    cutoff: datetime
+    extracted: int
+    dates: list[str]
+    deleted: int
+
+
+def read_old_rows(database_url: str, cutoff: datetime, limit: int) -> pd.DataFrame:
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT {', '.join(COLUMNS[:4])}, rating::float8, request_id, occurred_at, ingested_at "
+            "FROM rt_user_interactions WHERE occurred_at < %s ORDER BY occurred_at LIMIT %s",
+            (cutoff, limit),
+        )
+        rows = cur.fetchall()
+    pdf = pd.DataFrame(rows, columns=COLUMNS)
+    for col in ("occurred_at", "ingested_at"):
+        pdf[col] = pd.to_datetime(pdf[col], utc=True)
+    return pdf
+
+
+def with_date(events: DataFrame) -> DataFrame:
+    """Adds the `date` partition column: the UTC day of `occurred_at` as YYYY-MM-DD."""
+    return events.withColumn("date", F.date_format(F.col("occurred_at"), "yyyy-MM-dd"))
+
+
+def merge_partitions(new: DataFrame, existing: DataFrame) -> DataFrame:
+    """What the touched partitions must hold: existing + new rows, one per event_id (new wins)."""
+    both = with_date(new.select(*COLUMNS)).withColumn("_new", F.lit(1)).unionByName(
+        with_date(existing.select(*COLUMNS)).withColumn("_new", F.lit(0))
+    )
+    newest_first = Window.partitionBy("event_id").orderBy(F.col("_new").desc())
+    ranked = both.withColumn("_n", F.row_number().over(newest_first))
+    return ranked.where(F.col("_n") == 1).drop("_n", "_new")
+
+
+def partition_path(archive_uri: str, date: str) -> str:
+    return f"{archive_uri.rstrip('/')}/date={date}"
+
+
+def read_partitions(spark: SparkSession, archive_uri: str, dates: list[str]) -> DataFrame:
+    frames = []
+    for d in dates:
+        path = partition_path(archive_uri, d)
+        if "://" not in archive_uri and not Path(path).is_dir():
+            continue
+        try:
+            frames.append(spark.read.schema(ARCHIVE_SCHEMA).parquet(path).select(*COLUMNS))
+        except Exception as exc:
+            if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
+                raise
+    out = spark.createDataFrame([], ARCHIVE_SCHEMA)
+    for frame in frames:
+        out = out.unionByName(frame)
+    return out
+
+
+def delete_archived(
+    database_url: str, event_ids: list[str], cutoff: datetime, chunk: int = 5000
+) -> int:
+    deleted = 0
+    with psycopg.connect(database_url) as conn:
+        for start in range(0, len(event_ids), chunk):
+            with conn.transaction():
+                cur = conn.execute(
+                    "DELETE FROM rt_user_interactions WHERE event_id = ANY(%s) AND occurred_at < %s",
+                    (event_ids[start : start + chunk], cutoff),
+                )
+                deleted += cur.rowcount
+    return deleted
+
+
+def archive_once(
+    spark: SparkSession,
+    database_url: str,
+    archive_uri: str,
+    cutoff: datetime,
+    limit: int = 1_000_000,
+) -> ArchiveResult:
+    """One batch of at most `limit` rows older than `cutoff` (see the module docstring)."""
+    old = read_old_rows(database_url, cutoff, limit)
+    if old.empty:
+        return ArchiveResult(cutoff, 0, [], 0)
+    new = spark.createDataFrame(old, ARCHIVE_SCHEMA)
+    dates = sorted(old["occurred_at"].dt.strftime("%Y-%m-%d").unique().tolist())
+    existing = read_partitions(spark, archive_uri, dates).localCheckpoint(eager=True)
+    merged = merge_partitions(new, existing).localCheckpoint(eager=True)
+    expected = merged.count()
+    (
+        merged.repartition("date")
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("date")
+        .parquet(archive_uri)
+    )
+    # Verify: read the written partitions back before deleting anything.
+    written = read_partitions(spark, archive_uri, dates)
+    n_written = written.count()
+    ids = spark.createDataFrame(old[["event_id"]])
+    missing = ids.join(written.select("event_id"), "event_id", "left_anti").count()
+    if n_written != expected or missing:
+        raise ArchiveVerificationError(
+            f"archive check failed: wrote {n_written} rows, expected {expected}; "
+            f"{missing} extracted rows missing"
+        )
+    deleted = delete_archived(database_url, old["event_id"].tolist(), cutoff)
+    log.info(
+        "archived",
+        extra={"rows": len(old), "dates": dates, "partition_rows": n_written, "deleted": deleted},
+    )
+    return ArchiveResult(cutoff, len(old), dates, deleted)
+
+
+def archive(
+    spark: SparkSession,
+    database_url: str,
+    archive_uri: str,
+    older_than: timedelta = timedelta(hours=48),
+    now: datetime | None = None,
+    batch_rows: int = 1_000_000,
+) -> list[ArchiveResult]:
+    """Archive everything older than `older_than`, in batches of `batch_rows`."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    results = []
+    while True:
+        result = archive_once(spark, database_url, archive_uri, cutoff, batch_rows)
+        if result.extracted == 0:
+            break
+        results.append(result)
+        if result.extracted < batch_rows:
+            break
+    return results
