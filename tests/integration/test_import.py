@@ -63,7 +63,14 @@ def _with_database(url: str, name: str) -> str:
 def _create_database(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            pytest.fail(
+                f"cannot create the scratch database {name} ({exc}); the stack makes the app role "
+                "SUPERUSER CREATEDB (stack.core.postgres_bootstrap): run `make up` again",
+                pytrace=False,
+            )
     return _with_database(server_url, name)
 
 

@@ -48,7 +48,14 @@ def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     name = f"recsys_migtest_{request.node.name.removeprefix('test_')[:30]}_{os.getpid()}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            pytest.fail(
+                f"cannot create the scratch database {name} ({exc}); the stack makes the app role "
+                "SUPERUSER CREATEDB (stack.core.postgres_bootstrap): run `make up` again",
+                pytrace=False,
+            )
     yield _with_database(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
