@@ -108,3 +108,20 @@ export function watchPage(page) {
   page.on('response', (r) => r.status() >= 400 && log.push(`${r.status()} ${r.request().method()} ${r.url()}`))
   return log
 }
+
+/** POST /v1/users, retried a few times while a service restarts (the stack is shared). */
+export async function createUser(name = 'e2e') {
+  let last
+  for (let i = 0; i < 10; i++) {
+    try {
+      const res = await fetch(`${API_BASE}/v1/users`, { method: 'POST', body: JSON.stringify({ displayName: name }) })
+      const text = await res.text()
+      if (res.ok) return JSON.parse(text).userId
+      last = new Error(`POST /v1/users answered ${res.status}: ${text}`)
+    } catch (err) {
+      last = err
+    }
+    await sleep(1000)
+  }
+  throw last
+}

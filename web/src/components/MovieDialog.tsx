@@ -51,12 +51,21 @@ export function MovieDialog({ api, userId, movie, requestId, onClose, onOpenMovi
     return () => controller.abort()
   }, [api, movie.movieId])
 
-  const onKeyDown = (e: KeyboardEvent) => {
-    if (e.key === 'Escape') {
-      e.stopPropagation()
-      onClose()
-      return
+  // Escape closes the dialog wherever focus is (a button that just got disabled drops it to body).
+  const onCloseRef = useRef(onClose)
+  onCloseRef.current = onClose
+  useEffect(() => {
+    const onEscape = (e: globalThis.KeyboardEvent) => {
+      if (e.key === 'Escape') {
+        e.preventDefault()
+        onCloseRef.current()
+      }
     }
+    document.addEventListener('keydown', onEscape)
+    return () => document.removeEventListener('keydown', onEscape)
+  }, [])
+
+  const onKeyDown = (e: KeyboardEvent) => {
     if (e.key !== 'Tab' || !dialogRef.current) return
     const nodes = Array.from(dialogRef.current.querySelectorAll<HTMLElement>(FOCUSABLE))
     if (nodes.length === 0) return
@@ -128,13 +137,13 @@ export function MovieDialog({ api, userId, movie, requestId, onClose, onOpenMovi
 
         <div className="actions" role="group" aria-label="Actions">
           <button type="button" className="btn" disabled={posting !== null} onClick={() => post('EVENT_TYPE_LIKE')}>
-            👍 Like
+            <span aria-hidden="true" className="icon">♥</span> Like
           </button>
           <button type="button" className="btn" disabled={posting !== null} onClick={() => post('EVENT_TYPE_DISLIKE')}>
-            👎 Dislike
+            <span aria-hidden="true" className="icon">⊘</span> Dislike
           </button>
           <button type="button" className="btn" disabled={posting !== null} onClick={() => post('EVENT_TYPE_WATCH')}>
-            ▶ Watch
+            <span aria-hidden="true" className="icon">▶</span> Watch
           </button>
         </div>
 
