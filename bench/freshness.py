@@ -1,0 +1,299 @@
+"""Speed-layer benchmark: event-to-fresh-recommendation latency and sustained ingest.
+
+    .venv/bin/python bench/freshness.py          # the local stack must be up (make up)
+
+In one run, against the local stack:
+  * freshness with a 1 s and a 5 s trigger: a new user posts 5 ratings through Envoy
+    (REST); the clock runs from sending the last event until GET recommendations answers
+    from the realtime tier. p50/p95 per trigger (target: p95 <= 2 s with 1 s).
+    For each trigger the stack's streaming program is stopped and the job is run here with
+    `--trigger-seconds T` on the same checkpoint; the stack's program is started again at
+    the end.
+  * sustained ingest: wrk (bench/ingest.lua) POSTs events through Envoy for a fixed time
+    while the streaming job (default trigger) consumes; prints accepted events/s, latency,
+    and the consumer lag (Kafka end offsets minus the job's committed offsets) sampled
+    every second, with the time to drain after the load stops.
+It seeds genre-clustered test movies (ids 910000000+) when needed (idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from batch.streaming.status import read_status  # noqa: E402
+from recsys.config import Settings  # noqa: E402
+from stack import supervisor  # noqa: E402
+from stack.config import StackConfig  # noqa: E402
+from tests.integration.test_speed_helpers import (  # noqa: E402
+    connect,
+    http,
+    seed_genre_clusters,
+)
+
+POLL_INTERVAL_S = 0.05
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def client_headers() -> dict[str, str]:
+    return {"x-client-id": f"bench-freshness-{uuid.uuid4().hex[:8]}"}
+
+
+def one_sample(envoy: str, movies: list[int], timeout: float) -> float | None:
+    user = 8_000_000_000 + uuid.uuid4().int % 1_000_000_000
+    for movie in movies[:-1]:
+        status, body = http(
+            "POST",
+            f"{envoy}/v1/events",
+            {"userId": user, "movieId": movie, "type": "EVENT_TYPE_RATE", "rating": 5},
+        )
+        assert status == 200, body
+    started = time.perf_counter()
+    status, body = http(
+        "POST",
+        f"{envoy}/v1/events",
+        {"userId": user, "movieId": movies[-1], "type": "EVENT_TYPE_RATE", "rating": 5},
+    )
+    assert status == 200, body
+    while time.perf_counter() - started < timeout:
+        status, recs = http("GET", f"{envoy}/v1/users/{user}/recommendations?limit=10")
+        if status == 200 and recs["items"] and recs["items"][0]["tier"] == "TIER_REALTIME":
+            return time.perf_counter() - started
+        time.sleep(POLL_INTERVAL_S)
+    return None
+
+
+class OwnStreamingJob:
+    """The streaming job with a given trigger, in place of the stack's program."""
+
+    def __init__(self, cfg: StackConfig, trigger: float) -> None:
+        self.cfg, self.trigger = cfg, trigger
+
+    def __enter__(self) -> OwnStreamingJob:
+        supervisor.rpc(self.cfg).supervisor.stopProcess("streaming", True)
+        log = open(self.cfg.logs / f"bench-streaming-{self.trigger:g}s.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "batch.streaming", "--trigger-seconds", f"{self.trigger:g}"],
+            cwd=ROOT,
+            env=self.cfg.child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                status = read_status(self.cfg.dir)
+                if status["pid"] == self.proc.pid and status.get("trigger_seconds") == self.trigger:
+                    return self
+            except (OSError, ValueError):
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streaming job exited; read {log.name}")
+            time.sleep(0.5)
+        raise RuntimeError("streaming job did not start in 240 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        supervisor.start_program(self.cfg, "streaming")
+
+
+def freshness(
+    cfg: StackConfig, envoy: str, clusters: dict[str, list[int]], trigger: float, samples: int
+) -> list[float]:
+    genres = list(clusters)
+    latencies: list[float] = []
+    misses = 0
+    with OwnStreamingJob(cfg, trigger):
+        # warm-up: the first batch after start pays for JIT and connections
+        one_sample(envoy, clusters[genres[0]][:5], timeout=60)
+        for i in range(samples):
+            genre = clusters[genres[i % len(genres)]]
+            offset = (i * 5) % (len(genre) - 5)
+            result = one_sample(envoy, genre[offset : offset + 5], timeout=10 * trigger + 10)
+            if result is None:
+                misses += 1
+            else:
+                latencies.append(result)
+            time.sleep((i % 7) / 7 * trigger)  # spread the samples over the trigger phase
+    if misses:
+        print(f"  {misses} samples timed out")
+    return latencies
+
+
+def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-freshness-probe"})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    consumer.close()
+    return ends
+
+
+def committed_offsets(cfg: StackConfig, topic: str) -> dict[int, int]:
+    """The end offsets of the last batch the job finished (from its heartbeat)."""
+    try:
+        sources = read_status(cfg.dir).get("sources") or []
+    except (OSError, ValueError):
+        return {}
+    for end in sources:
+        if end:
+            parsed = json.loads(end) if isinstance(end, str) else end
+            return {int(p): int(o) for p, o in parsed.get(topic, {}).items()}
+    return {}
+
+
+def ingest(
+    cfg: StackConfig, settings: Settings, envoy: str, movies: list[int], seconds: int, connections: int
+) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    topic = settings.kafka_topic
+    start_offsets = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
+    lags: list[int] = []
+    stop = threading.Event()
+
+    def sample_lag() -> None:
+        while not stop.is_set():
+            ends = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
+            done = committed_offsets(cfg, topic)
+            if done:
+                lags.append(sum(max(0, ends[p] - done.get(p, 0)) for p in ends))
+            time.sleep(1)
+
+    sampler = threading.Thread(target=sample_lag, daemon=True)
+    sampler.start()
+    env = {**os.environ, "MOVIES": ",".join(map(str, movies)), "USER_BASE": "7000000000"}
+    res = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(ROOT / "bench" / "ingest.lua"),
+            envoy,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    load_end = time.monotonic()
+    end_offsets = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
+    produced = sum(end_offsets[p] - start_offsets.get(p, 0) for p in end_offsets)
+    drained_after = None
+    while time.monotonic() - load_end < 120:
+        done = committed_offsets(cfg, topic)
+        if done and all(done.get(p, 0) >= o for p, o in end_offsets.items()):
+            drained_after = time.monotonic() - load_end
+            break
+        time.sleep(0.2)
+    stop.set()
+    out = res.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = int(re.search(r"NON2XX (\d+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {
+        "requests_per_s": rps,
+        "accepted": total - non2xx,
+        "rejected": non2xx,
+        "accepted_per_s": (total - non2xx) / seconds,
+        "produced_to_kafka": produced,
+        "p50_ms": float(re.search(r"LATENCY_P50_MS ([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": float(re.search(r"LATENCY_P99_MS ([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "max_lag": max(lags) if lags else None,
+        "mean_lag": statistics.mean(lags) if lags else None,
+        "drained_after_s": drained_after,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20, help="freshness samples per trigger")
+    parser.add_argument("--ingest-seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--triggers", default="1,5")
+    args = parser.parse_args()
+
+    cfg = StackConfig.load()
+    settings = Settings.from_env()
+    envoy = cfg.envoy_url
+    conn = connect(settings.database_url)
+    clusters = seed_genre_clusters(conn)
+    conn.close()
+
+    results: dict[float, list[float]] = {}
+    for trigger in (float(t) for t in args.triggers.split(",")):
+        print(f"freshness, trigger {trigger:g} s: {args.samples} samples ...", flush=True)
+        results[trigger] = freshness(cfg, envoy, clusters, trigger, args.samples)
+
+    # The stack's own job (default trigger) is back; wait for it before loading it.
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if time.time() - read_status(cfg.dir)["ts"] < 5:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(1)
+    print(f"ingest: wrk {args.connections} connections for {args.ingest_seconds} s ...", flush=True)
+    movies = [m for ids in clusters.values() for m in ids]
+    ing = ingest(cfg, settings, envoy, movies, args.ingest_seconds, args.connections)
+
+    print()
+    print("event -> fresh recommendation (send of the 5th rating -> GET answers TIER_REALTIME)")
+    print(f"{'trigger':>8} {'n':>4} {'p50 s':>7} {'p95 s':>7} {'max s':>7}  target")
+    for trigger, lat in results.items():
+        if not lat:
+            print(f"{trigger:>7g}s {0:>4}   (no sample)")
+            continue
+        target = "p95 <= 2 s: " + ("met" if percentile(lat, 95) <= 2 else "MISSED") if trigger == 1 else ""
+        print(
+            f"{trigger:>7g}s {len(lat):>4} {percentile(lat, 50):>7.2f} {percentile(lat, 95):>7.2f} "
+            f"{max(lat):>7.2f}  {target}"
+        )
+    print()
+    print(
+        f"sustained ingest through Envoy (wrk, {args.connections} connections, {args.ingest_seconds} s, "
+        f"streaming trigger {settings.stream_trigger_seconds:g} s)"
+    )
+    print(
+        f"  accepted {ing['accepted_per_s']:.0f} events/s ({ing['accepted']} accepted, {ing['rejected']} "
+        f"rejected), POST p50 {ing['p50_ms']:.1f} ms p99 {ing['p99_ms']:.1f} ms"
+    )
+    print(f"  produced to Kafka: {ing['produced_to_kafka']}")
+    lag = f"max {ing['max_lag']} / mean {ing['mean_lag']:.0f} events" if ing["max_lag"] is not None else "n/a"
+    drained = f"{ing['drained_after_s']:.1f} s" if ing["drained_after_s"] is not None else "NOT within 120 s"
+    print(f"  consumer lag during load: {lag}; all consumed {drained} after the load stopped")
+
+
+if __name__ == "__main__":
+    main()
