@@ -86,16 +86,41 @@ def one_sample(envoy: str, movies: list[int], timeout: float) -> float | None:
 
 
 class OwnStreamingJob:
-    """The streaming job with a given trigger, in place of the stack's program."""
+    """The streaming job with a given trigger, in place of the stack's program.
+
+    It runs on a checkpoint of its own from the latest offsets, so it never competes with
+    the stack's checkpoint even if someone restarts the stack's program meanwhile (the
+    sink is idempotent, so two jobs writing the same events is harmless).
+    """
 
     def __init__(self, cfg: StackConfig, trigger: float) -> None:
         self.cfg, self.trigger = cfg, trigger
+        self.name = f"bench-streaming-{trigger:g}s"
+        self.checkpoint = cfg.dir / "checkpoints" / self.name
+
+    def stack_job_running(self) -> bool:
+        info = supervisor.info(self.cfg, "streaming")
+        return bool(info and info["statename"] in ("RUNNING", "STARTING"))
 
     def __enter__(self) -> OwnStreamingJob:
-        supervisor.rpc(self.cfg).supervisor.stopProcess("streaming", True)
-        log = open(self.cfg.logs / f"bench-streaming-{self.trigger:g}s.log", "w")
+        if self.stack_job_running():
+            supervisor.rpc(self.cfg).supervisor.stopProcess("streaming", True)
+        shutil.rmtree(self.checkpoint, ignore_errors=True)
+        log = open(self.cfg.logs / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "batch.streaming", "--trigger-seconds", f"{self.trigger:g}"],
+            [
+                sys.executable,
+                "-m",
+                "batch.streaming",
+                "--trigger-seconds",
+                f"{self.trigger:g}",
+                "--checkpoint",
+                str(self.checkpoint),
+                "--starting-offsets",
+                "latest",
+                "--name",
+                self.name,
+            ],
             cwd=ROOT,
             env=self.cfg.child_env(),
             stdout=log,
@@ -105,10 +130,9 @@ class OwnStreamingJob:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             try:
-                status = read_status(self.cfg.dir)
-                if status["pid"] == self.proc.pid and status.get("trigger_seconds") == self.trigger:
+                if read_status(self.cfg.dir, self.name)["pid"] == self.proc.pid:
                     return self
-            except (OSError, ValueError):
+            except (OSError, ValueError, KeyError):
                 pass
             if self.proc.poll() is not None:
                 raise RuntimeError(f"streaming job exited; read {log.name}")
@@ -121,6 +145,7 @@ class OwnStreamingJob:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.checkpoint, ignore_errors=True)
         supervisor.start_program(self.cfg, "streaming")
 
 
@@ -130,10 +155,13 @@ def freshness(
     genres = list(clusters)
     latencies: list[float] = []
     misses = 0
-    with OwnStreamingJob(cfg, trigger):
+    with OwnStreamingJob(cfg, trigger) as job:
         # warm-up: the first batch after start pays for JIT and connections
         one_sample(envoy, clusters[genres[0]][:5], timeout=60)
         for i in range(samples):
+            if job.stack_job_running():
+                print("  warning: the stack's streaming program was restarted during the run")
+                supervisor.rpc(cfg).supervisor.stopProcess("streaming", True)
             genre = clusters[genres[i % len(genres)]]
             offset = (i * 5) % (len(genre) - 5)
             result = one_sample(envoy, genre[offset : offset + 5], timeout=10 * trigger + 10)

@@ -133,7 +133,7 @@ def start_query(
 
 
 def run_until_stopped(
-    query: StreamingQuery, stack_dir: Path, trigger_seconds: float, stopping: dict[str, Any]
+    query: StreamingQuery, stack_dir: Path, args: argparse.Namespace, stopping: dict[str, Any]
 ) -> str | None:
     """Heartbeat until SIGTERM (None, query stopped) or until the query fails (its error)."""
     try:
@@ -141,7 +141,8 @@ def run_until_stopped(
             progress = query.lastProgress or {}
             write_status(
                 stack_dir,
-                trigger_seconds=trigger_seconds,
+                args.name,
+                trigger_seconds=args.trigger_seconds,
                 batch_id=progress.get("batchId"),
                 input_rows_per_second=progress.get("inputRowsPerSecond") or 0.0,
                 processed_rows_per_second=progress.get("processedRowsPerSecond") or 0.0,
@@ -172,6 +173,11 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         help="checkpoint directory (default ${STACK_DIR}/checkpoints/streaming)",
     )
     parser.add_argument("--starting-offsets", default="earliest", help="used only without a checkpoint")
+    parser.add_argument(
+        "--name",
+        default="streaming",
+        help="instance name: its heartbeat is ${STACK_DIR}/<name>/status.json (the stack's is 'streaming')",
+    )
     return parser.parse_args(argv)
 
 
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stopping["flag"]:
             query = start_query(spark, settings, args, processor)
-            failure = run_until_stopped(query, stack_dir, args.trigger_seconds, stopping)
+            failure = run_until_stopped(query, stack_dir, args, stopping)
             if failure is None:
                 break
             # Kafka or Postgres went away mid-batch: restart the query from its checkpoint
@@ -207,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(RESTART_BACKOFF_SECONDS)
     finally:
         log.info("stopping")
-        clear_status(stack_dir)
+        clear_status(stack_dir, args.name)
         sink.close()
         spark.stop()
     return 0

@@ -16,24 +16,24 @@ from typing import Any
 STALE_AFTER_SECONDS = 30.0
 
 
-def status_file(stack_dir: Path) -> Path:
-    return stack_dir / "streaming" / "status.json"
+def status_file(stack_dir: Path, name: str = "streaming") -> Path:
+    return stack_dir / name / "status.json"
 
 
-def write_status(stack_dir: Path, **fields: Any) -> None:
-    path = status_file(stack_dir)
+def write_status(stack_dir: Path, name: str = "streaming", **fields: Any) -> None:
+    path = status_file(stack_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "ts": time.time(), **fields}, default=str))
     tmp.replace(path)
 
 
-def clear_status(stack_dir: Path) -> None:
-    status_file(stack_dir).unlink(missing_ok=True)
+def clear_status(stack_dir: Path, name: str = "streaming") -> None:
+    status_file(stack_dir, name).unlink(missing_ok=True)
 
 
-def read_status(stack_dir: Path) -> dict[str, Any]:
-    return dict(json.loads(status_file(stack_dir).read_text()))
+def read_status(stack_dir: Path, name: str = "streaming") -> dict[str, Any]:
+    return dict(json.loads(status_file(stack_dir, name).read_text()))
 
 
 def ready(stack_dir: Path) -> str:
