@@ -40,6 +40,11 @@ def connect(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+def _array(value: Any) -> np.ndarray:
+    """A vector column's value as numpy (pgvector's Vector or already an array)."""
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
+
+
 def _vec(row: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in row) + "]"
 
@@ -108,7 +113,7 @@ def staged_items(conn: psycopg.Connection[Any], version: str) -> tuple[np.ndarra
         (version,),
     ).fetchall()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    mat = np.array([np.asarray(r[1], dtype=np.float32) for r in rows], dtype=np.float32)
+    mat = np.array([np.asarray(_array(r[1]), dtype=np.float32) for r in rows], dtype=np.float32)
     return ids, mat.reshape(len(ids), -1)
 
 

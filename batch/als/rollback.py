@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     deleted = publish.invalidate_cache(settings.redis_url)
     log.info("rolled back", extra={"from": moved[0], "to": moved[1], "cache_deleted": deleted})
-    print(f"{moved[0]} -> {moved[1]}")
+    print(f"{moved[0]} -> {moved[1]}", flush=True)
     return 0
 
 

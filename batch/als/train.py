@@ -237,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if opts.stage == "fit":
         version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
-        print(version or "")
+        print(version or "", flush=True)
         return 0
     if opts.stage == "evaluate":
-        print(evaluate_stage(settings, opts.version, opts.tolerance))
+        print(evaluate_stage(settings, opts.version, opts.tolerance), flush=True)
         return 0
     if opts.stage == "publish":
         publish_stage(settings, opts.version)
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     status = evaluate_stage(settings, version, opts.tolerance)
     if status == "candidate" and publish_stage(settings, version):
         invalidate_stage(settings)
-    print(f"{version} {status if status == 'rejected' else 'live'}")
+    print(f"{version} {status if status == 'rejected' else 'live'}", flush=True)
     return 0
 
 

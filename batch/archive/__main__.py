@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         spark.stop()
     total = sum(r.deleted for r in results)
-    print(f"archived {sum(r.extracted for r in results)} rows, deleted {total}")
+    print(f"archived {sum(r.extracted for r in results)} rows, deleted {total}", flush=True)
     return 0
 
 

@@ -1,0 +1,241 @@
+"""The batch layer against the real stack, in its own database (recsys_batch_test).
+
+Publishing changes the live model, so these tests never touch the shared `recsys` database:
+a fresh database is created and migrated, and Redis db 15 stands in for the cache.
+Ids are >= 800000000 anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+import redis
+
+from stack.checks import admin_dsn
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
+TEST_DB = "recsys_batch_test"
+BASE = 800_000_000
+CLUSTERS, MOVIES_PER_CLUSTER, USERS_PER_CLUSTER, PER_USER = 4, 25, 20, 12
+FAST = '{"rank": 8, "max_iter": 6, "rating_rank": 4}'
+
+
+@pytest.fixture(scope="module")
+def batch_env(stack, tmp_path_factory) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    admin = admin_dsn(stack.cfg)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEST_DB} OWNER recsys")
+    with psycopg.connect(admin_dsn(stack.cfg, TEST_DB), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    base = stack.database_url.rsplit("/", 1)[0]
+    tmp = tmp_path_factory.mktemp("batch")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{base}/{TEST_DB}",
+        "REDIS_URL": stack.redis_url.rsplit("/", 1)[0] + "/15",
+        "ARCHIVE_URI": str(tmp / "archive"),
+        "MODEL_DIR": str(tmp / "models"),
+        "SPARK_DRIVER_MEMORY": "2g",
+    }
+    subprocess.run([PYTHON, "-m", "recsys.migrate"], env=env, cwd=REPO, check=True)
+    yield env
+
+
+def sh(env: dict[str, str], *args: str) -> str:
+    proc = subprocess.run(
+        [PYTHON, "-m", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = [x for x in proc.stdout.splitlines() if x.strip() and not x.startswith("{")]
+    return lines[-1] if lines else ""
+
+
+def seed(env: dict[str, str]) -> None:
+    """Clustered tastes: each user interacts with movies of one cluster only."""
+    rng = np.random.default_rng(7)
+    now = datetime.now(UTC)
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        conn.execute("DELETE FROM rt_user_interactions")
+        conn.execute("DELETE FROM movies")
+        movies = [BASE + m for m in range(CLUSTERS * MOVIES_PER_CLUSTER)]
+        with conn.cursor().copy("COPY movies (movie_id, title) FROM STDIN") as copy:
+            for m in movies:
+                copy.write_row((m, f"Test movie {m}"))
+        with conn.cursor().copy(
+            "COPY rt_user_interactions (event_id, user_id, movie_id, event_type, rating, occurred_at)"
+            " FROM STDIN"
+        ) as copy:
+            for c in range(CLUSTERS):
+                own = movies[c * MOVIES_PER_CLUSTER : (c + 1) * MOVIES_PER_CLUSTER]
+                for u in range(USERS_PER_CLUSTER):
+                    user = BASE + c * USERS_PER_CLUSTER + u
+                    for i, m in enumerate(rng.choice(own, PER_USER, replace=False)):
+                        when = now - timedelta(hours=1 + i)
+                        copy.write_row((f"t-{user}-{m}", user, int(m), "rate", 5.0, when))
+
+
+def live(env: dict[str, str]) -> str | None:
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT version FROM models WHERE status = 'live'").fetchone()
+    return row[0] if row else None
+
+
+def test_train_publish_gate_switch_rollback(batch_env: dict[str, str]) -> None:
+    env = batch_env
+    seed(env)
+    first = sh(env, "batch.als.train", "--first-run", "--params", FAST)
+    v1 = first.split()[0]
+    assert first.endswith(" live") and live(env) == v1
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT count(DISTINCT model_version) FROM movies").fetchone() == (1,)
+        n_recs, n_users = conn.execute(
+            "SELECT count(*), count(DISTINCT user_id) FROM batch_recommendations WHERE model_version = %s",
+            (v1,),
+        ).fetchone()  # type: ignore[misc]
+        assert n_users == CLUSTERS * USERS_PER_CLUSTER and n_recs > 0
+        # No recommendation is a movie the user has already seen.
+        assert conn.execute(
+            "SELECT count(*) FROM batch_recommendations b JOIN rt_user_interactions i "
+            "USING (user_id, movie_id) WHERE b.model_version = %s",
+            (v1,),
+        ).fetchone() == (0,)
+        dims = conn.execute("SELECT vector_dims(embedding) FROM movies LIMIT 1").fetchone()
+        assert dims == (64,)
+    # --first-run is a no-op once a model is live.
+    assert sh(env, "batch.als.train", "--first-run") == ""
+
+    # The gate: a crippled model (huge regularisation) is recorded rejected, nothing changes.
+    bad = sh(env, "batch.als.train", "--params", '{"rank": 2, "max_iter": 1, "reg_param": 1000}',
+             "--tolerance", "0")
+    v_bad = bad.split()[0]
+    assert bad.endswith(" rejected")
+    assert live(env) == v1
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        status, metrics = conn.execute(
+            "SELECT status, metrics FROM models WHERE version = %s", (v_bad,)
+        ).fetchone()  # type: ignore[misc]
+        assert status == "rejected"
+        assert metrics["ndcg@10"] < metrics["live_ndcg@10"]
+        assert conn.execute("SELECT DISTINCT model_version FROM movies").fetchall() == [(v1,)]
+
+    # A second good model, published while a reader polls: never a mix of versions.
+    v2 = sh(env, "batch.als.train", "--stage", "fit", "--params", FAST)
+    gate = sh(env, "batch.als.train", "--stage", "evaluate", "--version", v2, "--tolerance", "1")
+    assert gate == "candidate"
+    seen: list[tuple[object, ...]] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            while not stop.is_set():
+                seen.append(
+                    conn.execute(
+                        """
+                        SELECT (SELECT count(DISTINCT model_version) FROM movies),
+                               (SELECT min(model_version) FROM movies),
+                               (SELECT count(DISTINCT model_version) FROM user_profiles),
+                               (SELECT count(*) FROM models WHERE status = 'live'),
+                               (SELECT version FROM models WHERE status = 'live')
+                        """
+                    ).fetchone()  # type: ignore[arg-type]
+                )
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        sh(env, "batch.als.train", "--stage", "publish", "--version", v2)
+    finally:
+        time.sleep(0.2)
+        stop.set()
+        thread.join()
+    assert live(env) == v2
+    for movies_versions, movies_version, user_versions, n_live, live_version in seen:
+        assert movies_versions == 1 and user_versions == 1 and n_live == 1
+        assert movies_version == live_version
+    assert {row[4] for row in seen} == {v1, v2}, "the reader saw both sides of the switch"
+
+    # The cache is invalidated by SCAN, other keys untouched.
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    r.set(f"recs:v1:{BASE + 1}", b"x")
+    r.set("other:key", b"y")
+    sh(env, "batch.als.train", "--stage", "invalidate")
+    assert r.get(f"recs:v1:{BASE + 1}") is None and r.get("other:key") == b"y"
+    r.delete("other:key")
+
+    # Rollback republishes v1 from its staged rows.
+    assert sh(env, "batch.als.rollback") == f"{v2} -> {v1}"
+    assert live(env) == v1
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        assert conn.execute("SELECT DISTINCT model_version FROM movies").fetchall() == [(v1,)]
+        assert conn.execute("SELECT status FROM models WHERE version = %s", (v2,)).fetchone() == (
+            "rejected",
+        )
+
+
+def test_archive_verified_delete_and_idempotent(batch_env: dict[str, str]) -> None:
+    from batch.archive.job import archive, partition_path
+    from batch.common.spark import build_session
+
+    env = batch_env
+    now = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    rows = [(f"a-{i}", BASE + i % 3, BASE + i, "view", None, now - timedelta(days=3 + i % 2))
+            for i in range(20)]
+    rows += [(f"r-{i}", BASE + 1, BASE + i, "click", None, now - timedelta(hours=1)) for i in range(10)]
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        conn.execute("DELETE FROM rt_user_interactions")
+        with conn.cursor().copy(
+            "COPY rt_user_interactions (event_id, user_id, movie_id, event_type, rating, occurred_at)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def pg_count() -> int:
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
+            return conn.execute("SELECT count(*) FROM rt_user_interactions").fetchone()[0]  # type: ignore[index]
+
+    spark = build_session("test-archive", master="local[1]")
+    uri = env["ARCHIVE_URI"]
+    dates = sorted({(now - timedelta(days=d)).date().isoformat() for d in (3, 4)})
+
+    def archived_ids() -> list[str]:
+        df = spark.read.parquet(*[partition_path(uri, d) for d in dates])
+        return sorted(r.event_id for r in df.select("event_id").collect())
+
+    try:
+        results = archive(spark, env["DATABASE_URL"], uri, now=now + timedelta(hours=1))
+        assert [r.extracted for r in results] == [20] and results[0].deleted == 20
+        assert results[0].dates == dates
+        assert pg_count() == 10
+        assert archived_ids() == sorted(f"a-{i}" for i in range(20))
+        # Re-running is harmless.
+        assert archive(spark, env["DATABASE_URL"], uri, now=now + timedelta(hours=1)) == []
+        # A run that wrote but died before deleting: the rows come back; no duplicates result.
+        with psycopg.connect(env["DATABASE_URL"]) as conn, conn.cursor().copy(
+            "COPY rt_user_interactions (event_id, user_id, movie_id, event_type, rating, occurred_at)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows[:5]:
+                copy.write_row(row)
+        again = archive(spark, env["DATABASE_URL"], uri, now=now + timedelta(hours=1))
+        assert [r.deleted for r in again] == [5]
+        assert archived_ids() == sorted(f"a-{i}" for i in range(20))
+        assert pg_count() == 10
+    finally:
+        spark.stop()
