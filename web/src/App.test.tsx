@@ -215,4 +215,14 @@ describe('App', () => {
     })
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
   })
+
+  it('closes the dialog with Escape even when focus left it', async () => {
+    renderApp(baseRoutes([{ match: /recommendations$/, respond: () => json(recs('TIER_CACHE', [1])) }]))
+    await userEvent.click(await screen.findByRole('button', { name: 'Movie 1' }))
+    await screen.findByRole('dialog')
+    ;(document.activeElement as HTMLElement).blur()
+    expect(document.body).toHaveFocus()
+    await userEvent.keyboard('{Escape}')
+    expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
+  })
 })
