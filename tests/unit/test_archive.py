@@ -1,0 +1,37 @@
+"""The archive's pure transform on tiny frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from batch.archive.job import ARCHIVE_SCHEMA, merge_partitions, with_date
+
+
+def row(event_id: str, when: datetime, event_type: str = "view") -> tuple[object, ...]:
+    return (event_id, 1, 2, event_type, None, None, when, when)
+
+
+DAY1 = datetime(2026, 11, 1, 23, 59, tzinfo=UTC)
+DAY2 = datetime(2026, 11, 2, 0, 1, tzinfo=UTC)
+
+
+def test_date_partition_is_the_utc_day(spark) -> None:  # type: ignore[no-untyped-def]
+    df = with_date(spark.createDataFrame([row("a", DAY1), row("b", DAY2)], ARCHIVE_SCHEMA))
+    assert sorted((r.event_id, r.date) for r in df.collect()) == [
+        ("a", "2026-11-01"), ("b", "2026-11-02")
+    ]
+
+
+def test_merge_keeps_one_row_per_event_and_the_new_one_wins(spark) -> None:  # type: ignore[no-untyped-def]
+    existing = spark.createDataFrame([row("a", DAY1, "view"), row("b", DAY1)], ARCHIVE_SCHEMA)
+    new = spark.createDataFrame([row("a", DAY1, "click"), row("c", DAY2)], ARCHIVE_SCHEMA)
+    merged = merge_partitions(new, existing)
+    got = sorted((r.event_id, r.event_type, r.date) for r in merged.collect())
+    assert got == [("a", "click", "2026-11-01"), ("b", "view", "2026-11-01"), ("c", "view", "2026-11-02")]
+
+
+def test_merge_is_idempotent(spark) -> None:  # type: ignore[no-untyped-def]
+    rows = spark.createDataFrame([row("a", DAY1), row("b", DAY2)], ARCHIVE_SCHEMA)
+    once = merge_partitions(rows, spark.createDataFrame([], ARCHIVE_SCHEMA))
+    twice = merge_partitions(rows, once.drop("date"))
+    assert sorted(once.collect()) == sorted(twice.collect())
