@@ -70,35 +70,42 @@ def _decoded(raw: DataFrame) -> DataFrame:
     )
 
 
+def decode_events(raw: DataFrame) -> DataFrame:
+    """Every Kafka record decoded, with `valid` telling whether it is a schema-1 event.
+
+    One narrow stage (no shuffle), so the job collects a batch in a single Spark job and
+    splits valid from malformed and drops repeated ids on the driver; parse_events is the
+    same thing as a DataFrame.
+    """
+    decoded = _decoded(raw)
+    e = F.col("e")
+    return decoded.select(
+        e.event_id.alias("event_id"),
+        e.user_id.alias("user_id"),
+        e.movie_id.alias("movie_id"),
+        e.event_type.alias("event_type"),
+        e.rating.alias("rating"),
+        F.nullif(e.request_id, F.lit("")).alias("request_id"),
+        F.timestamp_millis(e.occurred_at_ms).alias("occurred_at"),
+        "traceparent",
+        "partition",
+        "offset",
+        F.coalesce(e.isNotNull() & _valid(e), F.lit(False)).alias("valid"),
+    )
+
+
 def parse_events(raw: DataFrame) -> DataFrame:
     """Kafka records (key, value, headers...) -> valid events, one row per event id.
 
     A replayed or retried event (same id) appears once; records that are not a valid
     schema-1 event are left out (see `malformed_records`).
     """
-    decoded = _decoded(raw)
-    e = F.col("e")
-    return (
-        decoded.where(e.isNotNull() & _valid(e))
-        .select(
-            e.event_id.alias("event_id"),
-            e.user_id.alias("user_id"),
-            e.movie_id.alias("movie_id"),
-            e.event_type.alias("event_type"),
-            e.rating.alias("rating"),
-            F.nullif(e.request_id, F.lit("")).alias("request_id"),
-            F.timestamp_millis(e.occurred_at_ms).alias("occurred_at"),
-            "traceparent",
-        )
-        .dropDuplicates(["event_id"])
-    )
+    return decode_events(raw).where("valid").select(*EVENT_COLUMNS).dropDuplicates(["event_id"])
 
 
 def malformed_records(raw: DataFrame) -> DataFrame:
     """The records parse_events leaves out, with where they are in the topic."""
-    decoded = _decoded(raw)
-    e = F.col("e")
-    return decoded.where(e.isNull() | ~F.coalesce(_valid(e), F.lit(False))).select("partition", "offset")
+    return decode_events(raw).where(~F.col("valid")).select("partition", "offset")
 
 
 def feedback_events(events: DataFrame) -> DataFrame:

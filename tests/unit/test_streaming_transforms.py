@@ -8,7 +8,13 @@ import pytest
 
 from batch.foldin import gram
 from batch.streaming.sink import EMBEDDING_DIM, ModelEmbeddings, compute_profiles
-from batch.streaming.transforms import feedback_events, malformed_records, parse_events, touched_users
+from batch.streaming.transforms import (
+    decode_events,
+    feedback_events,
+    malformed_records,
+    parse_events,
+    touched_users,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -122,3 +128,12 @@ def test_compute_profiles_counts_and_vectors() -> None:
     assert profiles[1].vector is not None and float(profiles[1].vector @ d) > 0
     # Movie 999 has no embedding: counts, but no vector.
     assert profiles[2].vector is None and profiles[2].interaction_count == 1
+
+
+def test_decode_and_split_on_the_driver_match_parse_events(spark) -> None:
+    from batch.streaming.job import split_batch
+
+    raw = _raw(spark, [_value(), _value(), b"junk", _value(event_id="e2", user_id=0), _value(event_id="e3")])
+    rows, malformed = split_batch(decode_events(raw).collect())
+    assert sorted(r["event_id"] for r in rows) == sorted(r.event_id for r in parse_events(raw).collect())
+    assert malformed == 2
