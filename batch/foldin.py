@@ -32,7 +32,8 @@ def aggregate_signals(item_ids: npt.ArrayLike, signals: npt.ArrayLike) -> tuple[
     ids = np.asarray(item_ids)
     values = np.asarray(signals, dtype=np.float64)
     unique, inverse = np.unique(ids, return_inverse=True)
-    return unique, np.bincount(inverse, weights=values, minlength=len(unique))
+    totals: FloatArray = np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.float64)
+    return unique, totals
 
 
 def fold_in(

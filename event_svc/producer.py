@@ -49,7 +49,7 @@ class EventProducer:
         while self._running:
             self._producer.poll(0.1)
 
-    async def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def send(self, key: bytes, value: bytes, headers: list[tuple[str, str | bytes | None]]) -> None:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 

@@ -34,5 +34,5 @@ class EventServicer(pb_grpc.EventServiceServicer):
             check.fail("movie_id", f"no movie {request.movie_id} in the catalogue")
         check.done()
         assert event is not None
-        await self._producer.send(event.key(), event.value(), inject_headers())
+        await self._producer.send(event.key(), event.value(), list(inject_headers()))
         return pb.PostEventResponse(event_id=event.event_id)

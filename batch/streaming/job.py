@@ -22,7 +22,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Row, SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.query import StreamingQuery
 
 from batch.common.spark import build_session as spark_session
 from batch.streaming.jars import ensure_jars
@@ -149,7 +149,7 @@ def run_until_stopped(
     """Heartbeat until SIGTERM (None, query stopped) or until the query fails (its error)."""
     try:
         while query.isActive and not stopping["flag"]:
-            progress = query.lastProgress or {}
+            progress: dict[str, Any] = query.lastProgress or {}
             write_status(
                 stack_dir,
                 args.name,
