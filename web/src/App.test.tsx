@@ -225,4 +225,15 @@ describe('App', () => {
     await userEvent.keyboard('{Escape}')
     expect(screen.queryByRole('dialog')).not.toBeInTheDocument()
   })
+
+  it('says which tier computed a list served from the cache', async () => {
+    let calls = 0
+    renderApp(baseRoutes([{ match: /recommendations$/, respond: () => json(++calls === 1 ? recs('TIER_REALTIME', [1, 2]) : recs('TIER_CACHE', [1, 2], 'req-2')) }]))
+    await screen.findByRole('button', { name: 'Movie 1' })
+    // An action makes the list poll fast; the next answer comes from the cache.
+    await userEvent.click(screen.getByRole('button', { name: 'Movie 1' }))
+    await userEvent.keyboard('{Escape}')
+    expect(await screen.findByText('(a cached Realtime list)', {}, { timeout: 3000 })).toBeInTheDocument()
+    expect(screen.queryByTestId('recs-updated')).not.toBeInTheDocument()
+  })
 })

@@ -59,6 +59,7 @@ export function usePolling<T>(
     let controller: AbortController | undefined
     let failures = 0
     let inFlight = false
+    let state0Loaded = false
 
     const nextInterval = () => {
       const o = optsRef.current
@@ -69,15 +70,31 @@ export function usePolling<T>(
       if (timer !== undefined) clearTimeout(timer)
       timer = setTimeout(run, delay)
     }
+    // A hidden tab does not poll; it catches up as soon as it is visible again.
+    let pausedWhileHidden = false
+    const isHidden = () => typeof document !== 'undefined' && document.visibilityState === 'hidden'
+    const onVisibility = () => {
+      if (!isHidden() && pausedWhileHidden) {
+        pausedWhileHidden = false
+        schedule(0)
+      }
+    }
+    document.addEventListener('visibilitychange', onVisibility)
+
     const run = async () => {
       timer = undefined
       if (inFlight) return
+      if (isHidden() && state0Loaded) {
+        pausedWhileHidden = true
+        return
+      }
       inFlight = true
       controller = new AbortController()
       try {
         const data = await fetcherRef.current(controller.signal)
         if (cancelled) return
         failures = 0
+        state0Loaded = true
         setState({ data, loading: false, updatedAt: Date.now() })
         if (timer === undefined) schedule(nextInterval())
       } catch (err) {
@@ -101,6 +118,7 @@ export function usePolling<T>(
     run()
     return () => {
       cancelled = true
+      document.removeEventListener('visibilitychange', onVisibility)
       if (timer !== undefined) clearTimeout(timer)
       controller?.abort()
       scheduleRef.current = () => {}

@@ -71,6 +71,15 @@ export function Recommendations({
     prev.current = null
   }, [userId])
 
+  // A cache hit does not say which tier computed the list; remember the last computed one.
+  const computed = useRef<{ sig: string; tier: Tier } | null>(null)
+  let cachedFrom: Tier | null = null
+  if (data) {
+    const sig = signature(data)
+    if (data.tier !== 'TIER_CACHE') computed.current = { sig, tier: data.tier }
+    else if (computed.current?.sig === sig) cachedFrom = computed.current.tier
+  }
+
   // The "updated" highlight fades after a few seconds; the note stays.
   const [fresh, setFresh] = useState(false)
   useEffect(() => {
@@ -87,6 +96,7 @@ export function Recommendations({
         {data ? (
           <p className="served-by">
             Served by <TierBadge tier={data.tier} />
+            {cachedFrom ? <span className="muted small">(a cached {TIER_LABELS[cachedFrom]} list)</span> : null}
             {data.modelVersion ? <span className="muted small"> model {data.modelVersion}</span> : null}
           </p>
         ) : null}
