@@ -151,6 +151,23 @@ describe('error states', () => {
     while (limited === 0 && Date.now() < deadline) await sleep(50)
     assert.ok(limited > 0, `the gateway never answered 429 to client ${clientId}`)
 
+    // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
+    let probe
+    for (let i = 0; i < 50 && probe?.status !== 429; i++) {
+      probe = await fetch(`${API_BASE}/bench/direct`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
+      await probe.arrayBuffer()
+    }
+    if (probe?.status === 429 && !probe.headers.get('access-control-allow-origin')) {
+      hammering = false
+      await Promise.all(workers)
+      assert.fail(
+        `the gateway's 429 has no access-control-allow-origin for ${WEB_BASE}, so the browser sees a ` +
+          'CORS failure instead of the rate limit (the local_ratelimit reply skips the CORS filter); ' +
+          'add access-control-allow-origin "%REQ(origin)%" (and access-control-expose-headers) to ' +
+          "the local_ratelimit filter's response_headers_to_add in envoy/envoy.tmpl.yaml",
+      )
+    }
+
     const { context, page, log } = await newPage(DESKTOP, `${WEB_BASE}/?user=${userId}&client=${clientId}`)
     try {
       // The bucket refills 100 tokens at once every second, so a request may slip through; the
