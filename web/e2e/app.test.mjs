@@ -109,6 +109,18 @@ describe('a new user rates movies of one genre', () => {
       const inGenre = genres.filter((g) => g.includes(GENRE)).length
       assert.ok(inGenre > 0, `no ${GENRE} movie among the realtime recommendations: ${genres.join(' | ')}`)
 
+      // Keyboard: a recommended title opens with Enter, focus moves into the dialog, Escape
+      // closes it and gives focus back.
+      const firstTitle = recs.locator('ol.movie-grid li h3 button').first()
+      await firstTitle.focus()
+      await page.keyboard.press('Enter')
+      const kbDialog = page.getByRole('dialog')
+      await kbDialog.waitFor()
+      assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Close')
+      await page.keyboard.press('Escape')
+      await kbDialog.waitFor({ state: 'detached' })
+      assert.equal(await firstTitle.evaluate((el) => el === document.activeElement), true)
+
       // The same views at phone width.
       await page.setViewportSize(PHONE)
       await sleep(300)

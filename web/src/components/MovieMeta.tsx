@@ -1,9 +1,5 @@
 import type { Movie } from '../api'
 
-export function movieYear(m: Movie): string {
-  return m.year ? String(m.year) : ''
-}
-
 export function MovieMeta({ movie }: { movie: Movie }) {
   return (
     <p className="movie-meta">

@@ -129,7 +129,8 @@ export function Recommendations({
           {data.items.map((item) => (
             <li key={item.movie.movieId} className="movie-card" data-movie-id={item.movie.movieId}>
               <div className="card-top">
-                <span className="rank" aria-label={`Rank ${item.position + 1}`}>
+                <span className="rank">
+                  <span className="visually-hidden">Rank </span>
                   {item.position + 1}
                 </span>
                 <TierBadge tier={item.tier} prefix="Tier:" />
