@@ -58,6 +58,8 @@ def build_session(settings: Settings, master: str) -> SparkSession:
             "spark.default.parallelism": "2",
             "spark.driver.memory": "1g",
             "spark.sql.streaming.stopTimeout": "15000",
+            # seconds-latency micro-batches: never wait for a "better" executor (local mode)
+            "spark.locality.wait": "0s",
         },
     )
 
@@ -158,6 +160,7 @@ def run_until_stopped(
                 input_rows_per_second=progress.get("inputRowsPerSecond") or 0.0,
                 processed_rows_per_second=progress.get("processedRowsPerSecond") or 0.0,
                 num_input_rows=progress.get("numInputRows", 0),
+                duration_ms=progress.get("durationMs", {}),
                 sources=[s.get("endOffset") for s in progress.get("sources", [])],
             )
             query.awaitTermination(1)
