@@ -205,8 +205,8 @@ def invalidate_stage(settings: Settings) -> int:
 
 def parse_params(raw: str | None, first_run: bool) -> AlsParams:
     params = AlsParams()
-    if first_run:
-        params = replace(params, max_iter=8)
+    if first_run:  # make up: fast on 2 cores; the nightly run trains the full model
+        params = replace(params, rank=32, max_iter=8)
     if raw:
         params = AlsParams.from_dict({**params.as_dict(), **json.loads(raw)})
     return params
