@@ -1,0 +1,261 @@
+"""Serving benchmark through Envoy, with the baselines of the same run.
+
+    .venv/bin/python bench/serving.py            # the local stack must be up (make up)
+
+In one run, against the local stack:
+  * Envoy direct response (GET /bench/direct, wrk)             - the gateway's own floor
+  * raw Redis GET of a cached list (redis-benchmark)           - the cache's floor
+  * raw pgvector top-50 query (pgbench, custom script)         - the realtime tier's floor
+  * GetRecommendations through Envoy (gRPC, ghz):
+      cache hit  at a fixed 500 req/s, then at max throughput
+      cache miss at a fixed rate over distinct users (their keys flushed), then at max throughput
+and prints p50/p99/throughput with ratios against the baselines.
+
+It seeds its own movies (random embeddings) and users (random vectors, a few interactions)
+in id ranges of its own, removes them afterwards, and switches Envoy's per-client rate limit
+to not-enforced (admin runtime) for its run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recsys.cache import recommendations_key  # noqa: E402
+from recsys.config import merged_env  # noqa: E402
+
+MOVIE0, USER0 = 920_000_000, 910_000_000
+DIM = 64
+METHOD = "recsys.v1.RecommenderService.GetRecommendations"
+
+
+def sh(args: list[str], **kw) -> str:
+    out = subprocess.run(args, capture_output=True, text=True, **kw)
+    if out.returncode != 0:
+        raise SystemExit(f"{args[0]} failed: {out.stderr or out.stdout}")
+    return out.stdout
+
+
+def seed(db: psycopg.Connection, movies: int, users: int) -> None:
+    cleanup(db)
+    rng = np.random.default_rng(7)
+    emb = rng.normal(0, 0.3, size=(movies, DIM)).astype(np.float32)
+    vecs = rng.normal(0, 1.0, size=(users, DIM)).astype(np.float32)
+    text = lambda v: "[" + ",".join(f"{x:.5f}" for x in v) + "]"  # noqa: E731
+    with db.cursor() as cur:
+        with cur.copy("COPY movies (movie_id, title, year, genres, embedding, popularity) FROM STDIN") as cp:
+            for i in range(movies):
+                cp.write_row((MOVIE0 + i, f"Bench Movie {i}", 2000 + i % 25, ["Bench"], text(emb[i]), 0))
+        live = db.execute("SELECT version FROM models WHERE status = 'live'").fetchone()
+        with cur.copy("COPY user_profiles (user_id, preference_vector, model_version) FROM STDIN") as cp:
+            for u in range(users):
+                cp.write_row((USER0 + u, text(vecs[u]), live[0] if live else "bench"))
+        with cur.copy(
+            "COPY rt_user_interactions (event_id, user_id, movie_id, event_type, occurred_at) FROM STDIN"
+        ) as cp:
+            for u in range(users):
+                for m in rng.integers(0, movies, 5):
+                    cp.write_row((uuid.uuid4().hex, USER0 + u, MOVIE0 + int(m), "like", "now"))
+    db.execute("ANALYZE movies")
+
+
+def cleanup(db: psycopg.Connection) -> None:
+    users = (USER0, USER0 + 1_000_000)
+    db.execute("DELETE FROM rt_user_interactions WHERE user_id >= %s AND user_id < %s", users)
+    db.execute("DELETE FROM user_profiles WHERE user_id >= %s AND user_id < %s", users)
+    db.execute("DELETE FROM recommendation_logs WHERE user_id >= %s AND user_id < %s", users)
+    db.execute("DELETE FROM movies WHERE movie_id >= %s AND movie_id < %s", (MOVIE0, MOVIE0 + 1_000_000))
+
+
+def flush_keys(r: redis.Redis, users: range) -> None:
+    pipe = r.pipeline(transaction=False)
+    for u in users:
+        pipe.delete(recommendations_key(u))
+    pipe.execute()
+
+
+def ghz(bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int) -> dict:
+    """ghz through Envoy; the requests walk `users` round-robin (an array of messages)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as data:
+        json.dump([{"user_id": str(u), "limit": 20} for u in users], data)
+        data.flush()
+        args = [str(bin_), "--insecure", "--call", METHOD, "-D", data.name, "-n", str(n)]
+        args += ["-c", str(concurrency), "--connections", "4", "--format", "json"]
+        args += ["--protoset", str(ROOT / "envoy/recsys.pb")]  # the descriptor set Envoy uses
+        if rps:
+            args += ["--rps", str(rps)]
+        report = json.loads(sh([*args, addr]))
+    lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
+    errors = sum(v for k, v in (report.get("statusCodeDistribution") or {}).items() if k != "OK")
+    return {
+        "p50": lat.get(50),
+        "p99": lat.get(99),
+        "rps": report["rps"],
+        "errors": errors,
+        "n": report["count"],
+    }
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict:
+    out = sh(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "x-client-id: bench", url]
+    )
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"p50": ms("50"), "p99": ms("99"), "rps": rps, "errors": 0}
+
+
+def redis_get(port: int, key: str) -> dict:
+    out = sh(["redis-benchmark", "-p", str(port), "-n", "100000", "-c", "8", "--csv", "GET", key])
+    row = next(csv.DictReader(io.StringIO(out)))
+    return {
+        "p50": float(row["p50_latency_ms"]),
+        "p99": float(row["p99_latency_ms"]),
+        "rps": float(row["rps"]),
+    }
+
+
+def pgbench(database_url: str, users: int, seconds: int, clients: int) -> dict:
+    script = (
+        f"\\set uid random({USER0}, {USER0 + users - 1})\n"
+        "BEGIN;\nSET LOCAL hnsw.ef_search = 100;\n"
+        "SELECT movie_id, -(embedding <#> p.v) AS score FROM movies,"
+        " (SELECT preference_vector AS v FROM user_profiles WHERE user_id = :uid) p"
+        " WHERE embedding IS NOT NULL ORDER BY embedding <#> p.v LIMIT 50;\nCOMMIT;\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "nearest.sql"
+        path.write_text(script)
+        out = sh(
+            [
+                "pgbench",
+                "-n",
+                "-f",
+                str(path),
+                "-c",
+                str(clients),
+                "-j",
+                str(clients),
+                "-T",
+                str(seconds),
+                "-l",
+                "--log-prefix",
+                str(Path(tmp) / "log"),
+                database_url,
+            ]
+        )
+        lat = []
+        for f in Path(tmp).glob("log*"):
+            for line in f.read_text().split("\n"):
+                if line:
+                    lat.append(int(line.split()[2]) / 1e3)  # microseconds -> ms
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lat.sort()
+    return {"p50": statistics.median(lat), "p99": lat[int(len(lat) * 0.99)], "rps": tps}
+
+
+def runtime(admin: str, key: str, value: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{admin}/runtime_modify?{key}={value}", method="POST"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--movies", type=int, default=3000)
+    parser.add_argument("--users", type=int, default=6000)
+    parser.add_argument("--hit-rps", type=int, default=500)
+    parser.add_argument("--miss-rps", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+
+    env = merged_env()
+    envoy = f"127.0.0.1:{env['ENVOY_PORT']}"
+    admin = f"http://127.0.0.1:{env['ENVOY_ADMIN_PORT']}"
+    ghz_bin = Path(env.get("GHZ", ROOT / ".stack/bin/ghz"))
+    for tool in ("wrk", "redis-benchmark", "pgbench"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: make install (apt: wrk redis-tools postgresql-client)")
+    r = redis.Redis.from_url(env["REDIS_URL"])
+    db = psycopg.connect(env["DATABASE_URL"], autocommit=True)
+    print(f"seeding {args.movies} movies and {args.users} users ...", flush=True)
+    seed(db, args.movies, args.users)
+    runtime(admin, "recsys.ratelimit.enforced", "0")
+    results: dict[str, dict] = {}
+    try:
+        hot = range(USER0, USER0 + 100)
+        n_hit = args.hit_rps * args.seconds
+        miss_users = args.users // 2
+        print("baselines ...", flush=True)
+        results["envoy direct (wrk)"] = wrk(f"http://{envoy}/bench/direct", args.seconds, 16)
+        flush_keys(r, hot)
+        ghz(ghz_bin, envoy, hot, 200, 0, 8)  # warm the hot users' cache entries
+        results["redis GET (redis-benchmark)"] = redis_get(int(env["REDIS_PORT"]), recommendations_key(USER0))
+        results["pgvector top-50 (pgbench)"] = pgbench(env["DATABASE_URL"], args.users, args.seconds, 2)
+
+        print("through envoy ...", flush=True)
+        results[f"cache hit @{args.hit_rps}/s"] = ghz(ghz_bin, envoy, hot, n_hit, args.hit_rps, 16)
+        results["cache hit max"] = ghz(ghz_bin, envoy, hot, n_hit * 2, 0, 32)
+        misses = range(USER0 + 100, USER0 + 100 + miss_users)
+        flush_keys(r, misses)
+        n_miss = min(args.miss_rps * args.seconds, miss_users // 2)
+        first = range(misses.start, misses.start + n_miss)  # every request a distinct user
+        results[f"cache miss @{args.miss_rps}/s"] = ghz(ghz_bin, envoy, first, n_miss, args.miss_rps, 16)
+        rest = range(first.stop, misses.stop)
+        results["cache miss max"] = ghz(ghz_bin, envoy, rest, len(rest), 0, 16)
+    finally:
+        runtime(admin, "recsys.ratelimit.enforced", "100")
+        flush_keys(r, range(USER0, USER0 + args.users))
+        cleanup(db)
+
+    print(f"\n{'measurement':32} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}")
+    for name, m in results.items():
+        print(f"{name:32} {m['p50']:8.2f} {m['p99']:8.2f} {m['rps']:9.0f} {m.get('errors', 0):7}")
+    d, rg, pg = (
+        results["envoy direct (wrk)"],
+        results["redis GET (redis-benchmark)"],
+        results["pgvector top-50 (pgbench)"],
+    )
+    hit, miss = results[f"cache hit @{args.hit_rps}/s"], results[f"cache miss @{args.miss_rps}/s"]
+    hmax, mmax = results["cache hit max"], results["cache miss max"]
+    print("\nratios (same run)")
+    print(f"  cache hit p50 / envoy direct p50     {hit['p50'] / d['p50']:6.1f}x")
+    print(f"  cache hit p50 / redis GET p50        {hit['p50'] / rg['p50']:6.1f}x")
+    print(f"  cache miss p50 / pgvector p50        {miss['p50'] / pg['p50']:6.1f}x")
+    print(f"  cache hit max req/s / envoy direct   {hmax['rps'] / d['rps']:6.3f}")
+    print(f"  cache miss max req/s / pgvector tps  {mmax['rps'] / pg['rps']:6.3f}")
+    ok_hit = hit["p99"] <= 5.0
+    ok_miss = miss["p99"] <= 20.0
+    print(
+        f"\ntargets: cache hit p99 <= 5 ms at {args.hit_rps}/s: {'met' if ok_hit else 'NOT met'} "
+        f"({hit['p99']:.2f} ms); cache miss p99 <= 20 ms: {'met' if ok_miss else 'NOT met'} "
+        f"({miss['p99']:.2f} ms)"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
