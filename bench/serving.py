@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--hit-rps", type=int, default=500)
     parser.add_argument("--miss-rps", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--cleanup", action="store_true", help="only remove the bench's rows")
     args = parser.parse_args()
 
     env = merged_env()
@@ -201,11 +202,14 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing: make install (apt: wrk redis-tools postgresql-client)")
     r = redis.Redis.from_url(env["REDIS_URL"])
     db = psycopg.connect(env["DATABASE_URL"], autocommit=True)
+    if args.cleanup:
+        cleanup(db)
+        return
     print(f"seeding {args.movies} movies and {args.users} users ...", flush=True)
-    seed(db, args.movies, args.users)
-    runtime(admin, "recsys.ratelimit.enforced", "0")
     results: dict[str, dict] = {}
     try:
+        seed(db, args.movies, args.users)
+        runtime(admin, "recsys.ratelimit.enforced", "0")
         hot = range(USER0, USER0 + 100)
         n_hit = args.hit_rps * args.seconds
         miss_users = args.users // 2
@@ -227,9 +231,11 @@ def main() -> None:
         rest = range(first.stop, misses.stop)
         results["cache miss max"] = ghz(ghz_bin, envoy, rest, len(rest), 0, 16)
     finally:
-        runtime(admin, "recsys.ratelimit.enforced", "100")
-        flush_keys(r, range(USER0, USER0 + args.users))
-        cleanup(db)
+        try:
+            runtime(admin, "recsys.ratelimit.enforced", "100")
+            flush_keys(r, range(USER0, USER0 + args.users))
+        finally:
+            cleanup(db)
 
     print(f"\n{'measurement':32} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}")
     for name, m in results.items():
