@@ -44,17 +44,30 @@ class EventProducer:
         self._poller = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
         self._poller.start()
         self._timeout_s = config.get("message.timeout.ms", 5000) / 1000
+        self._fatal = False
 
     def _poll_loop(self) -> None:
         while self._running:
             self._producer.poll(0.1)
 
+    def _replace_if_fatal(self) -> None:
+        """An idempotent producer that hit a fatal error (e.g. fenced) must be replaced."""
+        if self._fatal:
+            log.error("producer hit a fatal error; creating a new one")
+            old, self._producer = self._producer, Producer(self._config, logger=log)
+            self._fatal = False
+            old.flush(0)
+
     async def send(self, key: bytes, value: bytes, headers: list[tuple[str, str | bytes | None]]) -> None:
+        self._replace_if_fatal()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             # Runs on the poll thread: hand the outcome to the event loop.
+            if err is not None and err.fatal():
+                self._fatal = True
+
             def resolve() -> None:
                 if fut.done():
                     return
