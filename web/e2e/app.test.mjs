@@ -166,7 +166,8 @@ describe('error states', () => {
     // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
     let probe
     for (let i = 0; i < 50 && probe?.status !== 429; i++) {
-      probe = await fetch(`${API_BASE}/bench/direct`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
+      // An API route (not the direct-response bench route, which no CORS policy covers).
+      probe = await fetch(`${API_BASE}/v1/movies?pageSize=1`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
       await probe.arrayBuffer()
     }
     if (probe?.status === 429 && !probe.headers.get('access-control-allow-origin')) {
@@ -174,9 +175,8 @@ describe('error states', () => {
       await Promise.all(workers)
       assert.fail(
         `the gateway's 429 has no access-control-allow-origin for ${WEB_BASE}, so the browser sees a ` +
-          'CORS failure instead of the rate limit (the local_ratelimit reply skips the CORS filter); ' +
-          'add access-control-allow-origin "%REQ(origin)%" (and access-control-expose-headers) to ' +
-          "the local_ratelimit filter's response_headers_to_add in envoy/envoy.tmpl.yaml",
+          'CORS failure instead of the rate limit: in envoy/envoy.tmpl.yaml the CORS filter must ' +
+          'come before local_ratelimit, so that the local reply passes through it',
       )
     }
 
