@@ -8,6 +8,7 @@ is missing fails at start with its name.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +22,25 @@ class MissingSettingError(RuntimeError):
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines; blank lines and # comments are ignored."""
+    """Parse KEY=VALUE lines (optionally `export KEY=...`, values optionally quoted).
+
+    Blank lines and # comments are ignored; anything else fails naming the file and line.
+    """
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for raw in path.read_text().splitlines():
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
+        if not line or line.startswith("#"):
             continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip('"').strip("'")
+        line = line.removeprefix("export ")
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise MissingSettingError(f"{path}:{lineno}: expected KEY=value, got {raw!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
     return values
 
 
@@ -38,8 +48,8 @@ def merged_env(environ: Mapping[str, str] | None = None, env_file: Path = ENV_FI
     """The `.env` defaults overlaid with the environment, with `${NAME}` references expanded."""
     env = read_env_file(env_file)
     env.update(os.environ if environ is None else environ)
-    # Two passes resolve a reference to a value that itself holds a reference.
-    for _ in range(2):
+    # A few passes resolve references to values that themselves hold references.
+    for _ in range(3):
         env = {k: Template(v).safe_substitute(env) for k, v in env.items()}
     return env
 

@@ -9,11 +9,12 @@ another setting, so `POSTGRES_PORT=15432 make up` moves DATABASE_URL too.
 from __future__ import annotations
 
 import os
-import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+# recsys.config is standard-library only, so this works before .venv exists.
+from recsys.config import MissingSettingError, merged_env, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,35 +36,14 @@ class StackError(RuntimeError):
     """A stack step failed; the message names the component and the log file to read."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if not path.exists():
-        return values
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :]
-        key, sep, value = line.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key.strip()):
-            raise StackError(f"{path}:{lineno}: expected KEY=value, got {raw!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
 def load_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The merged settings: .env, the environment on top, then `${NAME}` references expanded
-    (the same rules as recsys.config.merged_env). Only keys that .env names are returned."""
-    environ = dict(os.environ if environ is None else environ)
-    defaults = read_dotenv(ROOT / ".env")
-    context = {**defaults, **environ}
-    for _ in range(3):
-        context = {k: string.Template(v).safe_substitute(context) for k, v in context.items()}
-    return {k: context[k] for k in defaults}
+    """The merged settings of recsys.config (.env, the environment on top, `${NAME}` references
+    expanded), limited to the keys .env names: that is what every program of the stack gets."""
+    try:
+        env = merged_env(environ, ROOT / ".env")
+        return {k: env[k] for k in read_env_file(ROOT / ".env")}
+    except MissingSettingError as e:
+        raise StackError(str(e)) from None
 
 
 @dataclass(frozen=True)
