@@ -12,17 +12,17 @@ TEMPLATE = ROOT / "envoy" / "envoy.tmpl.yaml"
 DESCRIPTOR = ROOT / "envoy" / "recsys.pb"
 
 
-def values(cfg: StackConfig) -> dict[str, str]:
+def values(cfg: StackConfig, descriptor: Path = DESCRIPTOR) -> dict[str, str]:
     """Every setting of .env (after environment overrides) is a placeholder, e.g. $WEB_PORT,
     plus $PROTO_DESCRIPTOR, the absolute path of envoy/recsys.pb."""
     for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT"):
         cfg.port(k)  # fails naming the key when one is missing
-    return {**cfg.env, "PROTO_DESCRIPTOR": str(DESCRIPTOR)}
+    return {**cfg.env, "PROTO_DESCRIPTOR": str(descriptor)}
 
 
-def render_text(cfg: StackConfig) -> str:
+def render_text(cfg: StackConfig, descriptor: Path = DESCRIPTOR) -> str:
     try:
-        return string.Template(TEMPLATE.read_text()).substitute(values(cfg))
+        return string.Template(TEMPLATE.read_text()).substitute(values(cfg, descriptor))
     except (KeyError, ValueError) as e:
         raise StackError(f"envoy: bad placeholder in {TEMPLATE}: {e}") from e
 
@@ -47,3 +47,19 @@ def render(cfg: StackConfig, validate: bool = True) -> Path:
             raise StackError(f"envoy: rendered config {tmp} is invalid:\n{(res.stdout + res.stderr).strip()}")
     tmp.replace(out)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m stack.envoy OUT [--descriptor PATH]`: render only, for containers (compose.yaml),
+    where the descriptor sits at another path and Envoy validates the config itself at start."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m stack.envoy", description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--descriptor", type=Path, default=DESCRIPTOR)
+    opts = parser.parse_args(argv)
+    opts.out.write_text(render_text(StackConfig.load(), opts.descriptor))
+
+
+if __name__ == "__main__":
+    main()
