@@ -1,6 +1,6 @@
 # One image for the three gRPC services, the Spark jobs and the data tools.
 # The local stack (make up) does not need it; compose.yaml builds it.
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS app
 
 # Java runs Spark (streaming and ALS jobs) in local mode inside the container.
 RUN apt-get update \
@@ -16,8 +16,21 @@ COPY profile_svc ./profile_svc
 COPY batch ./batch
 COPY stack ./stack
 COPY envoy ./envoy
+COPY dags ./dags
 RUN pip install --no-cache-dir '.[services,spark]'
 
 ENV PYTHONUNBUFFERED=1
 EXPOSE 50051 50052 50053
 CMD ["python", "-m", "recommender_svc"]
+
+# Airflow runs the daily DAG; it lives in its own venv (its pins clash with the services'),
+# and its tasks run the batch jobs with the app's interpreter (RECSYS_PYTHON).
+FROM app AS airflow
+RUN python -m venv /opt/airflow-venv \
+ && /opt/airflow-venv/bin/pip install --no-cache-dir apache-airflow==3.3.2
+ENV RECSYS_PYTHON=/usr/local/bin/python \
+    AIRFLOW_HOME=/opt/airflow \
+    AIRFLOW__CORE__DAGS_FOLDER=/app/dags \
+    AIRFLOW__CORE__LOAD_EXAMPLES=false
+EXPOSE 8080
+CMD ["/opt/airflow-venv/bin/airflow", "standalone"]
