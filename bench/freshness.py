@@ -111,9 +111,19 @@ class OwnStreamingJob:
         info = supervisor.info(self.cfg, "streaming")
         return bool(info and info["statename"] in ("RUNNING", "STARTING"))
 
+    def stop_stack_job(self) -> None:
+        if not self.stack_job_running():
+            return
+        try:
+            supervisor.rpc(self.cfg).supervisor.stopProcess("streaming", False)
+        except Exception as err:  # already stopping, or the RPC is slow
+            print(f"  (stopping the stack's streaming program: {err})")
+        deadline = time.monotonic() + 90
+        while self.stack_job_running() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
     def __enter__(self) -> OwnStreamingJob:
-        if self.stack_job_running():
-            supervisor.rpc(self.cfg).supervisor.stopProcess("streaming", True)
+        self.stop_stack_job()
         shutil.rmtree(self.checkpoint, ignore_errors=True)
         log = open(self.cfg.logs / f"{self.name}.log", "w")
         self.proc = subprocess.Popen(
@@ -170,7 +180,7 @@ def freshness(
         for i in range(samples):
             if job.stack_job_running():
                 print("  warning: the stack's streaming program was restarted during the run")
-                supervisor.rpc(cfg).supervisor.stopProcess("streaming", True)
+                job.stop_stack_job()
             genre = clusters[genres[i % len(genres)]]
             offset = (i * 5) % (len(genre) - 5)
             result = one_sample(envoy, genre[offset : offset + 5], timeout=10 * trigger + 10)
@@ -291,6 +301,12 @@ def main() -> None:
     for trigger in (float(t) for t in args.triggers.split(",")):
         print(f"freshness, trigger {trigger:g} s: {args.samples} samples ...", flush=True)
         results[trigger] = freshness(cfg, envoy, clusters, trigger, args.samples)
+        lat = results[trigger]
+        if lat:
+            print(
+                f"  p50 {percentile(lat, 50):.2f} s, p95 {percentile(lat, 95):.2f} s, n={len(lat)}",
+                flush=True,
+            )
 
     # The stack's own job (default trigger) is back; wait for it before loading it.
     deadline = time.monotonic() + 240
