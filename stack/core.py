@@ -142,12 +142,10 @@ def demo_data(cfg: StackConfig) -> None:
 
 
 def first_model(cfg: StackConfig) -> None:
-    """Hook for the batch part: train and publish the first model on a fresh stack.
-
-    Runs after demo-data. Fill in, e.g. `_run_logged(cfg, "first-model", [python, "-m",
-    "batch.train", ...])` guarded by "no row in models with status live"; until then: nothing.
-    """
-    return
+    """Train and publish the first model on a fresh stack, so recommendations exist from the
+    start (`batch.als.train --first-run`: a no-op when a model is live already; a smaller model
+    than the nightly one). Log: .stack/logs/first-model.log."""
+    _run_logged(cfg, "first-model", [str(cfg.python), "-m", "batch.als.train", "--first-run"], timeout=1800)
 
 
 @dataclass(frozen=True)
@@ -268,6 +266,7 @@ def ports(cfg: StackConfig) -> dict[str, int]:
         "profile": cfg.port("PROFILE_PORT"),
         "envoy": cfg.port("ENVOY_PORT"),
         "envoy-admin": cfg.port("ENVOY_ADMIN_PORT"),
+        "web": cfg.port("WEB_PORT"),
     }
     off = cfg.disabled
     return {k: v for k, v in names.items() if k.split("-")[0] not in off}

@@ -127,34 +127,54 @@ def go_tools(cfg: StackConfig) -> None:
 
 
 def web_deps(cfg: StackConfig) -> None:
-    """Hook for the web client: `npm ci`/`npm install` in web/ once it has a package.json."""
+    """web/: `npm install` (keyed on package.json + package-lock.json), and Debian's chromium for
+    the end-to-end tests. Fatal: the stack serves web/ (program `web`) and `make test` runs its
+    tests. `npm ci` is not used: it fails on rollup's platform-specific optional packages that
+    the lock (made elsewhere) does not list for this platform; `npm install` keeps the lock."""
     web = ROOT / "web"
     if not (web / "package.json").exists():
         return
+    _apt(["chromium"], lambda: Path("/usr/bin/chromium").exists() or bool(shutil.which("chromium")))
+    if not shutil.which("npm"):
+        _apt(["nodejs", "npm"], lambda: bool(shutil.which("npm")))
     lock = web / "package-lock.json"
     stamp = web / "node_modules" / ".recsys-stamp"
     key = _sha(web / "package.json", lock)
     if _stamp_ok(stamp, key):
         return
-    # Not fatal yet: no stack program needs web/ until the web dev server is added to
-    # stack/programs.py (then make this a plain run(...), so a broken install fails `make up`).
-    cmd = ["npm", "ci" if lock.exists() else "install", "--no-audit", "--no-fund", "--loglevel=error"]
-    log("$ " + " ".join(cmd) + "  (in web/)")
-    res = subprocess.run(cmd, cwd=web, capture_output=True, text=True)
-    if res.returncode != 0:
-        tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[:8])
-        log(f"WARNING: web dependencies not installed (exit {res.returncode}):\n{tail}")
-        return
+    run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=web)
     stamp.write_text(key + "\n")
 
 
-def airflow_venv(cfg: StackConfig) -> None:
-    """Hook for the batch part: Airflow in its own venv at .venvs/airflow.
+def _apt(packages: list[str], present: Callable[[], bool]) -> None:
+    """apt-get install packages unless present(); `apt-get update` only when the install fails."""
+    if present():
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = [*_sudo(), "apt-get", "install", "-y", "--no-install-recommends", *packages]
+    log("$ " + " ".join(cmd))
+    if subprocess.run(cmd, env=env).returncode != 0:
+        run([*_sudo(), "apt-get", "update"], env=env)
+        run(cmd, env=env)
+    if not present():
+        raise StackError(f"install: {' '.join(packages)} installed but still not found")
 
-    Fill in when dags/ needs it (e.g. a requirements file with Airflow's constraints);
-    until then there is nothing to install.
-    """
-    return
+
+def airflow_venv(cfg: StackConfig) -> None:
+    """Airflow (apache-airflow 3.3.2) in its own venv at .venvs/airflow: batch/airflow_env.sh
+    (idempotent itself; stamped here on the script's hash so the usual run costs nothing).
+    Its metadata database (`airflow db migrate`, AIRFLOW_HOME=.stack/airflow) is made by the
+    DAG tests' fixture, which needs it; the DAG runs its tasks with the project's .venv."""
+    script = ROOT / "batch" / "airflow_env.sh"
+    if not script.exists():
+        return
+    venv = ROOT / ".venvs" / "airflow"
+    stamp = venv / ".recsys-install-stamp"
+    key = _sha(script)
+    if (venv / "bin" / "airflow").exists() and _stamp_ok(stamp, key):
+        return
+    run(["bash", str(script)], env={**os.environ, "AIRFLOW_VENV": str(venv)})
+    stamp.write_text(key + "\n")
 
 
 STEPS: list[Callable[[StackConfig], None]] = [

@@ -41,6 +41,8 @@ class Program:
     env: Callable[[StackConfig], dict[str, str]] = field(default=lambda cfg: {})
     # components probed by `status` only, with no process of their own
     extra: bool = False
+    # working directory (default: the repository root)
+    cwd: Callable[[StackConfig], Path] | None = None
 
     def log(self, cfg: StackConfig) -> Path:
         return cfg.logs / f"{self.name}.log"
@@ -302,6 +304,68 @@ def _streaming_ready(cfg: StackConfig) -> str:
         raise checks.NotReady(str(e)) from None
 
 
+# --- the web client (web/: React + Vite, built once per source change, served by `vite preview`)
+
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_SOURCES = ("index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json")
+
+
+def web_api_base(cfg: StackConfig) -> str:
+    """The API base baked into the build: Envoy, by the name the browser uses."""
+    return f"http://localhost:{cfg.port('ENVOY_PORT')}"
+
+
+def _web_build_key(cfg: StackConfig) -> str:
+    import hashlib
+
+    h = hashlib.sha256(web_api_base(cfg).encode())
+    files = [WEB_DIR / n for n in WEB_SOURCES] + sorted((WEB_DIR / "src").rglob("*"))
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(WEB_DIR)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def web_stamp(cfg: StackConfig) -> Path:
+    return WEB_DIR / "dist" / ".recsys-build-stamp"
+
+
+def web_prepare(cfg: StackConfig) -> None:
+    """`npm run build` (tsc + vite build) with VITE_API_BASE = Envoy, unless dist/ was built from
+    the same sources for the same API base. Log: .stack/logs/web-build.log."""
+    if not (WEB_DIR / "node_modules" / "vite").exists():
+        raise StackError("web: web/node_modules is missing; run `make install` (python -m stack install)")
+    key = _web_build_key(cfg)
+    stamp = web_stamp(cfg)
+    if stamp.exists() and stamp.read_text().strip() == key:
+        return
+    log = cfg.logs / "web-build.log"
+    env = {**os.environ, **cfg.child_env(), "VITE_API_BASE": web_api_base(cfg)}
+    with open(log, "w") as out:
+        res = subprocess.run(
+            ["npm", "run", "build"], cwd=WEB_DIR, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600
+        )
+    if res.returncode != 0:
+        raise StackError(f"web: `npm run build` failed (exit {res.returncode}); read {log}")
+    stamp.write_text(key + "\n")
+
+
+def web_command(cfg: StackConfig) -> list[str]:
+    node = shutil.which("node") or "node"
+    port = str(cfg.port("WEB_PORT"))
+    vite = str(WEB_DIR / "node_modules" / "vite" / "bin" / "vite.js")
+    return [node, vite, "preview", "--port", port, "--strictPort", "--host", "127.0.0.1"]
+
+
+def web_ready(cfg: StackConfig) -> str:
+    url = f"http://127.0.0.1:{cfg.port('WEB_PORT')}/"
+    status, body = checks.http_get(url)
+    if status != 200 or '<div id="root">' not in body:
+        raise checks.NotReady(f"GET {url} -> {status}")
+    return f"serving web/dist on :{cfg.port('WEB_PORT')} (API {web_api_base(cfg)})"
+
+
 # --- the gRPC services ---------------------------------------------------------------------
 
 
@@ -360,6 +424,17 @@ PROGRAMS: list[Program] = [
         prepare=envoy_prepare,
         ready_timeout=30,
         env=lambda cfg: _sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml"),
+    ),
+    # The web client: the built app (web/dist) served by `vite preview` on WEB_PORT.
+    Program(
+        "web",
+        "edge",
+        web_command,
+        web_ready,
+        prepare=web_prepare,
+        ready_timeout=30,
+        cwd=lambda cfg: WEB_DIR,
+        env=lambda cfg: _sha_env("STACK_WEB_BUILD_SHA", web_stamp(cfg)),
     ),
 ]
 

@@ -63,7 +63,7 @@ def render(cfg: StackConfig, programs: list[Program]) -> Path:
         lines += [
             f"[program:{p.name}]",
             f"command={cmd.replace('%', '%%')}",
-            f"directory={cfg.root}",
+            f"directory={p.cwd(cfg) if p.cwd else cfg.root}",
             "environment=" + ",".join(f"{k}={_q(v)}" for k, v in sorted(penv.items())),
             *([f"user={user}"] if user else []),
             f"priority={100 + 10 * i}",

@@ -3,6 +3,10 @@
 - the DagBag imports `dags/` without errors, and parsing opens no connection (the DB/Redis
   settings point nowhere while parsing);
 - a real `dag.test()` run of recsys_daily against the stack, in the batch tests' database.
+
+AIRFLOW_HOME is `$STACK_DIR/airflow` (.stack/airflow): Airflow's config and its SQLite metadata
+database live with the rest of the stack's state; `airflow db migrate` runs once per session
+(idempotent) before the first `dag.test()`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import psycopg
 import pytest
 
 from tests.integration.test_batch import batch_env, seed  # noqa: F401  (fixture)
+
+from stack.config import StackConfig
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_PY = REPO / ".venvs" / "airflow" / "bin" / "python"
@@ -44,20 +50,36 @@ print("DAGRUN_STATE", run.state)
 """
 
 
-def airflow_env(tmp_path: Path, base: dict[str, str]) -> dict[str, str]:
-    assert AIRFLOW_PY.exists(), "no Airflow venv: run batch/airflow_env.sh"
+def airflow_home() -> Path:
+    home = StackConfig.load().dir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def airflow_env(base: dict[str, str]) -> dict[str, str]:
+    assert AIRFLOW_PY.exists(), "no Airflow venv: run `make install` (batch/airflow_env.sh)"
     return {
         **base,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW_HOME": str(airflow_home()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "RECSYS_PYTHON": str(REPO / ".venv" / "bin" / "python"),
     }
 
 
-def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's metadata database in AIRFLOW_HOME (idempotent: quick once migrated)."""
+    proc = subprocess.run(
+        [str(AIRFLOW_PY.parent / "airflow"), "db", "migrate"],
+        env=airflow_env(dict(os.environ)), capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+
+def test_dagbag_has_no_import_errors() -> None:
     # Settings that would fail any connection attempt: parsing must not need them.
-    env = airflow_env(tmp_path, {**os.environ, "DATABASE_URL": "postgresql://nobody@192.0.2.1:1/x",
+    env = airflow_env({**os.environ, "DATABASE_URL": "postgresql://nobody@192.0.2.1:1/x",
                                  "REDIS_URL": "redis://192.0.2.1:1/0"})
     proc = subprocess.run(
         [str(AIRFLOW_PY), "-c", DAGBAG % str(REPO / "dags")],
@@ -75,13 +97,9 @@ def test_dagbag_has_no_import_errors(tmp_path: Path) -> None:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_dag_test_run_against_the_stack(batch_env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+def test_dag_test_run_against_the_stack(batch_env: dict[str, str], airflow_db: None) -> None:  # noqa: F811
     seed(batch_env)
-    env = airflow_env(tmp_path, batch_env)
-    subprocess.run(
-        [str(AIRFLOW_PY.parent / "airflow"), "db", "migrate"],
-        env=env, capture_output=True, text=True, timeout=300, check=True,
-    )
+    env = airflow_env(batch_env)
     proc = subprocess.run(
         [str(AIRFLOW_PY), "-c", DAG_TEST % str(REPO / "dags" / "recsys_daily.py")],
         env=env, capture_output=True, text=True, timeout=1500, check=False,
