@@ -8,7 +8,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from recommender_svc.ranking import CachedList
+from recommender_svc.ranking import CachedEntry, CachedList
 from recsys.cache import recommendations_key
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,15 @@ class RecommendationCache:
             self._warned_at = None
             log.info("redis reachable again", extra={"redis_errors": self.errors})
 
-    async def get(self, user_id: int) -> CachedList | None:
+    async def get(self, user_id: int) -> CachedEntry | None:
+        """The user's entry (decoded lazily), None on a miss or an unreadable value."""
         try:
             raw = await self.client.get(recommendations_key(user_id))
         except (RedisError, OSError) as err:
             self._failed("get", err)
             return None
         self._recovered()
-        return CachedList.decode(raw) if raw is not None else None
+        return CachedEntry.parse(raw) if raw is not None else None
 
     async def set(self, user_id: int, value: CachedList) -> None:
         try:

@@ -9,12 +9,18 @@ import base64
 import binascii
 import hashlib
 import json
+import struct
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
+
+from recsys.v1 import movie_pb2
+from recsys.v1 import recommender_service_pb2 as pb
 
 POPULAR_REASON = "Popular now"
 # Ratings at or above this count as "liked" for reasons; likes and watches always do.
@@ -98,6 +104,9 @@ class CachedList:
     `model_version` and `profile_updated_at` let a reader drop an entry whose invalidation
     was missed; `exhaustive` says the list holds every candidate there was (fewer than asked),
     so filters that leave few items need not fall through to the database.
+
+    Stored in the binary layout of `CachedEntry` (see there), which a cache hit without
+    filters serves without decoding a single item.
     """
 
     model_version: str
@@ -106,35 +115,135 @@ class CachedList:
     items: list[Candidate]
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "m": self.model_version,
-                "u": self.profile_updated_at,
-                "x": self.exhaustive,
-                "i": [
-                    [c.movie_id, round(c.score, 6), c.title, c.year, c.genres, c.popularity, c.reason]
-                    for c in self.items
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
+        # Scores are rounded to 6 decimals (what the JSON format of v1 stored), so an answer
+        # from the cache is the same whichever path builds it.
+        scores = [round(c.score, 6) for c in self.items]
+        body = bytearray()
+        ends = array("I")
+        for position, (c, score) in enumerate(zip(self.items, scores, strict=True)):
+            item = pb.RecommendedMovie(
+                movie=movie_pb2.Movie(
+                    movie_id=c.movie_id, title=c.title, year=c.year, genres=c.genres, popularity=c.popularity
+                ),
+                score=score,
+                tier=pb.TIER_CACHE,
+                position=position,
+                reason=c.reason,
+            )
+            # Encoded as field `items` of GetRecommendationsResponse: concatenating a prefix of
+            # these to the encoded response header is a valid encoding of the whole response.
+            body += pb.GetRecommendationsResponse(items=[item]).SerializeToString()
+            ends.append(len(body))
+        version = self.model_version.encode()
+        return b"".join(
+            [
+                _MAGIC,
+                _HEAD.pack(self.exhaustive, self.profile_updated_at, len(self.items), len(version)),
+                version,
+                array("q", [c.movie_id for c in self.items]).tobytes(),
+                array("d", scores).tobytes(),
+                ends.tobytes(),
+                bytes(body),
+            ]
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> CachedList | None:
         """The cached list, or None for a value this version cannot read."""
+        entry = CachedEntry.parse(raw)
+        return entry.to_list() if entry is not None else None
+
+
+# Layout of a cached value (little-endian, one host writes and reads it):
+#   magic | exhaustive u8, profile_updated_at f64, n u16, len(model_version) u16 | model_version
+#   | n movie ids i64 | n scores f64 | n end offsets u32 into body | body
+# body = n encoded `GetRecommendationsResponse.items` fields (tier CACHE, position i).
+# A value without the magic (the JSON of the first format) is unreadable, so it is a miss.
+_MAGIC = b"\x00RB1"
+_HEAD = struct.Struct("<?dHH")
+assert array("I").itemsize == 4 and array("q").itemsize == 8 and array("d").itemsize == 8
+
+
+class CachedEntry:
+    """A cached value as read from Redis, decoded lazily.
+
+    A cache hit without filters takes a prefix of the pre-encoded items (`items_field`) and the
+    ids and scores for the serve log, and never builds a Candidate or a message per item.
+    """
+
+    __slots__ = (
+        "_body",
+        "_ends",
+        "_ids",
+        "_raw",
+        "_scores",
+        "count",
+        "exhaustive",
+        "model_version",
+        "profile_updated_at",
+    )
+
+    def __init__(self, raw: bytes) -> None:
+        """Parse the header; raises ValueError (or struct.error) for a value of another layout."""
+        if not raw.startswith(_MAGIC):
+            raise ValueError("not a cached list")
+        at = len(_MAGIC)
+        exhaustive, updated_at, n, version_len = _HEAD.unpack_from(raw, at)
+        at += _HEAD.size
+        self.model_version = raw[at : at + version_len].decode()
+        at += version_len
+        self._ids, self._scores, self._ends = at, at + 8 * n, at + 16 * n
+        self._body = at + 20 * n
+        ends = array("I", raw[self._ends : self._body])
+        if len(ends) != n or (n and self._body + ends[-1] != len(raw)):
+            raise ValueError("truncated cached list")
+        self._raw = raw
+        self.count: int = n
+        self.exhaustive: bool = exhaustive
+        self.profile_updated_at: float = updated_at
+
+    @classmethod
+    def parse(cls, raw: bytes) -> CachedEntry | None:
+        """The entry, or None for a value this version cannot read."""
         try:
-            data = json.loads(raw)
-            return cls(
-                model_version=str(data["m"]),
-                profile_updated_at=float(data["u"]),
-                exhaustive=bool(data["x"]),
-                items=[
-                    Candidate(int(i[0]), float(i[1]), i[2], int(i[3]), tuple(i[4]), int(i[5]), i[6])
-                    for i in data["i"]
-                ],
-            )
-        except (ValueError, KeyError, TypeError, IndexError):
+            return cls(raw)
+        except (ValueError, struct.error, UnicodeDecodeError):
             return None
+
+    def items_field(self, k: int) -> bytes:
+        """The first k items (k <= count) encoded as GetRecommendationsResponse.items."""
+        if k <= 0:
+            return b""
+        end = int.from_bytes(self._raw[self._ends + 4 * (k - 1) : self._ends + 4 * k], "little")
+        return self._raw[self._body : self._body + end]
+
+    def movie_ids(self, k: int) -> list[int]:
+        return array("q", self._raw[self._ids : self._ids + 8 * min(k, self.count)]).tolist()
+
+    def scores(self, k: int) -> list[float]:
+        return array("d", self._raw[self._scores : self._scores + 8 * min(k, self.count)]).tolist()
+
+    def to_list(self) -> CachedList | None:
+        """Every item decoded (the path with filters); None when the body does not parse."""
+        try:
+            msg = pb.GetRecommendationsResponse.FromString(self._raw[self._body :])
+        except DecodeError:
+            return None
+        if len(msg.items) != self.count:
+            return None
+        items = [
+            Candidate(
+                i.movie.movie_id,
+                i.score,
+                i.movie.title,
+                i.movie.year,
+                tuple(i.movie.genres),
+                i.movie.popularity,
+                i.reason,
+            )
+            for i in msg.items
+        ]
+        return CachedList(self.model_version, self.profile_updated_at, self.exhaustive, items)
 
 
 # --- ListMovies page tokens -------------------------------------------------------------

@@ -17,6 +17,7 @@ from recommender_svc.cache import RecommendationCache
 from recommender_svc.ranking import (
     POPULAR_REASON,
     BadPageToken,
+    CachedEntry,
     CachedList,
     Candidate,
     apply_filters,
@@ -126,7 +127,13 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         user_id = request.user_id
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
-        answer = await self.cascade(user_id, limit, exclude, genres)
+        live = await self.store.live_model()
+        cached = await self.cache.get(user_id)
+        if cached is not None and live and cached.model_version != live:
+            cached = None  # computed with another model: its invalidation was missed
+        if cached is not None and not exclude and not genres and cached.count >= limit:
+            return self._cache_hit(user_id, limit, cached, started)
+        answer = await self.cascade(user_id, limit, exclude, genres, cached=cached, live=live)
 
         request_id = current_request_id()
         response = pb.GetRecommendationsResponse(
@@ -138,22 +145,73 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                     movie=movie_message(c), score=c.score, tier=tier, position=position, reason=c.reason
                 )
             )
+        self._log_serve(
+            request_id,
+            user_id,
+            answer.tier,
+            answer.model_version,
+            [c.movie_id for c, _ in answer.items],
+            [c.score for c, _ in answer.items],
+            started,
+        )
+        return response
+
+    def _cache_hit(
+        self, user_id: int, limit: int, cached: CachedEntry, started: float
+    ) -> pb.GetRecommendationsResponse:
+        """The hot path: a cached list without filters, served from its pre-encoded items.
+
+        The same answer the general path gives (the first `limit` cached items, tier CACHE,
+        positions 0..limit-1), without decoding or building a message per item.
+        """
+        request_id = current_request_id()
+        response = pb.GetRecommendationsResponse(
+            user_id=user_id, tier=pb.TIER_CACHE, model_version=cached.model_version, request_id=request_id
+        )
+        response.MergeFromString(cached.items_field(limit))
+        self._log_serve(
+            request_id,
+            user_id,
+            pb.TIER_CACHE,
+            cached.model_version,
+            cached.movie_ids(limit),
+            cached.scores(limit),
+            started,
+        )
+        return response
+
+    def _log_serve(
+        self,
+        request_id: str,
+        user_id: int,
+        tier: int,
+        model_version: str,
+        movie_ids: list[int],
+        scores: list[float],
+        started: float,
+    ) -> None:
         self.serve_log.submit(
             ServeLogEntry(
                 request_id=request_id,
                 user_id=user_id,
-                tier=TIER_NAMES[answer.tier],
-                model_version=answer.model_version or None,
-                movie_ids=[c.movie_id for c, _ in answer.items],
-                scores=[c.score for c, _ in answer.items],
+                tier=TIER_NAMES[tier],
+                model_version=model_version or None,
+                movie_ids=movie_ids,
+                scores=scores,
                 served_at=datetime.now(UTC),
                 latency_ms=(time.perf_counter() - started) * 1e3,
             )
         )
-        return response
 
     async def cascade(
-        self, user_id: int, limit: int, exclude: frozenset[int], genres: frozenset[str]
+        self,
+        user_id: int,
+        limit: int,
+        exclude: frozenset[int],
+        genres: frozenset[str],
+        *,
+        cached: CachedEntry | None,
+        live: str,
     ) -> Answer:
         """Cache -> realtime (pgvector) -> batch -> popular; short answers are topped up with popular.
 
@@ -161,15 +219,16 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         and filters apply after reading it, so one entry serves every filter combination. Only
         when the filters leave fewer than `limit` of a non-exhaustive list does the request go
         to the database, with the filters pushed into the query.
-        """
-        live = await self.store.live_model()
 
-        cached = await self.cache.get(user_id)
-        if cached is not None and (not live or cached.model_version == live):
-            hits = apply_filters(cached.items, exclude, genres)
-            if len(hits) >= limit or cached.exhaustive:
+        `cached` is the user's cache entry (already checked against `live`, the live model),
+        read by the caller, which serves the common case (no filters) from it directly.
+        """
+        listed = cached.to_list() if cached is not None else None
+        if listed is not None:
+            hits = apply_filters(listed.items, exclude, genres)
+            if len(hits) >= limit or listed.exhaustive:
                 answer = Answer(
-                    pb.TIER_CACHE, cached.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]]
+                    pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]]
                 )
                 return await self._top_up(answer, frozenset(), exclude, genres, limit)
 
