@@ -13,7 +13,7 @@ In one run, against the local stack:
     while the streaming job (default trigger) consumes; prints accepted events/s, latency,
     and the consumer lag (Kafka end offsets minus the job's committed offsets) sampled
     every second, with the time to drain after the load stops.
-It seeds genre-clustered test movies (ids 910000000+) when needed (idempotent).
+It seeds genre-clustered test movies (ids 910000000+) and removes them at the end.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from stack.config import StackConfig  # noqa: E402
 from tests.integration.test_speed_helpers import (  # noqa: E402
     connect,
     http,
+    remove_seeded,
     seed_genre_clusters,
 )
 
@@ -320,6 +321,9 @@ def main() -> None:
     print(f"ingest: wrk {args.connections} connections for {args.ingest_seconds} s ...", flush=True)
     movies = [m for ids in clusters.values() for m in ids]
     ing = ingest(cfg, settings, envoy, movies, args.ingest_seconds, args.connections)
+    conn = connect(settings.database_url)
+    remove_seeded(conn)
+    conn.close()
 
     print()
     print("event -> fresh recommendation (send of the 5th rating -> GET answers TIER_REALTIME)")

@@ -23,7 +23,13 @@ import psycopg
 import pytest
 
 from stack import supervisor
-from tests.integration.test_speed_helpers import connect, post_event, seed_genre_clusters, wait_for
+from tests.integration.test_speed_helpers import (
+    connect,
+    post_event,
+    remove_seeded,
+    seed_genre_clusters,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.stack_restart, pytest.mark.slow]
 
@@ -84,8 +90,9 @@ def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
 
 
 @pytest.fixture(scope="module")
-def movies(db: psycopg.Connection[Any]) -> list[int]:
-    return [m for ids in seed_genre_clusters(db).values() for m in ids]
+def movies(db: psycopg.Connection[Any]) -> Iterator[list[int]]:
+    yield [m for ids in seed_genre_clusters(db).values() for m in ids]
+    remove_seeded(db)
 
 
 def _streaming_pid(stack: Any) -> int:

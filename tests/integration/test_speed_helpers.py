@@ -32,11 +32,14 @@ def embedded_movie_count(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
-def seed_genre_clusters(conn: psycopg.Connection[Any]) -> dict[str, list[int]]:
+def seed_genre_clusters(conn: psycopg.Connection[Any], scale: float = 3.0) -> dict[str, list[int]]:
     """Test movies with genre-clustered embeddings (idempotent); {genre: [movie ids]}.
 
-    Used only when no trained model has published embeddings yet. The vectors are scaled
-    like ALS item factors (norm ~1), one orthogonal direction per genre plus noise.
+    One direction per genre plus noise, at `scale` times the norm of a typical item factor,
+    so the clusters stand out from whatever else is in the catalogue (the trained model's
+    movies, other suites' test movies): "leans to the genre" is then a deterministic check
+    of the pipeline rather than of how genre-like the training data is. Remove them with
+    remove_seeded() when done.
     """
     rng = np.random.default_rng(2026)
     out: dict[str, list[int]] = {}
@@ -46,8 +49,8 @@ def seed_genre_clusters(conn: psycopg.Connection[Any]) -> dict[str, list[int]]:
         for i in range(PER_GENRE):
             movie_id = SEED_BASE + g * 1000 + i
             vec = np.zeros(DIM, dtype=np.float32)
-            vec[g] = 1.0
-            vec[3:16] = 0.15 * rng.standard_normal(13)
+            vec[g] = scale
+            vec[3:16] = 0.15 * scale * rng.standard_normal(13)
             conn.execute(
                 "INSERT INTO movies (movie_id, title, year, genres, embedding, popularity, model_version) "
                 "VALUES (%s, %s, 2000, %s, %s, 1, %s) ON CONFLICT (movie_id) DO UPDATE SET "
@@ -57,6 +60,14 @@ def seed_genre_clusters(conn: psycopg.Connection[Any]) -> dict[str, list[int]]:
             ids.append(movie_id)
         out[genre] = ids
     return out
+
+
+def remove_seeded(conn: psycopg.Connection[Any]) -> None:
+    """Delete the seeded test movies (their events stay; they reference no foreign key)."""
+    conn.execute(
+        "DELETE FROM movies WHERE movie_id >= %s AND movie_id < %s",
+        (SEED_BASE, SEED_BASE + len(SEED_GENRES) * 1000),
+    )
 
 
 def real_genre_movies(conn: psycopg.Connection[Any], min_movies: int = 40) -> dict[str, list[int]]:
