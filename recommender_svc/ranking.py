@@ -130,9 +130,13 @@ class CachedList:
                 position=position,
                 reason=c.reason,
             )
-            # Encoded as field `items` of GetRecommendationsResponse: concatenating a prefix of
-            # these to the encoded response header is a valid encoding of the whole response.
-            body += pb.GetRecommendationsResponse(items=[item]).SerializeToString()
+            # Encoded as field `items` (2, length-delimited) of GetRecommendationsResponse:
+            # concatenating a prefix of these to the encoded response header is a valid
+            # encoding of the whole response.
+            encoded = item.SerializeToString()
+            body += _ITEMS_TAG
+            body += _varint(len(encoded))
+            body += encoded
             ends.append(len(body))
         version = self.model_version.encode()
         return b"".join(
@@ -161,6 +165,18 @@ class CachedList:
 # A value without the magic (the JSON of the first format) is unreadable, so it is a miss.
 _MAGIC = b"\x00RB1"
 _HEAD = struct.Struct("<?dHH")
+_ITEMS_TAG = bytes([pb.GetRecommendationsResponse.ITEMS_FIELD_NUMBER << 3 | 2])
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 assert array("I").itemsize == 4 and array("q").itemsize == 8 and array("d").itemsize == 8
 
 
