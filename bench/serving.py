@@ -9,7 +9,9 @@ In one run, against the local stack:
   * GetRecommendations through Envoy (gRPC, ghz):
       cache hit  at a fixed 500 req/s, then at max throughput
       cache miss at a fixed rate over distinct users (their keys flushed), then at max throughput
-and prints p50/p99/throughput with ratios against the baselines.
+and prints p50/p99/throughput with ratios against the baselines, plus the CPU seconds the
+recommender and Envoy processes spent per request during each ghz run (from /proc/<pid>/stat),
+which is far less sensitive to other jobs on the box than the latency percentiles are.
 
 It seeds its own movies (random embeddings) and users (random vectors, a few interactions)
 in id ranges of its own, removes them afterwards, and switches Envoy's per-client rate limit
@@ -22,12 +24,14 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -92,7 +96,50 @@ def flush_keys(r: redis.Redis, users: range) -> None:
     pipe.execute()
 
 
-def ghz(bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int) -> dict:
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on a TCP port (ss -ltnp), None when not found."""
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    except OSError:
+        return None
+    m = re.search(r"pid=(\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds per request of named processes over one measured run."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def per_request_ms(self, n: int) -> dict[str, float]:
+        return {name: (self.end[name] - self.start[name]) / max(n, 1) * 1e3 for name in self.pids}
+
+
+def wait_quiet(max_load: float, max_seconds: int) -> None:
+    """Poll the 1-minute load average until it is below max_load (or give up after max_seconds)."""
+    deadline = time.monotonic() + max_seconds
+    while os.getloadavg()[0] >= max_load and time.monotonic() < deadline:
+        print(f"  load average {os.getloadavg()[0]:.2f} >= {max_load}, waiting ...", flush=True)
+        time.sleep(15)
+
+
+def ghz(
+    bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int, meter: CpuMeter | None = None
+) -> dict:
     """ghz through Envoy; the requests walk `users` round-robin (an array of messages)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json") as data:
         json.dump([{"user_id": str(u), "limit": 20} for u in users], data)
@@ -102,7 +149,11 @@ def ghz(bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int)
         args += ["--protoset", str(ROOT / "envoy/recsys.pb")]  # the descriptor set Envoy uses
         if rps:
             args += ["--rps", str(rps)]
-        report = json.loads(sh([*args, addr]))
+        if meter is None:
+            report = json.loads(sh([*args, addr]))
+        else:
+            with meter:
+                report = json.loads(sh([*args, addr]))
     lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
     errors = sum(v for k, v in (report.get("statusCodeDistribution") or {}).items() if k != "OK")
     return {
@@ -111,6 +162,7 @@ def ghz(bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int)
         "rps": report["rps"],
         "errors": errors,
         "n": report["count"],
+        "cpu": meter.per_request_ms(report["count"]) if meter is not None else {},
     }
 
 
@@ -191,6 +243,13 @@ def main() -> None:
     parser.add_argument("--miss-rps", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--cleanup", action="store_true", help="only remove the bench's rows")
+    parser.add_argument(
+        "--wait-load",
+        type=float,
+        default=0.0,
+        help="first wait until the 1-minute load average is below this (0: do not wait)",
+    )
+    parser.add_argument("--wait-max", type=int, default=900, help="give up waiting after this many seconds")
     args = parser.parse_args()
 
     env = merged_env()
@@ -205,6 +264,15 @@ def main() -> None:
     if args.cleanup:
         cleanup(db)
         return
+    if args.wait_load:
+        wait_quiet(args.wait_load, args.wait_max)
+    meter = CpuMeter(
+        {
+            "recommender": listener_pid(int(env["RECOMMENDER_PORT"])),
+            "envoy": listener_pid(int(env["ENVOY_PORT"])),
+        }
+    )
+    loads = [os.getloadavg()[0]]
     print(f"seeding {args.movies} movies and {args.users} users ...", flush=True)
     results: dict[str, dict] = {}
     try:
@@ -221,15 +289,18 @@ def main() -> None:
         results["pgvector top-50 (pgbench)"] = pgbench(env["DATABASE_URL"], args.users, args.seconds, 2)
 
         print("through envoy ...", flush=True)
-        results[f"cache hit @{args.hit_rps}/s"] = ghz(ghz_bin, envoy, hot, n_hit, args.hit_rps, 16)
-        results["cache hit max"] = ghz(ghz_bin, envoy, hot, n_hit * 2, 0, 32)
+        results[f"cache hit @{args.hit_rps}/s"] = ghz(ghz_bin, envoy, hot, n_hit, args.hit_rps, 16, meter)
+        results["cache hit max"] = ghz(ghz_bin, envoy, hot, n_hit * 2, 0, 32, meter)
         misses = range(USER0 + 100, USER0 + 100 + miss_users)
         flush_keys(r, misses)
         n_miss = min(args.miss_rps * args.seconds, miss_users // 2)
         first = range(misses.start, misses.start + n_miss)  # every request a distinct user
-        results[f"cache miss @{args.miss_rps}/s"] = ghz(ghz_bin, envoy, first, n_miss, args.miss_rps, 16)
+        results[f"cache miss @{args.miss_rps}/s"] = ghz(
+            ghz_bin, envoy, first, n_miss, args.miss_rps, 16, meter
+        )
         rest = range(first.stop, misses.stop)
-        results["cache miss max"] = ghz(ghz_bin, envoy, rest, len(rest), 0, 16)
+        results["cache miss max"] = ghz(ghz_bin, envoy, rest, len(rest), 0, 16, meter)
+        loads.append(os.getloadavg()[0])
     finally:
         try:
             runtime(admin, "recsys.ratelimit.enforced", "100")
@@ -237,9 +308,19 @@ def main() -> None:
         finally:
             cleanup(db)
 
-    print(f"\n{'measurement':32} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}")
+    print(f"\nload average (1 min) at start {loads[0]:.2f}, at end {loads[-1]:.2f} ({os.cpu_count()} cores)")
+    print(
+        f"\n{'measurement':32} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}"
+        f" {'rec CPU ms/req':>15} {'envoy CPU ms/req':>17}"
+    )
     for name, m in results.items():
-        print(f"{name:32} {m['p50']:8.2f} {m['p99']:8.2f} {m['rps']:9.0f} {m.get('errors', 0):7}")
+        cpu = m.get("cpu") or {}
+        rec = f"{cpu['recommender']:.3f}" if "recommender" in cpu else "-"
+        env_cpu = f"{cpu['envoy']:.3f}" if "envoy" in cpu else "-"
+        print(
+            f"{name:32} {m['p50']:8.2f} {m['p99']:8.2f} {m['rps']:9.0f} {m.get('errors', 0):7}"
+            f" {rec:>15} {env_cpu:>17}"
+        )
     d, rg, pg = (
         results["envoy direct (wrk)"],
         results["redis GET (redis-benchmark)"],
