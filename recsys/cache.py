@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-# Bump when the cached value's format changes, so old entries are simply never read.
+# Bump when the cached value's key scheme changes. The value's format carries its own magic
+# (recommender_svc.ranking.CachedEntry), so a value of another format is read as a miss and
+# rewritten, and invalidators (which only delete keys) never need to know the format.
 _PREFIX = "recs:v1"
 
 
