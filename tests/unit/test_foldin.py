@@ -65,8 +65,15 @@ def test_aggregate_sums_repeats() -> None:
 
 @pytest.mark.parametrize(
     ("event_type", "rating", "positive"),
-    [("view", None, True), ("watch", None, True), ("like", None, True), ("dislike", None, False),
-     ("rate", 5.0, True), ("rate", 4.0, True), ("rate", 1.0, False)],
+    [
+        ("view", None, True),
+        ("watch", None, True),
+        ("like", None, True),
+        ("dislike", None, False),
+        ("rate", 5.0, True),
+        ("rate", 4.0, True),
+        ("rate", 1.0, False),
+    ],
 )
 def test_event_signal_sign(event_type: str, rating: float | None, positive: bool) -> None:
     assert (event_signal(event_type, rating) > 0) is positive
