@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import grpc
@@ -50,6 +51,12 @@ async def run(settings: Settings) -> None:
 
     def register(server: grpc.aio.Server) -> None:
         recommender_service_pb2_grpc.add_RecommenderServiceServicer_to_server(servicer, server)
+        # Everything allocated so far (modules, descriptors, the pools: ~60k objects) lives as
+        # long as the process. Freezing it keeps it out of the cyclic GC, so an occasional full
+        # collection while serving scans only what serving allocated (~1 ms) instead of all of
+        # it (~15 ms, a stall of every in-flight call).
+        gc.collect()
+        gc.freeze()
 
     try:
         # A span per call only when spans go somewhere: without an exporter the OTel server
