@@ -36,4 +36,12 @@ async def main() -> None:
         await catalogue.stop()
         await pool.close()
 
-    await serve(SERVICE_NAME, settings.event_port, register, on_stop=on_stop)
+    # Spans per call only when they go somewhere (see recommender_svc.server); the caller's
+    # traceparent still reaches the Kafka headers either way.
+    await serve(
+        SERVICE_NAME,
+        settings.event_port,
+        register,
+        on_stop=on_stop,
+        server_spans=settings.otel_endpoint is not None,
+    )

@@ -27,7 +27,10 @@ async def run(settings: Settings) -> None:
         profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server)
 
     try:
-        await serve(SERVICE_NAME, settings.profile_port, register)
+        # Spans per call only when they go somewhere (see recommender_svc.server).
+        await serve(
+            SERVICE_NAME, settings.profile_port, register, server_spans=settings.otel_endpoint is not None
+        )
     finally:
         await pool.close()
 
