@@ -9,7 +9,7 @@ BUF := npx --yes @bufbuild/buf@1.75.0
 
 help:
 	@echo "make up | down | status   start / stop / health of the local stack (logs: .stack/logs/)"
-	@echo "make test                 install, start the stack if needed, run every test"
+	@echo "make test                 install, lint, start the stack if needed, run every test"
 	@echo "make install              install what is missing (apt, .venv, Kafka jars, grpcurl/ghz)"
 	@echo "make proto | proto-check  regenerate / verify recsys/v1 and envoy/recsys.pb"
 	@echo "make lint                 ruff + proto-check + buf lint"
@@ -40,8 +40,9 @@ down:
 status:
 	$(PY) -m stack status
 
-# The session fixtures in tests/conftest.py bring the stack up (or reuse a healthy one).
-test: install
+# Lint first (stale generated code or a lint error fails the run, as in CI); then the session
+# fixtures in tests/conftest.py bring the stack up (or reuse a healthy one).
+test: install lint
 	$(PY) -m pytest -q
 
 # Benchmarks print ratios against baselines measured in the same run. `make bench` runs every

@@ -19,9 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.test_batch import batch_env, seed  # noqa: F401  (fixture)
-
 from stack.config import StackConfig
+from tests.integration.test_batch import batch_env, seed  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_PY = REPO / ".venvs" / "airflow" / "bin" / "python"

@@ -57,6 +57,7 @@ def test_web_e2e_chromium(stack) -> None:  # type: ignore[no-untyped-def]
     proc = _npm(["run", "e2e"], env, timeout=840)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-8000:]
-    counts = {k: int(v) for k, v in re.findall(r"^# (tests|pass|fail|skipped|todo|cancelled) (\d+)$", out, re.M)}
+    summary = re.findall(r"^# (tests|pass|fail|skipped|todo|cancelled) (\d+)$", out, re.M)
+    counts = {k: int(v) for k, v in summary}
     assert counts.get("tests", 0) > 0 and counts.get("pass") == counts.get("tests"), (counts, out[-4000:])
     assert counts.get("skipped", 0) == 0 and counts.get("todo", 0) == 0, (counts, out[-4000:])
