@@ -27,6 +27,7 @@ proto-check: install
 # buf needs google/api/*.proto: copied from the googleapis-common-protos wheel (see buf.yaml).
 lint: install proto-check
 	.venv/bin/ruff check .
+	.venv/bin/mypy recsys recommender_svc profile_svc event_svc batch stack
 	@mkdir -p .stack/proto-deps/google/api
 	@cp "$$($(PY) -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')"/{annotations,http}.proto .stack/proto-deps/google/api/
 	$(BUF) lint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -52,6 +53,9 @@ class RecommendationCache:
             self._failed("get", err)
             return None
         self._recovered()
+        # The client is made without decode_responses (recsys.cache.create_client), so a hit
+        # is bytes; redis-py's annotation covers both client modes (bytes | str).
+        raw = cast("bytes | None", raw)
         return CachedEntry.parse(raw) if raw is not None else None
 
     async def set(self, user_id: int, value: CachedList) -> None:

@@ -28,7 +28,7 @@ from recommender_svc.ranking import (
     title_patterns,
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
-from recommender_svc.store import History, MovieStore, as_array
+from recommender_svc.store import History, MovieStore, to_array
 from recsys.errors import NotFound
 from recsys.grpcserver import current_request_id
 from recsys.v1 import (
@@ -73,9 +73,9 @@ class UserVector:
 class Answer:
     """The cascade's result: ranked (candidate, tier) pairs and the tier that answered."""
 
-    tier: int
+    tier: pb.Tier.ValueType
     model_version: str
-    items: list[tuple[Candidate, int]]
+    items: list[tuple[Candidate, pb.Tier.ValueType]]
 
 
 def movie_message(c: Candidate) -> movie_pb2.Movie:
@@ -184,7 +184,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         self,
         request_id: str,
         user_id: int,
-        tier: int,
+        tier: pb.Tier.ValueType,
         model_version: str,
         movie_ids: list[int],
         scores: list[float],
@@ -227,14 +227,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if listed is not None:
             hits = apply_filters(listed.items, exclude, genres)
             if len(hits) >= limit or listed.exhaustive:
-                answer = Answer(
-                    pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]]
-                )
-                return await self._top_up(answer, frozenset(), exclude, genres, limit)
+                hit = Answer(pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]])
+                return await self._top_up(hit, frozenset(), exclude, genres, limit)
 
         vector, history = await asyncio.gather(self._vector(user_id), self.store.history(user_id))
         user_genres = taste_genres(history.genre_lists)
-        answer = None
+        answer: Answer | None = None
         if vector is not None and (not live or vector.model_version == live):
             answer = await self._realtime(user_id, vector, history, user_genres, limit, exclude, genres)
         if answer is None and live:
@@ -340,7 +338,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         )
         if row["embedding"] is None:
             return response
-        ranked = await self.store.nearest(as_array(row["embedding"]), [request.movie_id], (), limit)
+        ranked = await self.store.nearest(to_array(row["embedding"]), [request.movie_id], (), limit)
         for c in ranked.items:
             response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
         return response

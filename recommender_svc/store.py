@@ -7,7 +7,7 @@ per connection, so repeated serves skip planning.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +76,16 @@ LIMIT $5
 """
 
 
+def to_array(value: Any) -> np.ndarray[Any, Any]:
+    """A non-null vector column as numpy (pgvector returns a Vector object or an array by version)."""
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
+
+
 def as_array(value: Any) -> np.ndarray[Any, Any] | None:
-    """A vector column as numpy (pgvector returns a Vector object or an array by version)."""
+    """A nullable vector column as numpy, None for NULL."""
     if value is None:
         return None
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
+    return to_array(value)
 
 
 def ef_search_for(k: int) -> int:
@@ -154,11 +159,11 @@ class MovieStore:
                 and len(liked) < self.LIKED_LIMIT
             ):
                 liked_ids.add(r["movie_id"])
-                liked.append((r["title"], as_array(r["embedding"])))
+                liked.append((r["title"], to_array(r["embedding"])))
         return History(seen, liked, genre_lists)
 
     async def nearest(
-        self, vector: np.ndarray[Any, Any], exclude: Sequence[int], genres: Sequence[str], k: int
+        self, vector: np.ndarray[Any, Any], exclude: Collection[int], genres: Collection[str], k: int
     ) -> Ranked:
         """The k movies of highest inner product with `vector`, by the HNSW index."""
         async with self.pool.acquire() as conn:
@@ -171,13 +176,13 @@ class MovieStore:
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def batch(
-        self, model_version: str, user_id: int, exclude: Sequence[int], genres: Sequence[str], k: int
+        self, model_version: str, user_id: int, exclude: Collection[int], genres: Collection[str], k: int
     ) -> Ranked:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_BATCH_SQL, model_version, user_id, list(exclude), list(genres), k)
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
-    async def popular(self, exclude: Sequence[int], genres: Sequence[str], k: int) -> list[Candidate]:
+    async def popular(self, exclude: Collection[int], genres: Collection[str], k: int) -> list[Candidate]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(_POPULAR_SQL, list(exclude), list(genres), k)
         return [candidate(r) for r in rows]

@@ -102,7 +102,10 @@ def migrate(cfg: StackConfig) -> None:
 
 def kafka_topic(cfg: StackConfig) -> None:
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
+
+    # NewTopic is defined in (and exported by) cimpl; confluent_kafka.admin only re-imports it.
+    from confluent_kafka.cimpl import NewTopic
 
     topic = cfg.env.get("KAFKA_TOPIC", "movie-events")
     admin = AdminClient({"bootstrap.servers": cfg.env["KAFKA_BOOTSTRAP_SERVERS"]})

@@ -81,7 +81,8 @@ def _allow_traverse(path: Path) -> None:
 def pg_prepare(cfg: StackConfig) -> None:
     pgdata = cfg.dir / "pgdata"
     user = pg_user(cfg)
-    kw: dict[str, object] = {}
+    # (uid, gid) initdb runs as, when postgres gets its own user; None: the current user.
+    owner: tuple[int, int] | None = None
     if user:
         import pwd
 
@@ -102,13 +103,13 @@ def pg_prepare(cfg: StackConfig) -> None:
                 want = mode | stat.S_IROTH | (stat.S_IXOTH if p.is_dir() or mode & stat.S_IXUSR else 0)
                 if want != mode:
                     p.chmod(want)
-        kw = {"user": pw.pw_uid, "group": pw.pw_gid}
+        owner = (pw.pw_uid, pw.pw_gid)
     if (pgdata / "PG_VERSION").exists():
         return
     shutil.rmtree(pgdata, ignore_errors=True)
     pgdata.mkdir(parents=True, mode=0o700)
-    if user:
-        os.chown(pgdata, kw["user"], kw["group"])  # type: ignore[arg-type]
+    if owner is not None:
+        os.chown(pgdata, *owner)
         _allow_traverse(pgdata.parent)
     log = cfg.logs / "postgres-initdb.log"
     with open(log, "w") as out:
@@ -126,7 +127,8 @@ def pg_prepare(cfg: StackConfig) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd="/",
-            **kw,  # type: ignore[arg-type]
+            user=owner[0] if owner is not None else None,
+            group=owner[1] if owner is not None else None,
         )
     if res.returncode != 0:
         shutil.rmtree(pgdata, ignore_errors=True)

@@ -118,7 +118,8 @@ def running(cfg: StackConfig) -> bool:
     if not sock_path(cfg).exists():
         return False
     try:
-        return rpc(cfg).supervisor.getState()["statename"] == "RUNNING"
+        statename: str = rpc(cfg).supervisor.getState()["statename"]
+        return statename == "RUNNING"
     except (OSError, xmlrpc.client.Error):
         return False
 

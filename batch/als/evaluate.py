@@ -38,7 +38,7 @@ def fold_in_users(
         vectors.append(
             foldin.fold_in(y_u, group["strength"].to_numpy(), g, alpha=alpha, reg_param=reg_param)
         )
-        user_ids.append(int(user_id))  # type: ignore[call-overload]
+        user_ids.append(int(user_id))
     rank = item_factors.shape[1]
     mat = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, rank), np.float32)
     return Factors(np.array(user_ids, dtype=np.int64), mat, np.asarray(item_ids), item_factors)

@@ -7,7 +7,7 @@ Everything here is a pure function of its inputs (DataFrames, arrays, params); t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -139,8 +139,13 @@ class Factors:
     item_factors: np.ndarray
 
 
+def to_pandas(df: DataFrame) -> pd.DataFrame:
+    """df.toPandas(), typed: pyspark annotates it with a protocol mypy cannot resolve."""
+    return cast(pd.DataFrame, df.toPandas())
+
+
 def _to_numpy(df: DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    pdf = df.orderBy("id").toPandas()
+    pdf = to_pandas(df.orderBy("id"))
     ids = pdf["id"].to_numpy(dtype=np.int64)
     mat = np.array(pdf["features"].tolist(), dtype=np.float32).reshape(len(ids), -1)
     return ids, mat

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from batch.als import publish
-from batch.als.model import AlsParams, collect_factors, pad, top_n_excluding_seen
+from batch.als.model import AlsParams, collect_factors, pad, to_pandas, top_n_excluding_seen
 from recsys.config import Settings
 from recsys.logs import setup_logging
 
@@ -88,15 +88,15 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
             rating_rmse = None if row is None or row[0] is None else float(row[0])
         out.mkdir(parents=True, exist_ok=True)
         model.write().overwrite().save(str(out / "als"))
-        popularity = (
+        popularity = to_pandas(
             strengths.where(F.col("strength") > 0).groupBy("movie_id").agg(F.count("*").alias("popularity"))
-        ).toPandas()
+        )
         items = pd.DataFrame({"movie_id": factors.item_ids}).merge(popularity, on="movie_id", how="left")
         items["popularity"] = items["popularity"].fillna(0).astype(np.int64)
         np.save(out / "item_factors.npy", factors.item_factors)
         items.to_parquet(out / "items.parquet")
-        strengths.toPandas().to_parquet(out / "strengths.parquet")
-        holdout.select("user_id", "movie_id").toPandas().to_parquet(out / "holdout.parquet")
+        to_pandas(strengths).to_parquet(out / "strengths.parquet")
+        to_pandas(holdout.select("user_id", "movie_id")).to_parquet(out / "holdout.parquet")
         trained_on = {
             "events": n_events,
             "pairs": len(pd.read_parquet(out / "strengths.parquet")),
