@@ -82,7 +82,11 @@ describe('a new user rates movies of one genre', () => {
         await cards.nth(i).locator('h3 button').click()
         const dialog = page.getByRole('dialog')
         await dialog.waitFor()
-        await dialog.getByRole('radio', { name: '5 stars', exact: true }).check({ force: true })
+        // Click the visible star, as a person would (the radio itself is visually hidden, and a
+        // forced click at its 1-px box can land on a neighbouring half star).
+        await dialog.locator('label.star').filter({ hasText: /^5 stars/ }).click()
+        await dialog.getByRole('radio', { name: '5 stars', exact: true }).waitFor({ state: 'attached' })
+        assert.ok(await dialog.getByRole('radio', { name: '5 stars', exact: true }).isChecked(), '5 stars not selected')
         await dialog.getByRole('button', { name: 'Rate 5 ★' }).click()
         await dialog.getByText('Rated 5 ★').waitFor({ timeout: 15_000 })
         if (i === 0) {
