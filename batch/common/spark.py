@@ -8,6 +8,28 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 
 POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
+# S3A for an `s3a://` archive store (MinIO in compose); must match pyspark's bundled Hadoop
+# (pyspark/jars/hadoop-client-api-3.5.0.jar).
+HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.5.0"
+
+
+def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
+    """Spark settings for an `s3a://` ARCHIVE_URI, empty for a local one.
+
+    The endpoint comes from S3_ENDPOINT (MinIO wants path-style addressing); credentials from
+    the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which S3A's default chain reads.
+    """
+    if not environ.get("ARCHIVE_URI", "").startswith("s3a://"):
+        return {}
+    conf = {
+        "spark.jars.packages": HADOOP_AWS,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+    }
+    endpoint = environ.get("S3_ENDPOINT")
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(endpoint.startswith("https")).lower()
+    return conf
 
 
 def build_session(
@@ -30,7 +52,11 @@ def build_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
-    for key, value in (extra_conf or {}).items():
+    conf = s3a_conf(os.environ)
+    extra = dict(extra_conf or {})
+    if "spark.jars.packages" in conf and "spark.jars.packages" in extra:
+        conf["spark.jars.packages"] += "," + extra.pop("spark.jars.packages")
+    for key, value in {**conf, **extra}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

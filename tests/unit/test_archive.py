@@ -35,3 +35,14 @@ def test_merge_is_idempotent(spark) -> None:  # type: ignore[no-untyped-def]
     once = merge_partitions(rows, spark.createDataFrame([], ARCHIVE_SCHEMA))
     twice = merge_partitions(rows, once.drop("date"))
     assert sorted(once.collect()) == sorted(twice.collect())
+
+
+def test_s3a_archive_store_gets_hadoop_aws_and_the_endpoint() -> None:
+    from batch.common.spark import HADOOP_AWS, s3a_conf
+
+    assert s3a_conf({"ARCHIVE_URI": "/var/archive"}) == {}
+    conf = s3a_conf({"ARCHIVE_URI": "s3a://recsys-archive/x", "S3_ENDPOINT": "http://minio:9000"})
+    assert conf["spark.jars.packages"] == HADOOP_AWS
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
