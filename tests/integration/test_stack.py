@@ -106,8 +106,12 @@ def test_rest_is_transcoded_by_envoy(stack):
 
 def test_envoy_direct_and_catch_all(stack):
     assert _get(f"{stack.envoy_url}/bench/direct")[:1] == (200,)
-    status, _, body = _get(f"{stack.envoy_url}/no/such/path")
+    status, _, body = _get(f"{stack.envoy_url}/v1/no/such/path")
     assert status == 404 and json.loads(body)["code"] == 5
+    # Everything that is not the API is the web client, on the same origin as the API.
+    status, headers, body = _get(f"{stack.envoy_url}/")
+    assert status == 200 and "<div id=\"root\">" in body, body[:500]
+    assert "default-src 'self'" in headers.get("content-security-policy", "")
 
 
 def test_status_reports_every_component_healthy(stack):
