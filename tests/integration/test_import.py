@@ -22,16 +22,15 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from alembic import command
-from psycopg import sql
 
 from recsys.importer.loader import LoadError, load
 from recsys.importer.model import Dataset, Interaction, Movie
 from recsys.migrate import alembic_config
+from tests.integration.scratch import scratch_database
 
 SERVER_OVERRIDE = os.environ.get("IMPORT_TEST_SERVER_URL")
 pytestmark = [] if SERVER_OVERRIDE else [pytest.mark.stack]
@@ -56,37 +55,12 @@ def server_url(request: pytest.FixtureRequest) -> str:
     return SERVER_OVERRIDE or request.getfixturevalue("stack").database_url
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlsplit(url)._replace(path=f"/{name}").geturl()
-
-
-def _create_database(server_url: str, name: str) -> str:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            pytest.fail(
-                f"cannot create the scratch database {name} ({exc}); the stack makes the app role "
-                "SUPERUSER CREATEDB (stack.core.postgres_bootstrap): run `make up` again",
-                pytrace=False,
-            )
-    return _with_database(server_url, name)
-
-
-def _drop_database(server_url: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="module")
 def import_db(server_url: str) -> Iterator[str]:
     """A migrated database of this module's own."""
-    name = f"recsys_import_test_{os.getpid()}"
-    url = _create_database(server_url, name)
-    command.upgrade(alembic_config(url), "head")
-    yield url
-    _drop_database(server_url, name)
+    with scratch_database(server_url, f"recsys_import_test_{os.getpid()}") as url:
+        command.upgrade(alembic_config(url), "head")
+        yield url
 
 
 @pytest.fixture
@@ -366,12 +340,8 @@ def test_database_failure_mid_load_rolls_everything_back(db: str) -> None:
 
 
 def test_unmigrated_database_is_reported(server_url: str) -> None:
-    name = f"recsys_import_empty_{os.getpid()}"
-    url = _create_database(server_url, name)
-    try:
+    with scratch_database(server_url, f"recsys_import_empty_{os.getpid()}") as url:
         done = recsys_import(url, "synthetic", "--movies", "5", "--users", "2", "--interactions", "4")
-    finally:
-        _drop_database(server_url, name)
     assert done.returncode == 1
     assert "run recsys-migrate first" in done.stderr
 

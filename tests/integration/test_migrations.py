@@ -13,15 +13,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from psycopg import sql
 
 from recsys.migrate import alembic_config
+from tests.integration.scratch import scratch_database
 
 SERVER_OVERRIDE = os.environ.get("IMPORT_TEST_SERVER_URL")
 pytestmark = [] if SERVER_OVERRIDE else [pytest.mark.stack]
@@ -38,27 +37,12 @@ def server_url(request: pytest.FixtureRequest) -> str:
     return SERVER_OVERRIDE or request.getfixturevalue("stack").database_url
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlsplit(url)._replace(path=f"/{name}").geturl()
-
-
 @pytest.fixture
 def fresh_db(server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty database of this test's own."""
     name = f"recsys_migtest_{request.node.name.removeprefix('test_')[:30]}_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            pytest.fail(
-                f"cannot create the scratch database {name} ({exc}); the stack makes the app role "
-                "SUPERUSER CREATEDB (stack.core.postgres_bootstrap): run `make up` again",
-                pytrace=False,
-            )
-    yield _with_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(server_url, name) as url:
+        yield url
 
 
 def head() -> str:
