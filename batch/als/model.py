@@ -92,39 +92,41 @@ def latest_ratings(events: DataFrame) -> DataFrame:
     )
 
 
-def fit_implicit(strengths: DataFrame, params: AlsParams) -> ALSModel:
-    """Implicit-feedback ALS (preference = strength > 0, confidence = 1 + alpha * |strength|)."""
-    als = ALS(
-        rank=params.rank,
+def _als(params: AlsParams, **model: Any) -> ALS:
+    """Spark ALS over (user_id, movie_id) with the settings both models share."""
+    return ALS(
         maxIter=params.max_iter,
-        regParam=params.reg_param,
-        alpha=params.alpha,
-        implicitPrefs=True,
         userCol="user_id",
         itemCol="movie_id",
-        ratingCol="strength",
         seed=params.seed,
         numUserBlocks=params.num_blocks,
         numItemBlocks=params.num_blocks,
         coldStartStrategy="drop",
+        **model,
+    )
+
+
+def fit_implicit(strengths: DataFrame, params: AlsParams) -> ALSModel:
+    """Implicit-feedback ALS (preference = strength > 0, confidence = 1 + alpha * |strength|)."""
+    als = _als(
+        params,
+        rank=params.rank,
+        regParam=params.reg_param,
+        alpha=params.alpha,
+        implicitPrefs=True,
+        ratingCol="strength",
     )
     return als.fit(strengths)
 
 
 def fit_ratings(ratings: DataFrame, params: AlsParams) -> ALSModel:
     """Explicit ALS on star ratings: the rating predictor (its RMSE is reported)."""
-    als = ALS(
+    als = _als(
+        params,
         rank=params.rating_rank,
-        maxIter=params.max_iter,
         regParam=params.rating_reg_param,
         implicitPrefs=False,
-        userCol="user_id",
-        itemCol="movie_id",
         ratingCol="rating",
-        seed=params.seed,
-        numUserBlocks=params.num_blocks,
-        numItemBlocks=params.num_blocks,
-        coldStartStrategy="drop",
     )
     return als.fit(ratings)
 

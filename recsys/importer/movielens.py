@@ -181,6 +181,15 @@ def _check_ratings(
 # --------------------------------------------------------------------------- 100K
 
 
+def _first_sighting(seen: dict[int, int], movie_id: int, label: str, path: Path, line_no: int) -> None:
+    """Record where `movie_id` first appears; a second appearance is a format error."""
+    if movie_id in seen:
+        raise ImportFormatError(
+            path, line_no, f"duplicate {label} {movie_id} (first on line {seen[movie_id]})"
+        )
+    seen[movie_id] = line_no
+
+
 def read_100k_genres(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         return ML100K_GENRES
@@ -212,11 +221,7 @@ def read_100k_items(path: Path, genres: tuple[str, ...]) -> list[Movie]:
                 path, line_no, f"expected {n_fields} fields separated by '|', got {len(fields)}"
             )
         movie_id = _positive_int(fields[0], "movie id", path, line_no)
-        if movie_id in seen:
-            raise ImportFormatError(
-                path, line_no, f"duplicate movie id {movie_id} (first on line {seen[movie_id]})"
-            )
-        seen[movie_id] = line_no
+        _first_sighting(seen, movie_id, "movie id", path, line_no)
         title, year = split_title(fields[1])
         if not title:
             raise ImportFormatError(path, line_no, "empty title")
@@ -309,11 +314,7 @@ def read_latest_small_movies(path: Path) -> list[Movie]:
                 path, line_no, f"expected 3 fields (movieId, title, genres), got {len(row)}"
             )
         movie_id = _positive_int(row[0], "movieId", path, line_no)
-        if movie_id in seen:
-            raise ImportFormatError(
-                path, line_no, f"duplicate movieId {movie_id} (first on line {seen[movie_id]})"
-            )
-        seen[movie_id] = line_no
+        _first_sighting(seen, movie_id, "movieId", path, line_no)
         title, year = split_title(row[1])
         if not title:
             raise ImportFormatError(path, line_no, "empty title")
