@@ -3,6 +3,13 @@
 `submit` only appends to a bounded in-process queue; a background task writes the queue in
 batches. When the database is slow or down the queue fills and the oldest entries are
 dropped (counted, with a warning), so serving never waits on the log.
+
+The flush runs on the serving event loop, so whatever it does synchronously delays every call
+in flight. Binding a row's two arrays through asyncpg costs ~12 us a row, all at once: a batch
+of 125 held the loop for ~1.9 ms, and that stall set the cache-hit p99 (3.6 vs 2.4 ms with no
+log at 500 req/s). So `submit` renders the arrays as PostgreSQL array literals (a few us, spread
+over the calls) and the INSERT casts them from text, which asyncpg passes through as is: the
+loop is held ~0.4 ms for 125 rows; flushing every 0.1 s keeps batches small.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ log = logging.getLogger(__name__)
 _INSERT_SQL = """
 INSERT INTO recommendation_logs
     (request_id, user_id, tier, model_version, movie_ids, scores, served_at, latency_ms)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES ($1, $2, $3, $4, $5::text::bigint[], $6::text::real[], $7, $8)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -41,16 +48,22 @@ class ServeLogEntry:
     latency_ms: float
 
     def row(self) -> tuple[object, ...]:
+        """The INSERT's parameters, the arrays as text (see the module's docstring)."""
         return (
             self.request_id,
             self.user_id,
             self.tier,
             self.model_version,
-            self.movie_ids,
-            self.scores,
+            array_literal(self.movie_ids),
+            array_literal(self.scores),
             self.served_at,
             self.latency_ms,
         )
+
+
+def array_literal(values: list[int] | list[float]) -> str:
+    """A PostgreSQL array literal of numbers: [1, 2] -> '{1,2}' (nan/inf are valid input too)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 class ServeLogWriter:
@@ -61,12 +74,13 @@ class ServeLogWriter:
         pool: asyncpg.Pool,
         *,
         max_queue: int = 10_000,
-        batch_size: int = 500,
-        interval_seconds: float = 0.25,
+        batch_size: int = 250,
+        interval_seconds: float = 0.1,
         write_timeout_seconds: float = 5.0,
     ) -> None:
         self.pool = pool
-        self.queue: deque[ServeLogEntry] = deque()
+        # rows ready for the INSERT (ServeLogEntry.row), rendered when submitted
+        self.queue: deque[tuple[object, ...]] = deque()
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.interval_seconds = interval_seconds
@@ -82,7 +96,7 @@ class ServeLogWriter:
         if len(self.queue) >= self.max_queue:
             self.queue.popleft()
             self._drop(1)
-        self.queue.append(entry)
+        self.queue.append(entry.row())
         if len(self.queue) >= self.batch_size:
             self._wake.set()
 
@@ -116,9 +130,7 @@ class ServeLogWriter:
             return True
         try:
             async with self.pool.acquire(timeout=self.write_timeout_seconds) as conn:
-                await conn.executemany(
-                    _INSERT_SQL, [e.row() for e in batch], timeout=self.write_timeout_seconds
-                )
+                await conn.executemany(_INSERT_SQL, batch, timeout=self.write_timeout_seconds)
         except asyncio.CancelledError:
             self._requeue(batch)
             raise
@@ -129,7 +141,7 @@ class ServeLogWriter:
         self.written += len(batch)
         return True
 
-    def _requeue(self, batch: list[ServeLogEntry]) -> None:
+    def _requeue(self, batch: list[tuple[object, ...]]) -> None:
         room = self.max_queue - len(self.queue)
         keep = batch[len(batch) - room :] if room < len(batch) else batch
         if len(keep) < len(batch):

@@ -352,6 +352,36 @@ def test_logs_row_per_serve(stack, seeded, db):
     assert rows[0][2] in ("realtime", "cache") and rows[1][2] == "cache"
 
 
+def test_slow_log_table_never_delays_serving(stack, seeded, db):
+    """recommendation_logs locked (a stuck migration, a long vacuum): the running recommender
+    still answers at once, and every serve of the locked period is written after the lock goes."""
+    rids = [f"test-serving-lock-{uuid.uuid4().hex}" for _ in range(20)]
+    with psycopg.connect(stack.database_url) as locker:  # a transaction: the lock is held until rollback
+        locker.execute("LOCK TABLE recommendation_logs IN ACCESS EXCLUSIVE MODE")
+        with grpc.insecure_channel(stack.recommender_addr) as channel:
+            stub = pb_grpc.RecommenderServiceStub(channel)
+            for rid in rids:
+                # each call's deadline is far below the writer's 5 s wait on the lock
+                stub.GetRecommendations(req(U_LOGS, 3), metadata=[("x-request-id", rid)], timeout=1.0)
+        time.sleep(1.0)  # the writer is now blocked on the lock with these rows in its batch
+        waiting = db.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE c.relname = 'recommendation_logs' AND NOT l.granted"
+        ).fetchone()[0]
+        assert waiting >= 1, "the log writer should be waiting on the lock"
+        locker.rollback()
+    deadline = time.time() + 20
+    written = 0
+    while time.time() < deadline:
+        written = db.execute(
+            "SELECT count(*) FROM recommendation_logs WHERE request_id = ANY(%s)", (rids,)
+        ).fetchone()[0]
+        if written == len(rids):
+            break
+        time.sleep(0.25)
+    assert written == len(rids)
+
+
 BAD_REQUESTS = [
     (dict(user_id=U_RT, limit=0), "limit"),
     (dict(user_id=U_RT, limit=-1), "limit"),
