@@ -6,6 +6,8 @@ In one run, against the local stack:
   * Envoy direct response (GET /bench/direct, wrk)             - the gateway's own floor
   * raw Redis GET of a cached list (redis-benchmark)           - the cache's floor
   * raw pgvector top-50 query (pgbench, custom script)         - the realtime tier's floor
+  * a bare grpc.aio server replaying a recorded hit, behind a second Envoy rendered from the
+    gateway's template (ghz, at the hit rate)                  - the gRPC stack's own floor
   * GetRecommendations through Envoy (gRPC, ghz):
       cache hit  at a fixed 500 req/s, then at max throughput
       cache miss at a fixed rate over distinct users (their keys flushed), then at max throughput
@@ -26,6 +28,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,8 +37,11 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import grpc
 import numpy as np
 import psycopg
 import redis
@@ -45,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from recsys.cache import recommendations_key  # noqa: E402
 from recsys.config import merged_env  # noqa: E402
+from stack.config import StackConfig  # noqa: E402
+from stack.envoy import render_text  # noqa: E402
 
 MOVIE0, USER0 = 920_000_000, 910_000_000
 DIM = 64
@@ -149,11 +157,15 @@ def ghz(
         args += ["--protoset", str(ROOT / "envoy/recsys.pb")]  # the descriptor set Envoy uses
         if rps:
             args += ["--rps", str(rps)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         if meter is None:
             report = json.loads(sh([*args, addr]))
         else:
             with meter:
                 report = json.loads(sh([*args, addr]))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # The load tool shares the two cores with what it measures: its own CPU is printed too.
+    ghz_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
     errors = sum(v for k, v in (report.get("statusCodeDistribution") or {}).items() if k != "OK")
     return {
@@ -162,7 +174,10 @@ def ghz(
         "rps": report["rps"],
         "errors": errors,
         "n": report["count"],
-        "cpu": meter.per_request_ms(report["count"]) if meter is not None else {},
+        "cpu": {
+            **(meter.per_request_ms(report["count"]) if meter is not None else {}),
+            "ghz": ghz_cpu / max(report["count"], 1) * 1e3,
+        },
     }
 
 
@@ -233,6 +248,83 @@ def runtime(admin: str, key: str, value: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{admin}/runtime_modify?{key}={value}", method="POST"))
 
 
+def recorded_hit(addr: str, user_id: int) -> bytes:
+    """One real cache-hit answer, serialized, for the floor server to replay."""
+    from recsys.v1 import recommender_service_pb2 as pb
+    from recsys.v1 import recommender_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(addr) as channel:
+        resp = pb_grpc.RecommenderServiceStub(channel).GetRecommendations(
+            pb.GetRecommendationsRequest(user_id=user_id, limit=20), timeout=5
+        )
+    assert resp.tier == pb.TIER_CACHE, resp.tier
+    return resp.SerializeToString()
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while listener_pid(port) is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start on :{port}")
+        time.sleep(0.2)
+
+
+@contextmanager
+def grpc_floor(
+    env: dict[str, str], response: bytes, ports: tuple[int, int, int]
+) -> Iterator[tuple[str, CpuMeter]]:
+    """A bare grpc.aio server replaying `response` (bench/grpc_floor.py) behind a second Envoy
+    rendered from the gateway's own template, with the stack's worker count; yields its address
+    and a meter of the two processes' CPU.
+
+    The stack's Envoy and recommender stay up but idle while it is measured."""
+    floor_port, envoy_port, admin_port = ports
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "hit.bin").write_bytes(response)
+        overrides = {
+            "RECOMMENDER_PORT": str(floor_port),
+            "ENVOY_PORT": str(envoy_port),
+            "ENVOY_ADMIN_PORT": str(admin_port),
+            "ENVOY_ACCESS_LOG": str(Path(tmp, "access.log")),
+        }
+        Path(tmp, "envoy.yaml").write_text(render_text(StackConfig.load({**os.environ, **overrides})))
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench/grpc_floor.py"),
+                "--port",
+                str(floor_port),
+                "--response",
+                str(Path(tmp, "hit.bin")),
+            ]
+        )
+        envoy = None
+        try:
+            wait_port(floor_port, server, "bench/grpc_floor.py")
+            envoy = subprocess.Popen(
+                [
+                    str(ROOT / ".venv/bin/envoy"),
+                    "-c",
+                    str(Path(tmp, "envoy.yaml")),
+                    "--disable-hot-restart",
+                    "--concurrency",
+                    env.get("ENVOY_CONCURRENCY", "1"),
+                    "--log-level",
+                    "error",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+            )
+            wait_port(envoy_port, envoy, "the floor's Envoy")
+            runtime(f"http://127.0.0.1:{admin_port}", "recsys.ratelimit.enforced", "0")
+            yield f"127.0.0.1:{envoy_port}", CpuMeter({"recommender": server.pid, "envoy": envoy.pid})
+        finally:
+            for proc in (envoy, server):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -241,7 +333,19 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=6000)
     parser.add_argument("--hit-rps", type=int, default=500)
     parser.add_argument("--miss-rps", type=int, default=100)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="length of the other runs")
+    parser.add_argument(
+        "--hit-seconds",
+        type=int,
+        default=30,
+        help="length of the cache-hit run at --hit-rps: its p99 is the target, and 10 s (50 requests"
+        " above p99) moved it by ~1 ms between runs of the same code",
+    )
+    parser.add_argument(
+        "--floor-ports",
+        default="50099,18080,19901",
+        help="grpc floor server, its Envoy and that Envoy's admin (free local ports)",
+    )
     parser.add_argument("--cleanup", action="store_true", help="only remove the bench's rows")
     parser.add_argument(
         "--wait-load",
@@ -279,7 +383,7 @@ def main() -> None:
         seed(db, args.movies, args.users)
         runtime(admin, "recsys.ratelimit.enforced", "0")
         hot = range(USER0, USER0 + 100)
-        n_hit = args.hit_rps * args.seconds
+        n_hit = args.hit_rps * args.hit_seconds
         miss_users = args.users // 2
         print("baselines ...", flush=True)
         results["envoy direct (wrk)"] = wrk(f"http://{envoy}/bench/direct", args.seconds, 16)
@@ -288,9 +392,17 @@ def main() -> None:
         results["redis GET (redis-benchmark)"] = redis_get(int(env["REDIS_PORT"]), recommendations_key(USER0))
         results["pgvector top-50 (pgbench)"] = pgbench(env["DATABASE_URL"], args.users, args.seconds, 2)
 
+        print("grpc floor ...", flush=True)
+        ports = tuple(int(p) for p in args.floor_ports.split(","))
+        response = recorded_hit(f"127.0.0.1:{env['RECOMMENDER_PORT']}", USER0)
+        with grpc_floor(env, response, ports) as (floor, floor_cpu):  # type: ignore[arg-type]
+            results[f"grpc floor @{args.hit_rps}/s"] = ghz(
+                ghz_bin, floor, hot, n_hit, args.hit_rps, 16, floor_cpu
+            )
+
         print("through envoy ...", flush=True)
         results[f"cache hit @{args.hit_rps}/s"] = ghz(ghz_bin, envoy, hot, n_hit, args.hit_rps, 16, meter)
-        results["cache hit max"] = ghz(ghz_bin, envoy, hot, n_hit * 2, 0, 32, meter)
+        results["cache hit max"] = ghz(ghz_bin, envoy, hot, args.hit_rps * args.seconds * 2, 0, 32, meter)
         misses = range(USER0 + 100, USER0 + 100 + miss_users)
         flush_keys(r, misses)
         n_miss = min(args.miss_rps * args.seconds, miss_users // 2)
@@ -311,15 +423,16 @@ def main() -> None:
     print(f"\nload average (1 min) at start {loads[0]:.2f}, at end {loads[-1]:.2f} ({os.cpu_count()} cores)")
     print(
         f"\n{'measurement':32} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}"
-        f" {'rec CPU ms/req':>15} {'envoy CPU ms/req':>17}"
+        f" {'rec CPU ms/req':>15} {'envoy CPU ms/req':>17} {'ghz CPU ms/req':>15}"
     )
     for name, m in results.items():
         cpu = m.get("cpu") or {}
         rec = f"{cpu['recommender']:.3f}" if "recommender" in cpu else "-"
         env_cpu = f"{cpu['envoy']:.3f}" if "envoy" in cpu else "-"
+        tool = f"{cpu['ghz']:.3f}" if "ghz" in cpu else "-"
         print(
             f"{name:32} {m['p50']:8.2f} {m['p99']:8.2f} {m['rps']:9.0f} {m.get('errors', 0):7}"
-            f" {rec:>15} {env_cpu:>17}"
+            f" {rec:>15} {env_cpu:>17} {tool:>15}"
         )
     d, rg, pg = (
         results["envoy direct (wrk)"],
@@ -327,10 +440,13 @@ def main() -> None:
         results["pgvector top-50 (pgbench)"],
     )
     hit, miss = results[f"cache hit @{args.hit_rps}/s"], results[f"cache miss @{args.miss_rps}/s"]
+    floor = results[f"grpc floor @{args.hit_rps}/s"]
     hmax, mmax = results["cache hit max"], results["cache miss max"]
     print("\nratios (same run)")
     print(f"  cache hit p50 / envoy direct p50     {hit['p50'] / d['p50']:6.1f}x")
     print(f"  cache hit p50 / redis GET p50        {hit['p50'] / rg['p50']:6.1f}x")
+    print(f"  cache hit p50 / grpc floor p50       {hit['p50'] / floor['p50']:6.1f}x")
+    print(f"  cache hit p99 / grpc floor p99       {hit['p99'] / floor['p99']:6.1f}x")
     print(f"  cache miss p50 / pgvector p50        {miss['p50'] / pg['p50']:6.1f}x")
     print(f"  cache hit max req/s / envoy direct   {hmax['rps'] / d['rps']:6.3f}")
     print(f"  cache miss max req/s / pgvector tps  {mmax['rps'] / pg['rps']:6.3f}")
