@@ -51,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from recsys.cache import recommendations_key  # noqa: E402
 from recsys.config import merged_env  # noqa: E402
+from recsys.v1 import recommender_service_pb2 as pb  # noqa: E402
+from recsys.v1 import recommender_service_pb2_grpc as pb_grpc  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
 from stack.envoy import render_text  # noqa: E402
 
@@ -250,15 +252,20 @@ def runtime(admin: str, key: str, value: str) -> None:
 
 def recorded_hit(addr: str, user_id: int) -> bytes:
     """One real cache-hit answer, serialized, for the floor server to replay."""
-    from recsys.v1 import recommender_service_pb2 as pb
-    from recsys.v1 import recommender_service_pb2_grpc as pb_grpc
-
     with grpc.insecure_channel(addr) as channel:
         resp = pb_grpc.RecommenderServiceStub(channel).GetRecommendations(
             pb.GetRecommendationsRequest(user_id=user_id, limit=20), timeout=5
         )
     assert resp.tier == pb.TIER_CACHE, resp.tier
     return resp.SerializeToString()
+
+
+def three_ports(text: str) -> tuple[int, int, int]:
+    """--floor-ports: three comma-separated port numbers."""
+    ports = [int(p) for p in text.split(",")]
+    if len(ports) != 3:
+        raise argparse.ArgumentTypeError(f"expected 3 ports, got {text!r}")
+    return ports[0], ports[1], ports[2]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
@@ -343,6 +350,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--floor-ports",
+        type=three_ports,
         default="50099,18080,19901",
         help="grpc floor server, its Envoy and that Envoy's admin (free local ports)",
     )
@@ -393,9 +401,8 @@ def main() -> None:
         results["pgvector top-50 (pgbench)"] = pgbench(env["DATABASE_URL"], args.users, args.seconds, 2)
 
         print("grpc floor ...", flush=True)
-        ports = tuple(int(p) for p in args.floor_ports.split(","))
         response = recorded_hit(f"127.0.0.1:{env['RECOMMENDER_PORT']}", USER0)
-        with grpc_floor(env, response, ports) as (floor, floor_cpu):  # type: ignore[arg-type]
+        with grpc_floor(env, response, args.floor_ports) as (floor, floor_cpu):
             results[f"grpc floor @{args.hit_rps}/s"] = ghz(
                 ghz_bin, floor, hot, n_hit, args.hit_rps, 16, floor_cpu
             )
