@@ -1,8 +1,7 @@
 """`python -m event_svc` runs the Event service until SIGTERM."""
 
-import asyncio
-
 from event_svc.server import main
+from recsys.grpcserver import run
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import grpc
 
 from profile_svc.servicer import ProfileServicer
 from profile_svc.store import ProfileStore
 from recsys.config import Settings
 from recsys.db import create_pool
+from recsys.grpcserver import run as run_service
 from recsys.grpcserver import serve
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
@@ -39,4 +38,4 @@ def main() -> None:
     settings = Settings.from_env()
     setup_logging("profile-svc", settings.log_level)
     setup_tracing("profile-svc", settings.otel_endpoint)
-    asyncio.run(run(settings))
+    run_service(run(settings))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 
@@ -17,6 +16,7 @@ from recsys import cache as rcache
 from recsys import grpcclient
 from recsys.config import Settings
 from recsys.db import create_pool
+from recsys.grpcserver import run as run_service
 from recsys.grpcserver import serve
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
@@ -78,4 +78,4 @@ def main() -> None:
     settings = Settings.from_env()
     setup_logging("recommender-svc", settings.log_level)
     setup_tracing("recommender-svc", settings.otel_endpoint)
-    asyncio.run(run(settings))
+    run_service(run(settings))

@@ -8,10 +8,11 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
@@ -137,6 +138,16 @@ def _attach_traceparent(value: str | bytes) -> contextvars.Token[otel_context.Co
         trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags & 1))
     )
     return otel_context.attach(trace.set_span_in_context(span))
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's main coroutine to completion on uvloop.
+
+    libuv's loop costs less CPU per call than asyncio's selector loop: a cache hit took
+    ~0.08 ms (~10%) less of the recommender's CPU, and its p99 direct at 500 req/s fell from
+    3.1-3.5 to 2.6-3.0 ms (bench/serving.md). grpc.aio, asyncpg and redis-py run on it unchanged.
+    """
+    uvloop.run(main)
 
 
 async def serve(
