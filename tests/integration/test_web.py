@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -20,10 +22,32 @@ WEB = REPO / "web"
 
 
 def _npm(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `npm <args>` in web/; on timeout kill its whole process group and fail with its output.
+
+    npm runs node (and node runs Chromium) as children: killing npm alone, as
+    subprocess.run(timeout=) does, left a spinning node process behind for the rest of the run.
+    """
     assert (WEB / "node_modules").exists(), "web/node_modules missing: run `make install`"
-    return subprocess.run(
-        ["npm", *args], cwd=WEB, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    proc = subprocess.Popen(
+        ["npm", *args],
+        cwd=WEB,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"npm {' '.join(args)} still running after {timeout:.0f} s:\n{(out + err)[-6000:]}")
+    finally:
+        # Whatever npm left running in its group (a test's stray child) goes with it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_web_unit_vitest() -> None:

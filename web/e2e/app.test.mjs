@@ -163,52 +163,57 @@ describe('error states', () => {
       }
     }
     const workers = Array.from({ length: 32 }, hammer)
-    const deadline = Date.now() + 10_000
-    while (limited === 0 && Date.now() < deadline) await sleep(50)
-    assert.ok(limited > 0, `the gateway never answered 429 to client ${clientId}`)
-
-    // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
-    let probe
-    for (let i = 0; i < 50 && probe?.status !== 429; i++) {
-      // An API route (not the direct-response bench route, which no CORS policy covers).
-      probe = await fetch(`${API_BASE}/v1/movies?pageSize=1`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
-      await probe.arrayBuffer()
-    }
-    if (probe?.status === 429 && !probe.headers.get('access-control-allow-origin')) {
-      hammering = false
-      await Promise.all(workers)
-      assert.fail(
-        `the gateway's 429 has no access-control-allow-origin for ${WEB_BASE}, so the browser sees a ` +
-          'CORS failure instead of the rate limit: in envoy/envoy.tmpl.yaml the CORS filter must ' +
-          'come before local_ratelimit, so that the local reply passes through it',
-      )
-    }
-
-    const { context, page, log } = await newPage(DESKTOP, `${WEB_BASE}/?user=${userId}&client=${clientId}`)
+    // Every way out of this test stops the hammer: a failed assertion that left it running kept
+    // node (and 32 fetch loops) busy until the runner's own timeout.
+    let context
     try {
-      // The bucket refills 100 tokens at once every second, so a request may slip through; the
-      // next poll (at most 15 s later) then meets the limit.
-      const alert = page.locator('section.recs [role="alert"]')
-      await alert.waitFor({ timeout: 40_000 })
-      assert.equal(await alert.getAttribute('data-error-kind'), 'rate-limited', await alert.textContent())
-      assert.match(await alert.textContent(), /Too many requests, retrying in \d+ s/)
-      await screenshot(page, 'desktop-error-rate-limited')
-      await page.setViewportSize(PHONE)
-      await sleep(200)
-      await screenshot(page, 'phone-error-rate-limited')
+      const deadline = Date.now() + 10_000
+      while (limited === 0 && Date.now() < deadline) await sleep(50)
+      assert.ok(limited > 0, `the gateway never answered 429 to client ${clientId}`)
 
-      // The burst ends: the retry gets through and the list appears without a reload.
-      hammering = false
-      await Promise.all(workers)
-      await alert.waitFor({ state: 'detached', timeout: 45_000 })
-      await page.locator('section.recs ol.movie-grid li').first().waitFor()
-    } catch (err) {
-      err.message += `\npage log:\n${log.slice(-20).join('\n')}`
-      throw err
+      // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
+      let probe
+      for (let i = 0; i < 50 && probe?.status !== 429; i++) {
+        // An API route (not the direct-response bench route, which no CORS policy covers).
+        probe = await fetch(`${API_BASE}/v1/movies?pageSize=1`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
+        await probe.arrayBuffer()
+      }
+      if (probe?.status === 429 && !probe.headers.get('access-control-allow-origin')) {
+        assert.fail(
+          `the gateway's 429 has no access-control-allow-origin for ${WEB_BASE}, so the browser sees a ` +
+            'CORS failure instead of the rate limit: in envoy/envoy.tmpl.yaml the CORS filter must ' +
+            'come before local_ratelimit, so that the local reply passes through it',
+        )
+      }
+
+      const opened = await newPage(DESKTOP, `${WEB_BASE}/?user=${userId}&client=${clientId}`)
+      context = opened.context
+      const { page, log } = opened
+      try {
+        // The bucket refills 100 tokens at once every second, so a request may slip through; the
+        // next poll (at most 15 s later) then meets the limit.
+        const alert = page.locator('section.recs [role="alert"]')
+        await alert.waitFor({ timeout: 40_000 })
+        assert.equal(await alert.getAttribute('data-error-kind'), 'rate-limited', await alert.textContent())
+        assert.match(await alert.textContent(), /Too many requests, retrying in \d+ s/)
+        await screenshot(page, 'desktop-error-rate-limited')
+        await page.setViewportSize(PHONE)
+        await sleep(200)
+        await screenshot(page, 'phone-error-rate-limited')
+
+        // The burst ends: the retry gets through and the list appears without a reload.
+        hammering = false
+        await Promise.all(workers)
+        await alert.waitFor({ state: 'detached', timeout: 45_000 })
+        await page.locator('section.recs ol.movie-grid li').first().waitFor()
+      } catch (err) {
+        err.message += `\npage log:\n${log.slice(-20).join('\n')}`
+        throw err
+      }
     } finally {
       hammering = false
       await Promise.all(workers)
-      await context.close()
+      await context?.close()
     }
   })
 
