@@ -10,11 +10,11 @@ Envoy and the load tool cost on this box before any recsys code runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import grpc
+import uvloop
 
 SERVICE = "recsys.v1.RecommenderService"
 
@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--response", type=Path, required=True, help="serialized response bytes")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.response.read_bytes()))
+    # The same event loop as the services (recsys.grpcserver.run).
+    uvloop.run(serve(args.port, args.response.read_bytes()))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
     libuv's loop costs less CPU per call than asyncio's selector loop: a cache hit took
     ~0.08 ms (~10%) less of the recommender's CPU, and its p99 direct at 500 req/s fell from
-    3.1-3.5 to 2.6-3.0 ms (bench/serving.md). grpc.aio, asyncpg and redis-py run on it unchanged.
+    3.1-3.5 to 2.6-3.4 ms (bench/serving.md). grpc.aio, asyncpg and redis-py run on it unchanged.
     """
     uvloop.run(main)
 
