@@ -13,7 +13,7 @@ help:
 	@echo "make install              install what is missing (apt, .venv, Kafka jars, grpcurl/ghz)"
 	@echo "make proto | proto-check  regenerate / verify recsys/v1 and envoy/recsys.pb"
 	@echo "make lint                 ruff + proto-check + buf lint"
-	@echo "make bench                benchmarks (bench/)"
+	@echo "make bench                benchmarks (bench/; installs wrk, redis-tools, postgresql-client)"
 
 install:
 	@bash stack/install.sh
@@ -50,4 +50,5 @@ test: install lint
 # bench/*.py; one: `make bench BENCH=bench/serving.py`.
 BENCH ?= $(wildcard bench/*.py)
 bench: up
+	$(PY) -m stack bench-tools
 	@set -e; for b in $(BENCH); do echo "== $$b"; $(PY) $$b; done

@@ -411,7 +411,7 @@ def main() -> None:
     ghz_bin = Path(env.get("GHZ", ROOT / ".stack/bin/ghz"))
     for tool in ("wrk", "redis-benchmark", "pgbench"):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} is missing: make install (apt: wrk redis-tools postgresql-client)")
+            raise SystemExit(f"{tool} is missing: .venv/bin/python -m stack bench-tools (make bench runs it)")
     r = redis.Redis.from_url(env["REDIS_URL"])
     db = psycopg.connect(env["DATABASE_URL"], autocommit=True)
     if args.cleanup:

@@ -12,6 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("install", help="install what is missing (apt, .venv, Kafka jars, tools); idempotent")
+    sub.add_parser("bench-tools", help="install the benchmarks' load tools (wrk, redis-benchmark, pgbench)")
     sub.add_parser("up", help="start everything and wait until healthy; idempotent")
     sub.add_parser("down", help="stop everything and wait until it has exited")
     sub.add_parser("status", help="health of each component (exit 1 if any is unhealthy)")
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
             from .install import install
 
             install(cfg)
+        elif opts.cmd == "bench-tools":
+            from .install import bench_tools
+
+            bench_tools(cfg)
         elif opts.cmd == "up":
             from .core import up
 

@@ -160,6 +160,17 @@ def _apt(packages: list[str], present: Callable[[], bool]) -> None:
         raise StackError(f"install: {' '.join(packages)} installed but still not found")
 
 
+# Debian packages of the tools bench/ drives (not needed by the tests, so not in STEPS).
+BENCH_TOOLS = {"wrk": "wrk", "redis-benchmark": "redis-tools", "pgbench": "postgresql-client"}
+
+
+def bench_tools(cfg: StackConfig) -> None:
+    """wrk, redis-benchmark and pgbench from Debian apt, for `make bench`."""
+    missing = [pkg for exe, pkg in BENCH_TOOLS.items() if not shutil.which(exe)]
+    if missing:
+        _apt(missing, lambda: all(shutil.which(exe) for exe in BENCH_TOOLS))
+
+
 def airflow_venv(cfg: StackConfig) -> None:
     """Airflow (apache-airflow 3.3.2) in its own venv at .venvs/airflow: batch/airflow_env.sh
     (idempotent itself; stamped here on the script's hash so the usual run costs nothing).
