@@ -172,7 +172,9 @@ async def serve(
     if server_spans:
         # opentelemetry-instrumentation-grpc's factories are unannotated.
         interceptors.insert(0, aio_server_interceptor())  # type: ignore[no-untyped-call]
-    server = grpc.aio.server(interceptors=interceptors)
+    # "latency": the HTTP/2 transport writes as soon as it can instead of batching writes
+    # ("blend", the default); a bare server's p99 at 500 req/s fell ~0.2 ms (bench/serving.md).
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.optimization_target", "latency")])
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
