@@ -25,7 +25,8 @@ async def serve(port: int, response: bytes) -> None:
 
     # No (de)serializers: the request arrives and the response leaves as raw bytes.
     handler = grpc.unary_unary_rpc_method_handler(get_recommendations)
-    server = grpc.aio.server()
+    # The services' transport setting (recsys.grpcserver.serve).
+    server = grpc.aio.server(options=[("grpc.optimization_target", "latency")])
     methods = {"GetRecommendations": handler}
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
     server.add_insecure_port(f"127.0.0.1:{port}")
