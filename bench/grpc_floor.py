@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import uvloop
+
+from recsys.grpcserver import SERVER_OPTIONS, run
 
 SERVICE = "recsys.v1.RecommenderService"
 
@@ -25,8 +26,8 @@ async def serve(port: int, response: bytes) -> None:
 
     # No (de)serializers: the request arrives and the response leaves as raw bytes.
     handler = grpc.unary_unary_rpc_method_handler(get_recommendations)
-    # The services' transport setting (recsys.grpcserver.serve).
-    server = grpc.aio.server(options=[("grpc.optimization_target", "latency")])
+    # The services' transport settings (recsys.grpcserver.serve).
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     methods = {"GetRecommendations": handler}
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, methods)])
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -41,8 +42,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--response", type=Path, required=True, help="serialized response bytes")
     args = parser.parse_args()
-    # The same event loop as the services (recsys.grpcserver.run).
-    uvloop.run(serve(args.port, args.response.read_bytes()))
+    # The same event loop as the services.
+    run(serve(args.port, args.response.read_bytes()))
 
 
 if __name__ == "__main__":

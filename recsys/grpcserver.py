@@ -32,6 +32,11 @@ API_SERVICES = [
     profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
 ]
 
+# Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures
+# their floor). "latency": the HTTP/2 transport writes as soon as it can instead of batching
+# writes ("blend", the default); a bare server's p99 at 500 req/s fell ~0.2 ms (bench/serving.md).
+SERVER_OPTIONS: list[tuple[str, str]] = [("grpc.optimization_target", "latency")]
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 
@@ -172,9 +177,7 @@ async def serve(
     if server_spans:
         # opentelemetry-instrumentation-grpc's factories are unannotated.
         interceptors.insert(0, aio_server_interceptor())  # type: ignore[no-untyped-call]
-    # "latency": the HTTP/2 transport writes as soon as it can instead of batching writes
-    # ("blend", the default); a bare server's p99 at 500 req/s fell ~0.2 ms (bench/serving.md).
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.optimization_target", "latency")])
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
