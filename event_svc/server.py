@@ -20,7 +20,7 @@ SERVICE_NAME = event_service_pb2.DESCRIPTOR.services_by_name["EventService"].ful
 async def main() -> None:
     settings = Settings.from_env()
     setup_logging("event-svc", settings.log_level)
-    setup_tracing("event-svc", settings.otel_endpoint)
+    setup_tracing("event-svc", settings.otel_endpoint, settings.trace_sample_ratio)
 
     pool = await create_pool(settings.database_url, max_size=4)
     catalogue = MovieCatalogue(pool)

@@ -37,5 +37,5 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_env()
     setup_logging("profile-svc", settings.log_level)
-    setup_tracing("profile-svc", settings.otel_endpoint)
+    setup_tracing("profile-svc", settings.otel_endpoint, settings.trace_sample_ratio)
     run_service(run(settings))

@@ -77,5 +77,5 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings.from_env()
     setup_logging("recommender-svc", settings.log_level)
-    setup_tracing("recommender-svc", settings.otel_endpoint)
+    setup_tracing("recommender-svc", settings.otel_endpoint, settings.trace_sample_ratio)
     run_service(run(settings))

@@ -75,6 +75,8 @@ class Settings:
     model_dir: str
     log_level: str
     otel_endpoint: str | None
+    # Head sampling ratio of traces that start here (calls that arrive without a traceparent).
+    trace_sample_ratio: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
@@ -98,6 +100,10 @@ class Settings:
             except ValueError:
                 raise MissingSettingError(f"setting {key} must be a number, got {env[key]!r}") from None
 
+        ratio = number("TRACE_SAMPLE_RATIO") if env.get("TRACE_SAMPLE_RATIO") else 1.0
+        if not 0.0 <= ratio <= 1.0:
+            raise MissingSettingError(f"setting TRACE_SAMPLE_RATIO must be between 0 and 1, got {ratio}")
+
         return cls(
             database_url=req("DATABASE_URL"),
             redis_url=req("REDIS_URL"),
@@ -116,4 +122,5 @@ class Settings:
             model_dir=req("MODEL_DIR"),
             log_level=env.get("LOG_LEVEL", "INFO"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            trace_sample_ratio=ratio,
         )

@@ -140,6 +140,17 @@ def envoy(cfg: StackConfig) -> str:
     return f"LIVE (admin :{cfg.port('ENVOY_ADMIN_PORT')}, listener :{cfg.port('ENVOY_PORT')})"
 
 
+def jaeger(cfg: StackConfig) -> str:
+    import json
+
+    status, body = http_get(f"http://127.0.0.1:{cfg.port('JAEGER_ADMIN_PORT')}/")
+    if status != 200 or json.loads(body or "{}").get("status") != "Server available":
+        raise NotReady(f"admin / -> {status} {body.strip()[:80]!r}")
+    _tcp(cfg.port("JAEGER_OTLP_PORT"))
+    _tcp(cfg.port("JAEGER_QUERY_PORT"))
+    return f"available (OTLP :{cfg.port('JAEGER_OTLP_PORT')}, query API :{cfg.port('JAEGER_QUERY_PORT')})"
+
+
 def reflection_services(addr: str, timeout: float = 5) -> list[str]:
     """Service names listed by gRPC server reflection at addr (e.g. through Envoy)."""
     import grpc

@@ -24,6 +24,10 @@ GO_TOOLS = {
     "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@latest",
     "ghz": "github.com/bojand/ghz/cmd/ghz@latest",
 }
+# Jaeger all-in-one, the trace store and query API of the local stack (the same release as
+# compose.yaml's image). Built from its Go module: no release binaries reach this machine.
+JAEGER_MODULE = "github.com/jaegertracing/jaeger"
+JAEGER_VERSION = "v1.62.0"
 
 
 def log(msg: str) -> None:
@@ -118,12 +122,56 @@ def go_tools(cfg: StackConfig) -> None:
     missing = {n: m for n, m in GO_TOOLS.items() if not (cfg.bin / n).exists()}
     if not missing:
         return
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise StackError("install: `go` not found; needed for grpcurl/ghz (apt-get install golang-go)")
+    go = _go()
     cfg.bin.mkdir(parents=True, exist_ok=True)
     for module in missing.values():
         run([go, "install", module], env={**os.environ, "GOBIN": str(cfg.bin), "CGO_ENABLED": "0"})
+
+
+def _go() -> str:
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    if go is None:
+        raise StackError(
+            "install: `go` not found; needed for grpcurl, ghz, Jaeger (apt-get install golang-go)"
+        )
+    return go
+
+
+def jaeger(cfg: StackConfig) -> None:
+    """Jaeger all-in-one into .stack/bin, built from the module proxy's source of JAEGER_VERSION.
+
+    `go install module@version` refuses modules whose go.mod has replace directives (Jaeger's
+    has one), so the downloaded source is copied and built as the main module. Without the
+    jaeger-ui submodule the binary serves a placeholder page at /; the HTTP API
+    (/api/traces, /api/services) is complete. compose.yaml's image has the UI too.
+    """
+    exe = cfg.bin / "jaeger-all-in-one"
+    stamp = cfg.bin / ".jaeger-version"
+    if exe.exists() and _stamp_ok(stamp, JAEGER_VERSION):
+        return
+    go = _go()
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    log(f"$ go mod download {JAEGER_MODULE}@{JAEGER_VERSION}")
+    res = subprocess.run(
+        [go, "mod", "download", "-json", f"{JAEGER_MODULE}@{JAEGER_VERSION}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cfg.dir,
+    )
+    if res.returncode != 0:
+        raise StackError(f"install: go mod download {JAEGER_MODULE}@{JAEGER_VERSION} failed:\n{res.stderr}")
+    import json
+
+    src = cfg.dir / "build" / "jaeger"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(json.loads(res.stdout)["Dir"], src)
+    for path in [src, *src.rglob("*")]:  # the module cache is read-only
+        path.chmod(path.stat().st_mode | 0o200)
+    cfg.bin.mkdir(parents=True, exist_ok=True)
+    run([go, "build", "-trimpath", "-o", str(exe), "./cmd/all-in-one"], cwd=src, env=env)
+    shutil.rmtree(src, ignore_errors=True)
+    stamp.write_text(JAEGER_VERSION + "\n")
 
 
 def web_deps(cfg: StackConfig) -> None:
@@ -193,6 +241,7 @@ STEPS: list[Callable[[StackConfig], None]] = [
     python_venv,
     kafka_jars,
     go_tools,
+    jaeger,
     web_deps,
     airflow_venv,
 ]

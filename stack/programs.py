@@ -177,6 +177,34 @@ def redis_command(cfg: StackConfig) -> list[str]:
     ]
 
 
+# --- Jaeger (traces; all-in-one, in memory, built by `python -m stack install`) -------------
+
+
+def jaeger_command(cfg: StackConfig) -> list[str]:
+    """OTLP/gRPC in, query API out, admin (health) on their .env ports, all on loopback. The
+    receivers and servers the stack does not use get port 0, so they never collide."""
+    unused = [
+        "collector.grpc-server.host-port",
+        "collector.http-server.host-port",
+        "collector.otlp.http.host-port",
+        "http-server.host-port",
+        "processor.jaeger-binary.server-host-port",
+        "processor.jaeger-compact.server-host-port",
+        "processor.zipkin-compact.server-host-port",
+        "query.grpc-server.host-port",
+    ]
+    return [
+        str(cfg.bin / "jaeger-all-in-one"),
+        f"--collector.otlp.grpc.host-port=127.0.0.1:{cfg.port('JAEGER_OTLP_PORT')}",
+        f"--query.http-server.host-port=127.0.0.1:{cfg.port('JAEGER_QUERY_PORT')}",
+        f"--admin.http.host-port=127.0.0.1:{cfg.port('JAEGER_ADMIN_PORT')}",
+        *(f"--{flag}=127.0.0.1:0" for flag in unused),
+        # In memory, bounded: the oldest traces go first.
+        "--memory.max-traces=20000",
+        "--log-level=warn",
+    ]
+
+
 # --- Kafka (KRaft, combined broker + controller, jars from Maven Central) ------------------
 
 
@@ -400,6 +428,7 @@ PROGRAMS: list[Program] = [
         ready_timeout=60,
     ),
     Program("redis", "infra", redis_command, checks.redis, ready_timeout=30),
+    Program("jaeger", "infra", jaeger_command, checks.jaeger, ready_timeout=30),
     Program(
         "kafka",
         "infra",

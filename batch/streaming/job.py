@@ -200,7 +200,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     setup_logging("streaming", settings.log_level)
-    setup_tracing("streaming", settings.otel_endpoint)
+    setup_tracing("streaming", settings.otel_endpoint, settings.trace_sample_ratio)
     logging.getLogger("py4j").setLevel(logging.WARNING)
     args = parse_args(argv, settings)
 

@@ -34,3 +34,12 @@ def test_missing_required_setting_names_it(tmp_path: Path) -> None:
 def test_bad_integer_names_the_key() -> None:
     with pytest.raises(MissingSettingError, match="RECOMMENDER_PORT"):
         Settings.from_env({"RECOMMENDER_PORT": "fifty"})
+
+
+def test_trace_sample_ratio_from_env_and_checked() -> None:
+    assert Settings.from_env({"TRACE_SAMPLE_RATIO": "0.25"}).trace_sample_ratio == 0.25
+    assert Settings.from_env({"TRACE_SAMPLE_RATIO": ""}).trace_sample_ratio == 1.0
+    with pytest.raises(MissingSettingError, match="TRACE_SAMPLE_RATIO"):
+        Settings.from_env({"TRACE_SAMPLE_RATIO": "2"})
+    with pytest.raises(MissingSettingError, match="TRACE_SAMPLE_RATIO"):
+        Settings.from_env({"TRACE_SAMPLE_RATIO": "often"})
