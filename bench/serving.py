@@ -472,6 +472,11 @@ def main() -> None:
             cleanup(db)
 
     print(f"\nload average (1 min) at start {loads[0]:.2f}, at end {loads[-1]:.2f} ({os.cpu_count()} cores)")
+    # Tracing costs the hit path ~0.04 ms of CPU (bench/serving.md): say how the stack runs it.
+    exporter = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "none"
+    envoy_pct, ratio = env.get("ENVOY_TRACE_SAMPLING_PERCENT", "?"), env.get("TRACE_SAMPLE_RATIO", "1.0")
+    print(f"tracing (settings): exporter {exporter}, Envoy samples {envoy_pct}% of new traces,", end="")
+    print(f" services {ratio}")
     print(
         f"\n{'measurement':36} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}"
         f" {'rec CPU ms/req':>15} {'envoy CPU ms/req':>17} {'tool CPU ms/req':>16}"
