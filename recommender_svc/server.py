@@ -59,9 +59,9 @@ async def run(settings: Settings) -> None:
         gc.freeze()
 
     try:
-        # A span per call only when spans go somewhere: without an exporter the OTel server
-        # interceptor was ~10% of a cache hit's CPU for nothing. Log lines and the Profile call
-        # still carry the caller's trace id (ErrorInterceptor propagates `traceparent`).
+        # A server span per call only when spans go somewhere (an exporter is set). Either way
+        # log lines and the Profile call carry the caller's trace id (ErrorInterceptor makes
+        # its `traceparent` current).
         await serve(
             SERVICE_NAME, settings.recommender_port, register, server_spans=settings.otel_endpoint is not None
         )
