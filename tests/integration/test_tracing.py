@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from recsys.cache import recommendations_key
+from stack import supervisor
 
 from .test_speed_helpers import new_user_id
 
@@ -186,3 +187,40 @@ def test_an_event_is_traced_through_kafka_to_the_streaming_batch(stack: Any, db:
     link = next(r for r in batch["references"] if r["traceID"] == trace_id)
     assert link["spanID"] == posted["spanID"], "the Kafka header carried PostEvent's span"
     assert batch["traceID"] != trace_id
+
+
+@pytest.mark.stack_restart
+@pytest.mark.slow
+def test_serving_does_not_wait_for_a_missing_jaeger(stack: Any, db: Any) -> None:
+    """Spans leave in the background: with Jaeger stopped, sampled requests answer as fast as
+    ever (the OTLP exporter retries for seconds, so a synchronous export would show), and once
+    Jaeger is back new traces arrive again."""
+    user = db.execute("SELECT user_id FROM user_profiles LIMIT 1").fetchone()[0]
+    movie = db.execute("SELECT movie_id FROM movies LIMIT 1").fetchone()[0]
+    rpc = supervisor.rpc(stack.cfg)
+    rpc.supervisor.stopProcess("jaeger", True)
+    try:
+        slowest = 0.0
+        for i in range(40):
+            header = traceparent()[0]
+            started = time.monotonic()
+            if i % 4:
+                status, body = call(stack, "GET", f"/v1/users/{user}/recommendations?limit=5", header)
+            else:
+                event = {"userId": new_user_id(), "movieId": movie, "type": "EVENT_TYPE_VIEW"}
+                status, body = call(stack, "POST", "/v1/events", header, event)
+            slowest = max(slowest, time.monotonic() - started)
+            assert status == 200, body
+        assert slowest < 1.0, f"a sampled request took {slowest:.2f}s with Jaeger down"
+    finally:
+        rpc.supervisor.startProcess("jaeger", True)
+
+    deadline = time.monotonic() + 90  # the exporters back off while Jaeger was away
+    spans: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        header, trace_id, _ = traceparent()
+        assert call(stack, "GET", f"/v1/users/{user}/recommendations?limit=5", header)[0] == 200
+        spans = wait_spans(stack, trace_id, {"ingress", RECOMMEND}, timeout=10)
+        if {s["service"] for s in spans} >= {"recsys-gateway", "recommender-svc"}:
+            break
+    assert {s["service"] for s in spans} >= {"recsys-gateway", "recommender-svc"}, spans
