@@ -150,7 +150,8 @@ def jaeger(cfg: StackConfig) -> None:
     if exe.exists() and _stamp_ok(stamp, JAEGER_VERSION):
         return
     go = _go()
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    # The copy sits inside this repository's checkout: no VCS stamping of a foreign tree.
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
     log(f"$ go mod download {JAEGER_MODULE}@{JAEGER_VERSION}")
     res = subprocess.run(
         [go, "mod", "download", "-json", f"{JAEGER_MODULE}@{JAEGER_VERSION}"],
