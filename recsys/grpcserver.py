@@ -87,7 +87,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         tracer = trace.get_tracer(__name__) if self.server_spans else None
-        service, _, name = method.lstrip("/").rpartition("/")
+        span_name = method.lstrip("/")  # "recsys.v1.RecommenderService/GetRecommendations"
+        service, _, name = span_name.rpartition("/")
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rid = ""
@@ -104,7 +105,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             span = None
             token: contextvars.Token[otel_context.Context] | None = None
             if tracer is not None:
-                span = tracer.start_span(method.lstrip("/"), context=parent, kind=trace.SpanKind.SERVER)
+                span = tracer.start_span(span_name, context=parent, kind=trace.SpanKind.SERVER)
                 if span.is_recording():
                     span.set_attributes(
                         {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name, "request.id": rid}

@@ -3,6 +3,7 @@ raises NotReady(reason) when not. Heavy client libraries are imported lazily (.v
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.error
 import urllib.request
@@ -141,8 +142,6 @@ def envoy(cfg: StackConfig) -> str:
 
 
 def jaeger(cfg: StackConfig) -> str:
-    import json
-
     status, body = http_get(f"http://127.0.0.1:{cfg.port('JAEGER_ADMIN_PORT')}/")
     if status != 200 or json.loads(body or "{}").get("status") != "Server available":
         raise NotReady(f"admin / -> {status} {body.strip()[:80]!r}")

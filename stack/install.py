@@ -8,6 +8,7 @@ Hooks for later parts are here as no-op-when-absent steps (web/, Airflow venv).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -162,7 +163,6 @@ def jaeger(cfg: StackConfig) -> None:
     )
     if res.returncode != 0:
         raise StackError(f"install: go mod download {JAEGER_MODULE}@{JAEGER_VERSION} failed:\n{res.stderr}")
-    import json
 
     src = cfg.dir / "build" / "jaeger"
     shutil.rmtree(src, ignore_errors=True)
