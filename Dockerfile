@@ -9,6 +9,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY pyproject.toml README.md .env ./
+COPY constraints ./constraints
 COPY recsys ./recsys
 COPY recommender_svc ./recommender_svc
 COPY event_svc ./event_svc
@@ -17,7 +18,7 @@ COPY batch ./batch
 COPY stack ./stack
 COPY envoy ./envoy
 COPY dags ./dags
-RUN pip install --no-cache-dir '.[services,spark]'
+RUN pip install --no-cache-dir -c constraints/services.txt '.[services,spark]'
 
 ENV PYTHONUNBUFFERED=1
 EXPOSE 50051 50052 50053
@@ -27,7 +28,7 @@ CMD ["python", "-m", "recommender_svc"]
 # and its tasks run the batch jobs with the app's interpreter (RECSYS_PYTHON).
 FROM app AS airflow
 RUN python -m venv /opt/airflow-venv \
- && /opt/airflow-venv/bin/pip install --no-cache-dir apache-airflow==3.3.2
+ && /opt/airflow-venv/bin/pip install --no-cache-dir -c constraints/airflow.txt apache-airflow==3.3.2
 ENV RECSYS_PYTHON=/usr/local/bin/python \
     AIRFLOW_HOME=/opt/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/app/dags \

@@ -21,9 +21,15 @@ from .config import ROOT, StackConfig, StackError
 
 PY = "python3.11"
 EXTRAS = ".[services,spark,stack,dev]"
+# Every Python package pinned (scripts/lock.sh writes them): a fresh machine gets what CI passed with.
+SERVICES_CONSTRAINTS = ROOT / "constraints" / "services.txt"
+# Go tools into .stack/bin, by the name they get there: `go install` of the package at a pinned
+# version. compose-spec is compose-go's validator (the library `docker compose` loads files
+# with): tests check compose.yaml with it, as no Docker engine runs here.
 GO_TOOLS = {
-    "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@latest",
-    "ghz": "github.com/bojand/ghz/cmd/ghz@latest",
+    "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4",
+    "ghz": "github.com/bojand/ghz/cmd/ghz@v0.93.0",
+    "compose-spec": "github.com/compose-spec/compose-go/v2/cmd@v2.16.2",
 }
 # Jaeger all-in-one, the trace store and query API of the local stack (the same release as
 # compose.yaml's image). Built from its Go module: no release binaries reach this machine.
@@ -85,10 +91,11 @@ def apt_packages(cfg: StackConfig) -> None:
 
 
 def python_venv(cfg: StackConfig) -> None:
-    """.venv with python3.11 and the project installed editable; re-run when pyproject changes."""
+    """.venv with python3.11 and the project installed editable, every package at the version
+    constraints/services.txt pins; re-run when pyproject.toml or the constraints change."""
     venv = cfg.venv
     stamp = venv / ".recsys-install-stamp"
-    key = _sha(ROOT / "pyproject.toml")
+    key = _sha(ROOT / "pyproject.toml", SERVICES_CONSTRAINTS)
     if (venv / "bin" / "python").exists() and _stamp_ok(stamp, key):
         return
     if not (venv / "bin" / "python").exists():
@@ -98,7 +105,7 @@ def python_venv(cfg: StackConfig) -> None:
         run([py, "-m", "venv", str(venv)])
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
     run([*pip, "install", "-q", "--upgrade", "pip"])
-    run([*pip, "install", "-q", "-e", EXTRAS], cwd=ROOT)
+    run([*pip, "install", "-q", "-c", str(SERVICES_CONSTRAINTS), "-e", EXTRAS], cwd=ROOT)
     stamp.write_text(key + "\n")
 
 
@@ -119,21 +126,28 @@ def kafka_jars(cfg: StackConfig) -> None:
 
 
 def go_tools(cfg: StackConfig) -> None:
-    """grpcurl and ghz into .stack/bin (tests and bench use them)."""
-    missing = {n: m for n, m in GO_TOOLS.items() if not (cfg.bin / n).exists()}
-    if not missing:
-        return
-    go = _go()
+    """GO_TOOLS into .stack/bin (tests and bench use them); re-installed when a pin changes."""
     cfg.bin.mkdir(parents=True, exist_ok=True)
-    for module in missing.values():
-        run([go, "install", module], env={**os.environ, "GOBIN": str(cfg.bin), "CGO_ENABLED": "0"})
+    for name, package in GO_TOOLS.items():
+        exe, stamp = cfg.bin / name, cfg.bin / f".{name}-version"
+        if exe.exists() and _stamp_ok(stamp, package):
+            continue
+        gobin = cfg.bin / ".gobin"
+        shutil.rmtree(gobin, ignore_errors=True)
+        env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
+        run([_go(), "install", package], env=env)
+        # `go install` names the binary after the package's last path element (compose-go's is `cmd`)
+        built = gobin / package.split("@")[0].rsplit("/", 1)[-1]
+        built.replace(exe)
+        shutil.rmtree(gobin, ignore_errors=True)
+        stamp.write_text(package + "\n")
 
 
 def _go() -> str:
     go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
     if go is None:
         raise StackError(
-            "install: `go` not found; needed for grpcurl, ghz, Jaeger (apt-get install golang-go)"
+            "install: `go` not found; needed for grpcurl, ghz, compose-spec, Jaeger (apt install golang-go)"
         )
     return go
 
@@ -230,7 +244,7 @@ def airflow_venv(cfg: StackConfig) -> None:
         return
     venv = ROOT / ".venvs" / "airflow"
     stamp = venv / ".recsys-install-stamp"
-    key = _sha(script)
+    key = _sha(script, ROOT / "constraints" / "airflow.txt")
     if (venv / "bin" / "airflow").exists() and _stamp_ok(stamp, key):
         return
     run(["bash", str(script)], env={**os.environ, "AIRFLOW_VENV": str(venv)})
