@@ -9,7 +9,9 @@ In one run, against the local stack:
   * a bare grpc.aio server replaying a recorded hit, behind a second Envoy rendered from the
     gateway's template (ghz, at the hit rate)                  - the gRPC stack's own floor
   * GetRecommendations through Envoy (gRPC, ghz):
-      cache hit  at a fixed 500 req/s, then at max throughput
+      cache hit  at a fixed 500 req/s for 5 minutes (the floor and the REST hits too: a p99
+                 target is judged over a window of that length; the p99 of each 30 s window
+                 is printed beside it), then at max throughput
       cache miss at a fixed rate over distinct users (their keys flushed), then at max throughput
   * the same cache hits as REST through Envoy's transcoder (wrk, paced by bench/paced_rest.lua)
 and prints p50/p99/throughput with ratios against the baselines, plus the CPU seconds the
@@ -150,9 +152,20 @@ def wait_quiet(max_load: float, max_seconds: int) -> None:
 
 
 def ghz(
-    bin_: Path, addr: str, users: range, n: int, rps: int, concurrency: int, meter: CpuMeter | None = None
+    bin_: Path,
+    addr: str,
+    users: range,
+    n: int,
+    rps: int,
+    concurrency: int,
+    meter: CpuMeter | None = None,
+    window_seconds: int = 0,
 ) -> dict:
-    """ghz through Envoy; the requests walk `users` round-robin (an array of messages)."""
+    """ghz through Envoy; the requests walk `users` round-robin (an array of messages).
+
+    With `window_seconds`, also the p99 of each window of that length (from ghz's per-request
+    details): a long run's p99 is the sustained figure, the windows show how steady it was.
+    """
     with tempfile.NamedTemporaryFile("w", suffix=".json") as data:
         json.dump([{"user_id": str(u), "limit": 20} for u in users], data)
         data.flush()
@@ -168,7 +181,9 @@ def ghz(
         ghz_cpu = children_cpu() - before
     lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
     errors = sum(v for k, v in (report.get("statusCodeDistribution") or {}).items() if k != "OK")
+    windows = window_p99s(report.get("details") or [], window_seconds) if window_seconds else []
     return {
+        "windows": windows,
         "p50": lat.get(50),
         "p99": lat.get(99),
         "rps": report["rps"],
@@ -179,6 +194,25 @@ def ghz(
             "tool": ghz_cpu / max(report["count"], 1) * 1e3,
         },
     }
+
+
+_ZONE = re.compile(r"(Z|[+-]\d\d:\d\d)$")
+
+
+def window_p99s(details: list[dict], window_seconds: int) -> list[float]:
+    """The p99 (ms) of each whole window of `window_seconds`, from ghz's per-request details."""
+    if not details:
+        return []
+    # ghz's timestamps are Go's RFC 3339 with up to 9 fraction digits and a zone ("Z" or
+    # "+01:00"), one zone for the run: only differences matter, so the zone is dropped.
+    stamps = np.array(
+        [_ZONE.sub("", d["timestamp"]) for d in details], dtype="datetime64[ns]"
+    ).astype(np.int64)
+    latency = np.array([d["latency"] for d in details], dtype=np.float64) / 1e6
+    window = (stamps - stamps.min()) // (window_seconds * 1_000_000_000)
+    ids, counts = np.unique(window, return_counts=True)
+    full = ids[counts >= counts.max() / 2]  # not a last, short window
+    return [float(np.percentile(latency[window == w], 99)) for w in full]
 
 
 def children_cpu() -> float:
@@ -385,9 +419,16 @@ def main() -> None:
     parser.add_argument(
         "--hit-seconds",
         type=int,
+        default=300,
+        help="length of the runs at --hit-rps (the floor, the gRPC and the REST hits): their p99 is"
+        " the target, measured over 5 minutes, the usual window of a latency SLO; a single 30 s"
+        " window's p99 moved by ~1 ms between runs of the same code (bench/serving.md)",
+    )
+    parser.add_argument(
+        "--window-seconds",
+        type=int,
         default=30,
-        help="length of the cache-hit run at --hit-rps: its p99 is the target, and 10 s (50 requests"
-        " above p99) moved it by ~1 ms between runs of the same code",
+        help="the gRPC hit run also reports the p99 of each window of this length",
     )
     parser.add_argument(
         "--floor-ports",
@@ -449,7 +490,9 @@ def main() -> None:
             )
 
         print("through envoy ...", flush=True)
-        results[f"cache hit @{args.hit_rps}/s"] = ghz(ghz_bin, envoy, hot, n_hit, args.hit_rps, 16, meter)
+        results[f"cache hit @{args.hit_rps}/s"] = ghz(
+            ghz_bin, envoy, hot, n_hit, args.hit_rps, 16, meter, window_seconds=args.window_seconds
+        )
         results[f"cache hit REST @{args.hit_rps}/s (wrk)"] = rest_hits(
             envoy, hot, args.hit_seconds, args.hit_rps, meter
         )
@@ -508,10 +551,19 @@ def main() -> None:
     print(f"  cache miss p50 / pgvector p50        {miss['p50'] / pg['p50']:6.1f}x")
     print(f"  cache hit max req/s / envoy direct   {hmax['rps'] / d['rps']:6.3f}")
     print(f"  cache miss max req/s / pgvector tps  {mmax['rps'] / pg['rps']:6.3f}")
+    windows = hit["windows"]
+    if windows:
+        print(
+            f"\ncache hit @{args.hit_rps}/s (gRPC), p99 of each {args.window_seconds} s window (ms): "
+            + " ".join(f"{w:.2f}" for w in windows)
+            + f"\n  over 5 ms: {sum(w > 5.0 for w in windows)} of {len(windows)} windows"
+            + f"; median {statistics.median(windows):.2f}, max {max(windows):.2f}"
+        )
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     print(
-        f"\ntargets: cache hit p99 <= 5 ms at {args.hit_rps}/s: gRPC (ghz) {verdict(hit['p99'] <= 5.0)}"
-        f" ({hit['p99']:.2f} ms), REST (wrk) {verdict(rest['p99'] <= 5.0)} ({rest['p99']:.2f} ms);"
+        f"\ntargets over {args.hit_seconds} s: cache hit p99 <= 5 ms at {args.hit_rps}/s:"
+        f" gRPC (ghz) {verdict(hit['p99'] <= 5.0)} ({hit['p99']:.2f} ms),"
+        f" REST (wrk) {verdict(rest['p99'] <= 5.0)} ({rest['p99']:.2f} ms);"
         f" cache miss p99 <= 20 ms: {verdict(miss['p99'] <= 20.0)} ({miss['p99']:.2f} ms)"
     )
     sys.stdout.flush()
