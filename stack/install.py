@@ -23,6 +23,7 @@ PY = "python3.11"
 EXTRAS = ".[services,spark,stack,dev]"
 # Every Python package pinned (scripts/lock.sh writes them): a fresh machine gets what CI passed with.
 SERVICES_CONSTRAINTS = ROOT / "constraints" / "services.txt"
+AIRFLOW_CONSTRAINTS = ROOT / "constraints" / "airflow.txt"  # batch/airflow_env.sh installs with it
 # Go tools into .stack/bin, by the name they get there: `go install` of the package at a pinned
 # version. compose-spec is compose-go's validator (the library `docker compose` loads files
 # with): tests check compose.yaml with it, as no Docker engine runs here.
@@ -127,15 +128,21 @@ def kafka_jars(cfg: StackConfig) -> None:
 
 def go_tools(cfg: StackConfig) -> None:
     """GO_TOOLS into .stack/bin (tests and bench use them); re-installed when a pin changes."""
+    stale = {
+        n: p
+        for n, p in GO_TOOLS.items()
+        if not ((cfg.bin / n).exists() and _stamp_ok(cfg.bin / f".{n}-version", p))
+    }
+    if not stale:
+        return
+    go = _go()
     cfg.bin.mkdir(parents=True, exist_ok=True)
-    for name, package in GO_TOOLS.items():
+    gobin = cfg.bin / ".gobin"
+    env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
+    for name, package in stale.items():
         exe, stamp = cfg.bin / name, cfg.bin / f".{name}-version"
-        if exe.exists() and _stamp_ok(stamp, package):
-            continue
-        gobin = cfg.bin / ".gobin"
         shutil.rmtree(gobin, ignore_errors=True)
-        env = {**os.environ, "GOBIN": str(gobin), "CGO_ENABLED": "0"}
-        run([_go(), "install", package], env=env)
+        run([go, "install", package], env=env)
         # `go install` names the binary after the package's last path element (compose-go's is `cmd`)
         built = gobin / package.split("@")[0].rsplit("/", 1)[-1]
         built.replace(exe)
@@ -244,7 +251,7 @@ def airflow_venv(cfg: StackConfig) -> None:
         return
     venv = ROOT / ".venvs" / "airflow"
     stamp = venv / ".recsys-install-stamp"
-    key = _sha(script, ROOT / "constraints" / "airflow.txt")
+    key = _sha(script, AIRFLOW_CONSTRAINTS)
     if (venv / "bin" / "airflow").exists() and _stamp_ok(stamp, key):
         return
     run(["bash", str(script)], env={**os.environ, "AIRFLOW_VENV": str(venv)})

@@ -24,8 +24,9 @@ from stack.config import ROOT, StackConfig
 from stack.envoy import render_text
 
 COMPOSE = ROOT / "compose.yaml"
-COMPOSE_SPEC = ROOT / ".stack" / "bin" / "compose-spec"  # installed by `python -m stack install`
-ENVOY = ROOT / ".venv" / "bin" / "envoy"
+# Where `python -m stack install` puts them (STACK_DIR may move .stack/)
+COMPOSE_SPEC = StackConfig.load().bin / "compose-spec"
+ENVOY = StackConfig.load().venv / "bin" / "envoy"
 # The gRPC services: compose service name -> the .env key of the port the service binds.
 GRPC_SERVICES = {"recommender": "RECOMMENDER_PORT", "event": "EVENT_PORT", "profile": "PROFILE_PORT"}
 
