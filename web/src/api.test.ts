@@ -124,11 +124,17 @@ describe('api client', () => {
   })
 })
 
-describe('api client identity', () => {
-  it('sends x-client-id when configured', async () => {
-    const fetch = mockFetch([{ match: /^\/v1\/movies\/1$/, respond: () => json({ movie: { movieId: '1', title: 'A', year: 0, genres: [], popularity: '0' } }) }])
-    await createApi(BASE, fetch, { clientId: 'web-abc' }).getMovie('1')
-    expect((fetch.mock.calls[0][1]!.headers as Record<string, string>)['x-client-id']).toBe('web-abc')
+describe('api client headers', () => {
+  it('sends only headers the gateway allows cross-origin (no x-client-id)', async () => {
+    const fetch = mockFetch([
+      { match: /^\/v1\/movies\/1$/, respond: () => json({ movie: { movieId: '1', title: 'A', year: 0, genres: [], popularity: '0' } }) },
+      { method: 'POST', match: /^\/v1\/events$/, respond: () => json({ eventId: 'e' }) },
+    ])
+    const api = createApi(BASE, fetch, { session: signedIn('7', 'tok-7') })
+    await api.getMovie('1')
+    await api.postEvent({ userId: '7', movieId: '1', type: 'EVENT_TYPE_LIKE' })
+    expect(Object.keys(fetch.mock.calls[0][1]!.headers as object).sort()).toEqual(['Accept', 'Authorization'])
+    expect(Object.keys(fetch.mock.calls[1][1]!.headers as object).sort()).toEqual(['Accept', 'Authorization', 'Content-Type'])
   })
 })
 

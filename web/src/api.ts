@@ -255,18 +255,12 @@ function normalizeMovie(m: Partial<Movie> | undefined): Movie {
 }
 
 export interface ApiOptions {
-  /**
-   * Sent as x-client-id: the gateway rate-limits per client id (else per address), so each
-   * browser gets its own budget instead of sharing one with everything on the same host.
-   */
-  clientId?: string
   /** Where the token is kept; default: an in-memory store (the app passes a sessionStorage one). */
   session?: SessionStore
 }
 
 export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, opts: ApiOptions = {}): ApiClient {
   const base = baseUrl.replace(/\/+$/, '')
-  const clientHeader: Record<string, string> = opts.clientId ? { 'x-client-id': opts.clientId } : {}
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => globalThis.fetch(input, init))
   const session = opts.session ?? new SessionStore(null)
 
@@ -278,8 +272,10 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       res = await doFetch(base + path, {
         ...init,
         headers: {
+          // Only headers the gateway's CORS policy allows (authorization, content-type): any
+          // other makes the browser's preflight fail. The gateway's rate limit keys on the
+          // token's user (else the address), so no client id header is needed.
           Accept: 'application/json',
-          ...clientHeader,
           ...(token ? { Authorization: `Bearer ${token}` } : {}),
           ...(init?.body ? { 'Content-Type': 'application/json' } : {}),
         },
@@ -427,30 +423,9 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
   }
 }
 
-const CLIENT_KEY = 'recsys.clientId'
-
-/** This browser's client id: ?client=... in the URL, else one remembered in localStorage. */
-export function browserClientId(): string | undefined {
-  try {
-    const fromUrl = new URLSearchParams(window.location.search).get('client')
-    if (fromUrl && /^[\w.-]{1,64}$/.test(fromUrl)) return fromUrl
-    let id = window.localStorage.getItem(CLIENT_KEY)
-    if (!id) {
-      id = `web-${Math.random().toString(36).slice(2, 12)}`
-      window.localStorage.setItem(CLIENT_KEY, id)
-    }
-    return id
-  } catch {
-    return undefined
-  }
-}
-
 /** The client the app uses, pointed at VITE_API_BASE (default http://localhost:8080), its token in
  * this tab's sessionStorage (see session.ts for why). */
-export const api: ApiClient = createApi(envBase(), undefined, {
-  clientId: browserClientId(),
-  session: new SessionStore(),
-})
+export const api: ApiClient = createApi(envBase(), undefined, { session: new SessionStore() })
 
 /** Short, human names for the tiers. */
 export const TIER_LABELS: Record<Tier, string> = {
