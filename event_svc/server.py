@@ -7,6 +7,7 @@ import grpc
 from event_svc.catalogue import MovieCatalogue
 from event_svc.producer import EventProducer, producer_config
 from event_svc.servicer import EventServicer
+from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import serve
@@ -42,6 +43,8 @@ async def main() -> None:
         SERVICE_NAME,
         settings.event_port,
         register,
+        authorizer=authorizer(settings),
+        host=settings.grpc_bind_host,
         on_stop=on_stop,
         server_spans=settings.otel_endpoint is not None,
     )
