@@ -38,6 +38,14 @@ export async function requireApi() {
     throw new Error(`the API is not reachable at ${API_BASE} (start the stack: .venv/bin/python -m stack up): ${err}`)
   }
   if (!res.ok) throw new Error(`the API at ${API_BASE} answered ${res.status} to GET /v1/movies`)
+  // The tests sign in through the app, which asks the development token issuer.
+  const session = await fetch(`${API_BASE}/v1/sessions`, { method: 'POST', body: JSON.stringify({ userId: '1' }) })
+  if (!session.ok)
+    throw new Error(
+      `POST /v1/sessions answered ${session.status}: ${await session.text()} (the e2e tests sign in ` +
+        'through the development token issuer: AUTH_DEV_ISSUER=true, as the local stack has it)',
+    )
+  await session.arrayBuffer()
 }
 
 /** Uses the web app already served on WEB_BASE, or starts Vite's dev server there. */
