@@ -125,6 +125,17 @@ describe('App', () => {
     expect(window.sessionStorage.getItem(SESSION_KEY)).toBeNull()
   })
 
+  it('says the session expired when the stored token expired while the tab was away', async () => {
+    window.sessionStorage.setItem(
+      SESSION_KEY,
+      JSON.stringify({ accessToken: 'tok-7', tokenType: 'Bearer', userId: '7', expiresAt: '2000-01-01T00:00:00Z' }),
+    )
+    const fetch = renderApp(baseRoutes(), null)
+    expect(screen.getByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+    expect(screen.getByTestId('session-ended')).toHaveTextContent('Your session expired.')
+    expect(fetch).not.toHaveBeenCalled()
+  })
+
   it('signs out, and switching user goes through sign-in', async () => {
     const fetch = renderApp(
       baseRoutes([

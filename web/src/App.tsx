@@ -37,7 +37,7 @@ export function App({ api = defaultApi, intervalMs, fastIntervalMs }: AppProps) 
   // The signed-in user is the one the token acts for; no token, no user (sign-in shows).
   const session = useSyncExternalStore(api.session.subscribe, api.session.get)
   const userId = session?.userId ?? null
-  const [ended, setEnded] = useState<EndReason | null>(null)
+  const [ended, setEnded] = useState<EndReason | null>(() => api.session.endedBeforeLoad)
   const [tab, setTab] = useState<Tab>('recs')
   const [open, setOpen] = useState<Open | null>(null)
   const [fastUntil, setFastUntil] = useState(0)

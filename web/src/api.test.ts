@@ -292,7 +292,10 @@ describe('SessionStore', () => {
 
   it('drops an expired or malformed stored session', () => {
     window.sessionStorage.setItem(SESSION_KEY, JSON.stringify({ ...s, expiresAt: '2000-01-01T00:00:00Z' }))
-    expect(new SessionStore(window.sessionStorage).get()).toBeNull()
+    const expired = new SessionStore(window.sessionStorage)
+    expect(expired.get()).toBeNull()
+    expect(expired.endedBeforeLoad).toBe('expired')
+    expect(new SessionStore(window.sessionStorage).endedBeforeLoad).toBeNull()
     expect(window.sessionStorage.getItem(SESSION_KEY)).toBeNull()
     window.sessionStorage.setItem(SESSION_KEY, '{not json')
     expect(new SessionStore(window.sessionStorage).get()).toBeNull()

@@ -66,6 +66,8 @@ export function isExpired(session: Session, now: number = Date.now()): boolean {
 export class SessionStore {
   private current: Session | null
   private readonly listeners = new Set<Listener>()
+  /** 'expired' when the stored session had expired by the time this page loaded. */
+  readonly endedBeforeLoad: EndReason | null
 
   constructor(
     private readonly storage: Storage | null = browserSessionStorage(),
@@ -78,7 +80,8 @@ export class SessionStore {
       stored = null
     }
     this.current = stored && !isExpired(stored) ? stored : null
-    if (stored && !this.current) this.write(null)
+    this.endedBeforeLoad = stored && !this.current ? 'expired' : null
+    if (this.endedBeforeLoad) this.write(null)
   }
 
   get = (): Session | null => this.current
