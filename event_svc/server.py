@@ -7,7 +7,6 @@ import grpc
 from event_svc.catalogue import MovieCatalogue
 from event_svc.producer import EventProducer, producer_config
 from event_svc.servicer import EventServicer
-from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import serve
@@ -37,14 +36,11 @@ async def main() -> None:
         await catalogue.stop()
         await pool.close()
 
-    # Spans per call only when they go somewhere (see recommender_svc.server); the caller's
-    # traceparent still reaches the Kafka headers either way.
+    # The caller's traceparent reaches the Kafka headers whether or not this service records spans.
     await serve(
         SERVICE_NAME,
         settings.event_port,
         register,
-        authorizer=authorizer(settings),
-        host=settings.grpc_bind_host,
+        settings,
         on_stop=on_stop,
-        server_spans=settings.otel_endpoint is not None,
     )

@@ -7,7 +7,7 @@ import grpc
 from profile_svc.servicer import ProfileServicer
 from profile_svc.sessions import SessionServicer
 from profile_svc.store import ProfileStore
-from recsys.auth.setup import authorizer, dev_issuer
+from recsys.auth.setup import dev_issuer
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import run as run_service
@@ -31,14 +31,11 @@ async def run(settings: Settings) -> None:
         session_service_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
 
     try:
-        # Spans per call only when they go somewhere (see recommender_svc.server).
         await serve(
             SERVICE_NAME,
             settings.profile_port,
             register,
-            authorizer=authorizer(settings),
-            host=settings.grpc_bind_host,
-            server_spans=settings.otel_endpoint is not None,
+            settings,
         )
     finally:
         await pool.close()

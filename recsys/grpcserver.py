@@ -20,6 +20,8 @@ from opentelemetry import trace
 
 from recsys.auth.policy import Authorizer, audience_of
 from recsys.auth.principal import Principal
+from recsys.auth.setup import authorizer
+from recsys.config import Settings
 from recsys.errors import ServiceError
 from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
 
@@ -219,26 +221,24 @@ async def serve(
     service_name: str,
     port: int,
     register: Callable[[grpc.aio.Server], None],
+    settings: Settings,
     *,
-    authorizer: Authorizer,
-    host: str = "127.0.0.1",
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace_seconds: float = 5.0,
-    server_spans: bool = True,
 ) -> None:
     """Run one service until SIGTERM/SIGINT, then drain in-flight calls and stop.
 
     `register` adds the servicer(s); it runs after the caller has opened its connections,
     so health turns SERVING only when the service can really answer.
 
-    `authorizer` checks every call's token against its method's audience; `host` is the
-    interface to listen on (loopback unless the service must be reached from other hosts).
-
-    `server_spans`: a span per call (see ErrorInterceptor). Services turn it on when an exporter
-    is set; without one spans would go nowhere, and the caller's `traceparent` is still
-    propagated.
+    From `settings`: the token verification every call passes (recsys.auth), the interface to
+    listen on (GRPC_BIND_HOST: loopback unless other hosts must reach the service), and a span
+    per call when spans go somewhere (an OTLP exporter is set; without one the caller's
+    `traceparent` is still propagated, see ErrorInterceptor).
     """
-    interceptors = [ErrorInterceptor(authorizer, server_spans=server_spans)]
+    server_spans = settings.otel_endpoint is not None
+    host = settings.grpc_bind_host
+    interceptors = [ErrorInterceptor(authorizer(settings), server_spans=server_spans)]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()
