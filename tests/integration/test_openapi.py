@@ -4,7 +4,9 @@ runs thousands)."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -108,3 +110,20 @@ def test_anonymous_fuzzing_gets_documented_refusals(stack):
     assert report.statuses[401] > 0
     assert report.server_errors == 0, report.summary()
     assert not report.failures, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/movies?query=a%00b", "query"),
+        ("/v1/movies?genre=a%00b", "genre"),
+        ("/v1/users/15/recommendations?genres=Drama&genres=a%00b", "genres[1]"),
+    ],
+)
+def test_text_with_nul_is_a_400_naming_the_field(stack, path, field):
+    """Found by fuzzing: PostgreSQL text cannot hold U+0000, and these were 500s."""
+    request = urllib.request.Request(f"{stack.envoy_url}{path}", headers=auth_headers())
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400
+    assert json.loads(err.value.read())["message"].startswith(f"{field}: must not contain NUL")
