@@ -25,6 +25,7 @@ import redis
 from pgvector.psycopg import register_vector
 
 from batch.foldin import aggregate_signals, fold_in, gram
+from batch.streaming.pending import trim_applied
 from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
 from recsys.cache import recommendations_key
 
@@ -188,6 +189,7 @@ class SpeedLayerSink:
             self._conn = None
             raise
         self._redis.delete(*[recommendations_key(u) for u in users])
+        stats["pending_trimmed"] = trim_applied(self._redis, events)
         return stats
 
     def _write(
