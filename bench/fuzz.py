@@ -45,7 +45,7 @@ from pathlib import Path
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -160,6 +160,7 @@ def _fuzz_one(
         database=None,
         derandomize=derandomize,
         suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
     )
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def one(case: schemathesis.Case, data: st.DataObject) -> None:
