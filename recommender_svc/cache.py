@@ -10,9 +10,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recommender_svc.ranking import CachedEntry, CachedList
-from recsys.cache import recommendations_key
+from recsys.cache import generation_key, recommendations_key
 
 log = logging.getLogger(__name__)
+
+# SET the list (KEYS[1]) only while the user's generation (KEYS[2]) is the one the caller read.
+_SET_IF_GENERATION = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return 1
+end
+return 0
+"""
 
 
 class RecommendationCache:
@@ -58,9 +67,36 @@ class RecommendationCache:
         raw = cast("bytes | None", raw)
         return CachedEntry.parse(raw) if raw is not None else None
 
-    async def set(self, user_id: int, value: CachedList) -> None:
+    async def generation(self, user_id: int) -> bytes | None:
+        """The user's invalidation generation (b"" before the first), None when unreadable.
+
+        Read it BEFORE reading what a list is computed from, and pass it to `set`.
+        """
         try:
-            await self.client.set(recommendations_key(user_id), value.encode(), ex=self.ttl_seconds)
+            value = await self.client.get(generation_key(user_id))
+        except (RedisError, OSError) as err:
+            self._failed("generation", err)
+            return None
+        return cast("bytes | None", value) or b""
+
+    async def set(self, user_id: int, value: CachedList, generation: bytes | None) -> None:
+        """Cache `value` unless the user's list was invalidated since `generation` was read.
+
+        A list computed from data read before an event was committed would otherwise be
+        cached after the speed layer's delete, and serve a movie the user has just seen.
+        """
+        if generation is None:
+            return
+        try:
+            await self.client.eval(
+                _SET_IF_GENERATION,
+                2,
+                recommendations_key(user_id),
+                generation_key(user_id),
+                value.encode(),
+                self.ttl_seconds,
+                generation,
+            )
         except (RedisError, OSError) as err:
             self._failed("set", err)
 

@@ -230,11 +230,16 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 hit = Answer(pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]])
                 return await self._top_up(hit, frozenset(), exclude, genres, limit)
 
+        # Read before the vector and the history: the list is cached only if no event of the
+        # user was committed (and invalidated) after this read.
+        generation = await self.cache.generation(user_id)
         vector, history = await asyncio.gather(self._vector(user_id), self.store.history(user_id))
         user_genres = taste_genres(history.genre_lists)
         answer: Answer | None = None
         if vector is not None and (not live or vector.model_version == live):
-            answer = await self._realtime(user_id, vector, history, user_genres, limit, exclude, genres)
+            answer = await self._realtime(
+                user_id, vector, history, user_genres, limit, exclude, genres, generation
+            )
         if answer is None and live:
             ranked = await self.store.batch(live, user_id, history.seen | exclude, genres, limit)
             if ranked.items:
@@ -253,6 +258,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         limit: int,
         exclude: frozenset[int],
         genres: frozenset[str],
+        generation: bytes | None,
     ) -> Answer | None:
         k = max(CACHE_SIZE, limit)
         ranked = await self.store.nearest(vector.vector, history.seen, (), k)
@@ -264,6 +270,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             self.cache.set(
                 user_id,
                 CachedList(vector.model_version, vector.updated_at, exhaustive, explained[:CACHE_SIZE]),
+                generation,
             )
         )
         items = apply_filters(explained, exclude, genres)
@@ -329,6 +336,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         check = Checks()
         check.positive("movie_id", request.movie_id)
         limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        for_user = request.HasField("user_id")
+        if for_user:
+            check.positive("user_id", request.user_id)
         check.done()
         row = await self.store.movie(request.movie_id)
         if row is None:
@@ -338,7 +348,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         )
         if row["embedding"] is None:
             return response
-        ranked = await self.store.nearest(to_array(row["embedding"]), [request.movie_id], (), limit)
+        # Shown to a user, the list leaves out what they have already seen (as every tier does).
+        exclude = {request.movie_id} | (await self.store.seen(request.user_id) if for_user else set())
+        ranked = await self.store.nearest(to_array(row["embedding"]), exclude, (), limit)
         for c in ranked.items:
             response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
         return response
