@@ -4,7 +4,8 @@ COPY into temporary tables, then upsert: movies by id (title/year/genres updated
 changed, embeddings and model columns untouched); interactions older than the recent window
 into the archive (`history.Archive`), the others into `rt_user_interactions` by event id
 (existing ones are kept); then add the events new to the system to `movies.popularity` and
-to the `user_profiles` counts (whole history, so a re-import adds nothing). Any failure rolls
+to the users' histories (`user_items`, batch.history), whose sums are the `user_profiles`
+counts (whole history, so a re-import adds nothing). Any failure rolls
 the database back (an archive already written keeps its rows; a re-import writes the same
 ones again). Imports are serialised with an advisory lock, so two at once cannot interleave.
 """
@@ -214,14 +215,19 @@ def load(
                  WHERE m.movie_id = c.movie_id
                 """
             )
-            # Profiles (counts only; vectors come from the model) count the whole history.
+            # The users' whole histories (batch.history: seen sets, fold-in signals, counts)
+            # grow by exactly the new events; the profile counts are their sums (vectors come
+            # from the model), as the streaming sink keeps them.
+            cur.execute(accumulate_sql("import_new_events"))
             cur.execute(
                 """
                 INSERT INTO user_profiles AS p (user_id, interaction_count, rating_count)
-                SELECT user_id, count(*), count(rating) FROM import_new_events GROUP BY user_id
+                SELECT user_id, sum(events), sum(ratings) FROM user_items
+                 WHERE user_id IN (SELECT DISTINCT user_id FROM import_new_events)
+                 GROUP BY user_id
                 ON CONFLICT (user_id) DO UPDATE
-                   SET interaction_count = p.interaction_count + EXCLUDED.interaction_count,
-                       rating_count = p.rating_count + EXCLUDED.rating_count, updated_at = now()
+                   SET interaction_count = EXCLUDED.interaction_count,
+                       rating_count = EXCLUDED.rating_count, updated_at = now()
                 """
             )
             cur.execute("ANALYZE movies")

@@ -69,7 +69,7 @@ def db(import_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The module's database, emptied of what the importer writes; an empty archive of the
     test's own (ARCHIVE_URI, which the importer files history older than 48 h into)."""
     with psycopg.connect(import_db) as conn:
-        conn.execute("TRUNCATE movies, rt_user_interactions, user_profiles")
+        conn.execute("TRUNCATE movies, rt_user_interactions, user_profiles, user_items")
     monkeypatch.setenv("ARCHIVE_URI", str(tmp_path / "archive"))
     return import_db
 
