@@ -2,8 +2,8 @@
 
     up:  prepare programs (initdb, Kafka format, render configs) -> supervisord
          -> stage infra (postgres, redis, kafka) healthy
-         -> bootstrap: role/database/vector, migrations, Kafka topic
-         -> stage app (services) healthy -> stage edge (envoy) healthy
+         -> bootstrap: role/database/vector, migrations, Kafka topic, Airflow's database
+         -> stage app (services, streaming, Airflow) healthy -> stage edge (envoy) healthy
          -> demo data if `movies` is empty -> first model (hook)
     down: supervisord shutdown, wait for it and every port to close.
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from . import checks, supervisor
+from . import airflow, checks, supervisor
 from .config import StackConfig, StackError
 from .programs import STAGES, Program, enabled
 
@@ -163,6 +163,7 @@ AFTER_STAGE: dict[str, list[Step]] = {
         Step("postgres-bootstrap", postgres_bootstrap),
         Step("migrate", migrate),
         Step("kafka-topic", kafka_topic),
+        Step("airflow-db", airflow.bootstrap),
     ],
     "app": [],
     "edge": [Step("demo-data", demo_data), Step("first-model", first_model)],
@@ -270,9 +271,10 @@ def ports(cfg: StackConfig) -> dict[str, int]:
         "envoy": cfg.port("ENVOY_PORT"),
         "envoy-admin": cfg.port("ENVOY_ADMIN_PORT"),
         "web": cfg.port("WEB_PORT"),
+        "airflow-api": cfg.port("AIRFLOW_PORT"),
     }
     off = cfg.disabled
-    return {k: v for k, v in names.items() if k.split("-")[0] not in off}
+    return {k: v for k, v in names.items() if k not in off and k.split("-")[0] not in off}
 
 
 def down(cfg: StackConfig | None = None, timeout: float = 120) -> None:
