@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import airflow, checks, supervisor
 from .config import StackConfig, StackError
-from .programs import STAGES, Program, enabled
+from .programs import PROGRAMS, STAGES, Program, enabled
 
 
 def say(msg: str) -> None:
@@ -227,6 +227,17 @@ def _locked(cfg: StackConfig) -> Iterator[None]:
         yield
 
 
+def _configured(cfg: StackConfig, programs: list[Program]) -> list[Program]:
+    """What supervisord's config lists: the enabled programs, plus the disabled ones that a
+    running supervisord already has. STACK_DISABLE means "this `up` does not start it": a
+    partial `up` (a test session that leaves Airflow out) must not stop what a full one started,
+    and `supervisorctl update` stops every program that leaves the config."""
+    if not supervisor.running(cfg):
+        return programs
+    known = [p for p in PROGRAMS if p not in programs and supervisor.info(cfg, p.name) is not None]
+    return [p for p in PROGRAMS if p in programs or p in known]
+
+
 def up(cfg: StackConfig | None = None) -> StackConfig:
     cfg = cfg or StackConfig.load()
     with _locked(cfg):
@@ -243,7 +254,7 @@ def _up(cfg: StackConfig) -> StackConfig:
     for p in programs:
         if p.prepare:
             p.prepare(cfg)
-    supervisor.render(cfg, programs)
+    supervisor.render(cfg, _configured(cfg, programs))
     supervisor.start(cfg)
     for stage in STAGES:
         staged = [p for p in programs if p.stage == stage]
