@@ -348,6 +348,32 @@ def test_similar_movies_for_the_user_leave_out_the_whole_history(stack: Any, arc
     assert len(mine["items"]) >= 50 and not set(_ids(mine)) & archived.seen
 
 
+def test_rebuild_from_the_archive_restores_the_history(
+    stack: Any, db: psycopg.Connection[Any], archived: Archived
+) -> None:
+    """A deployment archived before user_items existed: the rebuild job reads the history back."""
+    user = archived.user
+    query = "SELECT movie_id, signal, events, ratings, dislikes FROM user_items WHERE user_id = %s ORDER BY 1"
+    before = db.execute(query, (user,)).fetchall()
+    assert len(before) == len(archived.seen)
+    db.execute("DELETE FROM user_items WHERE user_id = %s", (user,))
+    db.execute("UPDATE user_profiles SET interaction_count = 1, rating_count = 0 WHERE user_id = %s", (user,))
+    proc = subprocess.run(
+        [PYTHON, "-m", "batch.history_rebuild"],
+        env={**os.environ, **stack.env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert db.execute(query, (user,)).fetchall() == before
+    counts = db.execute(
+        "SELECT interaction_count, rating_count FROM user_profiles WHERE user_id = %s", (user,)
+    ).fetchone()
+    assert counts == (len(archived.events), sum(k == "rate" for _, k, _ in archived.events))
+
+
 def test_seen_backfill_statement_matches_the_sink(db: psycopg.Connection[Any], archived: Archived) -> None:
     """The migration's backfill (accumulate_sql over a table of events) sums as the sink does."""
     with db.transaction():
