@@ -196,10 +196,10 @@ class SpeedLayerSink:
                 self._conn.close()
             self._conn = None
             raise
-        self._invalidate(users)
+        self.invalidate(users)
         return stats
 
-    def _invalidate(self, users: list[int]) -> None:
+    def invalidate(self, users: list[int]) -> None:
         """Delete the users' lists and bump their generations, so a list computed from data
         read before this commit is not cached after the delete (RecommendationCache.set)."""
         with self._redis.pipeline(transaction=True) as pipe:

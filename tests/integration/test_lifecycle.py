@@ -397,3 +397,29 @@ def test_seen_backfill_statement_matches_the_sink(db: psycopg.Connection[Any], a
         )
         assert mine == theirs and mine
         db.execute("DELETE FROM user_items WHERE user_id = %s", (other,))
+
+
+async def test_a_list_read_before_an_invalidation_is_not_cached(stack: Any) -> None:
+    """The race a plain DEL leaves open: read, (event committed, key deleted), then SET."""
+    from batch.streaming.sink import SpeedLayerSink
+    from recommender_svc.cache import RecommendationCache
+    from recommender_svc.ranking import CachedList, Candidate
+    from recsys.cache import create_client
+
+    user = new_user_id()
+    entry = CachedList("m", 0.0, True, [Candidate(1, 1.0, "t", 2000, ("Drama",), 1)])
+    client = create_client(stack.redis_url, timeout_seconds=2)
+    cache = RecommendationCache(client, 60)
+    sink = SpeedLayerSink(stack.database_url, stack.redis_url)
+    try:
+        read = await cache.generation(user)
+        sink.invalidate([user])  # what the sink does after committing the user's event
+        await cache.set(user, entry, read)
+        assert await cache.get(user) is None, "a list computed before the event was cached after it"
+        await cache.set(user, entry, await cache.generation(user))
+        cached = await cache.get(user)
+        assert cached is not None and cached.movie_ids(1) == [1]
+    finally:
+        await client.delete(recommendations_key(user))
+        await client.aclose()
+        sink.close()
