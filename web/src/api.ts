@@ -195,7 +195,8 @@ export interface ApiClient {
   getRecommendations(userId: string, q?: RecommendationsQuery, signal?: AbortSignal): Promise<Recommendations>
   listMovies(q?: MoviesQuery, signal?: AbortSignal): Promise<MoviePage>
   getMovie(movieId: string, signal?: AbortSignal): Promise<Movie>
-  getSimilarMovies(movieId: string, limit?: number, signal?: AbortSignal): Promise<SimilarMovies>
+  /** With `userId`, the movies that user has already interacted with are left out. */
+  getSimilarMovies(movieId: string, limit?: number, signal?: AbortSignal, userId?: string): Promise<SimilarMovies>
   postEvent(event: NewEvent): Promise<string>
   getProfile(userId: string, signal?: AbortSignal): Promise<Profile>
 }
@@ -298,8 +299,11 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       return normalizeMovie(body.movie)
     },
 
-    async getSimilarMovies(movieId, limit, signal) {
-      const qs = limit !== undefined ? `?limit=${limit}` : ''
+    async getSimilarMovies(movieId, limit, signal, userId) {
+      const params = new URLSearchParams()
+      if (limit !== undefined) params.set('limit', String(limit))
+      if (userId) params.set('userId', userId)
+      const qs = params.toString() ? `?${params.toString()}` : ''
       const body = await request<Partial<SimilarMovies>>(`/v1/movies/${seg(movieId)}/similar${qs}`, { signal })
       return {
         movieId: String(body.movieId ?? movieId),
