@@ -11,7 +11,7 @@ help:
 	@echo "make up | down | status   start / stop / health of the local stack (logs: .stack/logs/)"
 	@echo "make test                 install, lint, start the stack if needed, run every test"
 	@echo "make install              install what is missing (apt, .venv, Kafka jars, grpcurl/ghz)"
-	@echo "make proto | proto-check  regenerate / verify recsys/v1 and envoy/recsys.pb"
+	@echo "make proto | proto-check  regenerate / verify recsys/v1, envoy/recsys.pb, envoy/openapi.yaml and web/src/gen"
 	@echo "make lint                 ruff + proto-check + buf lint"
 	@echo "make bench                benchmarks (bench/; installs wrk, redis-tools, postgresql-client)"
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from batch.streaming.status import read_status  # noqa: E402
 from recsys.config import Settings  # noqa: E402
 from stack import supervisor  # noqa: E402
+from stack.auth import token  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
 from tests.integration.test_speed_helpers import (  # noqa: E402
     connect,
@@ -56,10 +57,6 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
-
-
-def client_headers() -> dict[str, str]:
-    return {"x-client-id": f"bench-freshness-{uuid.uuid4().hex[:8]}"}
 
 
 def one_sample(envoy: str, movies: list[int], timeout: float) -> float | None:
@@ -237,7 +234,13 @@ def ingest(
 
     sampler = threading.Thread(target=sample_lag, daemon=True)
     sampler.start()
-    env = {**os.environ, "MOVIES": ",".join(map(str, movies)), "USER_BASE": "7000000000"}
+    tokens = [token(cfg, service=f"bench-ingest-{i}", ttl_seconds=3600) for i in range(64)]
+    env = {
+        **os.environ,
+        "MOVIES": ",".join(map(str, movies)),
+        "USER_BASE": "7000000000",
+        "TOKENS": ",".join(tokens),
+    }
     res = subprocess.run(
         [
             wrk,

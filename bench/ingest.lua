@@ -1,9 +1,11 @@
 -- wrk script for bench/freshness.py: POST /v1/events with varied users and movies.
--- MOVIES (comma-separated ids) comes from the environment; each connection is its own
--- client (x-client-id), as real clients would be, so Envoy's per-client limit does not
--- throttle the load generator as if it were one abusive client.
+-- MOVIES (comma-separated ids) and TOKENS (comma-separated service tokens, each its own caller)
+-- come from the environment; requests take the tokens in turn, as many backends would, so
+-- Envoy's per-caller limit does not throttle the load generator as if it were one abusive caller.
 local movies = {}
 for id in string.gmatch(os.getenv("MOVIES") or "1", "%d+") do movies[#movies + 1] = id end
+local tokens = {}
+for t in string.gmatch(os.getenv("TOKENS") or "", "[^,]+") do tokens[#tokens + 1] = t end
 local user_base = tonumber(os.getenv("USER_BASE") or "7000000000")
 local types = { "EVENT_TYPE_VIEW", "EVENT_TYPE_CLICK", "EVENT_TYPE_WATCH", "EVENT_TYPE_LIKE" }
 local counter = 0
@@ -27,7 +29,7 @@ request = function()
   )
   local headers = {
     ["content-type"] = "application/json",
-    ["x-client-id"] = string.format("bench-ingest-%d-%d", tid or 0, counter % 64),
+    ["authorization"] = "Bearer " .. tokens[(counter + (tid or 0)) % #tokens + 1],
   }
   return wrk.format("POST", "/v1/events", headers, body)
 end

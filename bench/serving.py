@@ -57,6 +57,7 @@ from recsys.cache import recommendations_key  # noqa: E402
 from recsys.config import merged_env  # noqa: E402
 from recsys.v1 import recommender_service_pb2 as pb  # noqa: E402
 from recsys.v1 import recommender_service_pb2_grpc as pb_grpc  # noqa: E402
+from stack.auth import token  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
 from stack.envoy import render_text  # noqa: E402
 
@@ -151,6 +152,11 @@ def wait_quiet(max_load: float, max_seconds: int) -> None:
         time.sleep(15)
 
 
+# Every request carries a service token (it may act for any of the bench's users), as a
+# backend calling recsys would: the gateway and the recommender verify it on every call.
+AUTHORIZATION: dict[str, str] = {}
+
+
 def ghz(
     bin_: Path,
     addr: str,
@@ -172,6 +178,7 @@ def ghz(
         args = [str(bin_), "--insecure", "--call", METHOD, "-D", data.name, "-n", str(n)]
         args += ["-c", str(concurrency), "--connections", "4", "--format", "json"]
         args += ["--protoset", str(ROOT / "envoy/recsys.pb")]  # the descriptor set Envoy uses
+        args += ["--metadata", json.dumps(AUTHORIZATION)]
         if rps:
             args += ["--rps", str(rps)]
         before = children_cpu()
@@ -232,7 +239,7 @@ def wrk(
     meter: CpuMeter | None = None,
 ) -> dict:
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    args += ["-H", "x-client-id: bench"]
+    args += [arg for name, value in AUTHORIZATION.items() for arg in ("-H", f"{name}: {value}")]
     if script is not None:
         args += ["-s", str(script)]
     before = children_cpu()
@@ -329,7 +336,9 @@ def recorded_hit(addr: str, user_id: int) -> bytes:
     """One real cache-hit answer, serialized, for the floor server to replay."""
     with grpc.insecure_channel(addr) as channel:
         resp = pb_grpc.RecommenderServiceStub(channel).GetRecommendations(
-            pb.GetRecommendationsRequest(user_id=user_id, limit=20), timeout=5
+            pb.GetRecommendationsRequest(user_id=user_id, limit=20),
+            metadata=tuple(AUTHORIZATION.items()),
+            timeout=5,
         )
     assert resp.tier == pb.TIER_CACHE, resp.tier
     return resp.SerializeToString()
@@ -447,6 +456,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = merged_env()
+    bench_token = token(StackConfig.load(), service="bench", ttl_seconds=4 * 3600)
+    AUTHORIZATION["authorization"] = f"Bearer {bench_token}"
     envoy = f"127.0.0.1:{env['ENVOY_PORT']}"
     admin = f"http://127.0.0.1:{env['ENVOY_ADMIN_PORT']}"
     ghz_bin = Path(env.get("GHZ", ROOT / ".stack/bin/ghz"))

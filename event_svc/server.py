@@ -36,12 +36,11 @@ async def main() -> None:
         await catalogue.stop()
         await pool.close()
 
-    # Spans per call only when they go somewhere (see recommender_svc.server); the caller's
-    # traceparent still reaches the Kafka headers either way.
+    # The caller's traceparent reaches the Kafka headers whether or not this service records spans.
     await serve(
         SERVICE_NAME,
         settings.event_port,
         register,
+        settings,
         on_stop=on_stop,
-        server_spans=settings.otel_endpoint is not None,
     )

@@ -5,14 +5,16 @@ from __future__ import annotations
 import grpc
 
 from profile_svc.servicer import ProfileServicer
+from profile_svc.sessions import SessionServicer
 from profile_svc.store import ProfileStore
+from recsys.auth.setup import dev_issuer
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import run as run_service
 from recsys.grpcserver import serve
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
-from recsys.v1 import profile_service_pb2, profile_service_pb2_grpc
+from recsys.v1 import profile_service_pb2, profile_service_pb2_grpc, session_service_pb2_grpc
 
 SERVICE_NAME = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name
 
@@ -20,15 +22,20 @@ SERVICE_NAME = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"]
 async def run(settings: Settings) -> None:
     """Open the pool, then serve; health turns SERVING only once the pool is open."""
     pool = await create_pool(settings.database_url, min_size=2, max_size=10)
-    servicer = ProfileServicer(ProfileStore(pool))
+    store = ProfileStore(pool)
+    servicer = ProfileServicer(store)
+    sessions = SessionServicer(store, dev_issuer(settings))
 
     def register(server: grpc.aio.Server) -> None:
         profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server)
+        session_service_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
 
     try:
-        # Spans per call only when they go somewhere (see recommender_svc.server).
         await serve(
-            SERVICE_NAME, settings.profile_port, register, server_spans=settings.otel_endpoint is not None
+            SERVICE_NAME,
+            settings.profile_port,
+            register,
+            settings,
         )
     finally:
         await pool.close()

@@ -14,6 +14,7 @@ from recommender_svc.servicer import RecommenderServicer
 from recommender_svc.store import MovieStore
 from recsys import cache as rcache
 from recsys import grpcclient
+from recsys.auth.setup import service_credentials
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import run as run_service
@@ -39,7 +40,10 @@ async def run(settings: Settings) -> None:
         await redis.ping()
     except (RedisError, OSError) as err:
         log.warning("redis not reachable at start; serving without cache", extra={"error": repr(err)})
-    profile_channel = grpcclient.channel(settings.profile_addr)
+    # GetPreferenceVector is for the mesh's services: the channel sends this service's token.
+    profile_channel = grpcclient.channel(
+        settings.profile_addr, credentials=service_credentials(settings, "recommender")
+    )
     serve_log = ServeLogWriter(pool)
     serve_log.start()
     servicer = RecommenderServicer(
@@ -59,11 +63,13 @@ async def run(settings: Settings) -> None:
         gc.freeze()
 
     try:
-        # A server span per call only when spans go somewhere (an exporter is set). Either way
-        # log lines and the Profile call carry the caller's trace id (ErrorInterceptor makes
-        # its `traceparent` current).
+        # Log lines and the Profile call carry the caller's trace id whether or not this service
+        # records spans (ErrorInterceptor makes its `traceparent` current).
         await serve(
-            SERVICE_NAME, settings.recommender_port, register, server_spans=settings.otel_endpoint is not None
+            SERVICE_NAME,
+            settings.recommender_port,
+            register,
+            settings,
         )
     finally:
         # The server has drained in-flight calls; write what they logged, then close.

@@ -77,6 +77,19 @@ class Settings:
     otel_endpoint: str | None
     # Head sampling ratio of traces that start here (calls that arrive without a traceparent).
     trace_sample_ratio: float = 1.0
+    # Where the gRPC servers listen: loopback in the local stack (only Envoy is public), all
+    # interfaces of a container on compose's internal network.
+    grpc_bind_host: str = "127.0.0.1"
+    # Tokens: the JWKS they are verified against (a file or an https URL), their issuer and audience.
+    auth_jwks: str = ""
+    auth_issuer: str = ""
+    auth_audience: str = ""
+    # The development issuer (recsys.auth.devissuer): the local stack only.
+    auth_dev_issuer: bool = False
+    auth_dev_signing_key: str = ""
+    auth_token_ttl_seconds: int = 3600
+    # The token a service sends to other services when the development issuer is off.
+    service_token_file: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
@@ -104,6 +117,10 @@ class Settings:
         if not 0.0 <= ratio <= 1.0:
             raise MissingSettingError(f"setting TRACE_SAMPLE_RATIO must be between 0 and 1, got {ratio}")
 
+        dev_issuer = env.get("AUTH_DEV_ISSUER", "false").strip().lower()
+        if dev_issuer not in ("true", "false", "1", "0"):
+            raise MissingSettingError(f"setting AUTH_DEV_ISSUER must be true or false, got {dev_issuer!r}")
+
         return cls(
             database_url=req("DATABASE_URL"),
             redis_url=req("REDIS_URL"),
@@ -123,4 +140,14 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO"),
             otel_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
             trace_sample_ratio=ratio,
+            grpc_bind_host=env.get("GRPC_BIND_HOST") or "127.0.0.1",
+            auth_jwks=req("AUTH_JWKS"),
+            auth_issuer=req("AUTH_ISSUER"),
+            auth_audience=req("AUTH_AUDIENCE"),
+            auth_dev_issuer=dev_issuer in ("true", "1"),
+            auth_dev_signing_key=env.get("AUTH_DEV_SIGNING_KEY", ""),
+            auth_token_ttl_seconds=(
+                integer("AUTH_TOKEN_TTL_SECONDS") if env.get("AUTH_TOKEN_TTL_SECONDS") else 3600
+            ),
+            service_token_file=env.get("SERVICE_TOKEN_FILE", ""),
         )

@@ -44,6 +44,24 @@ class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class Unauthenticated(ServiceError):
+    """No valid credentials: no token where one is needed, or a bad one (Envoy answers 401)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(ServiceError):
+    """A valid caller acting outside its rights (Envoy answers 403)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unimplemented(ServiceError):
+    """The operation is switched off here (Envoy answers 501)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class Unavailable(ServiceError):
     """A dependency is down; the client may retry (Envoy answers HTTP 503)."""
 

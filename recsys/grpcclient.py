@@ -7,6 +7,8 @@ import json
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from recsys.auth.credentials import CredentialsInterceptor, ServiceCredentials
+
 # Calls between services are idempotent reads; a restarting peer is retried briefly.
 _SERVICE_CONFIG = json.dumps(
     {
@@ -27,11 +29,14 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
-def channel(addr: str) -> grpc.aio.Channel:
-    """An insecure channel to a peer service inside the mesh."""
+def channel(addr: str, credentials: ServiceCredentials) -> grpc.aio.Channel:
+    """A channel to a peer service inside the mesh; every call carries this service's token."""
     return grpc.aio.insecure_channel(
         addr,
         options=[("grpc.service_config", _SERVICE_CONFIG), ("grpc.enable_retries", 1)],
         # opentelemetry-instrumentation-grpc's factories are unannotated.
-        interceptors=aio_client_interceptors(),  # type: ignore[no-untyped-call]
+        interceptors=[
+            CredentialsInterceptor(credentials),
+            *aio_client_interceptors(),  # type: ignore[no-untyped-call]
+        ],
     )

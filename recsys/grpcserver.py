@@ -18,8 +18,12 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from recsys.auth.policy import Authorizer, audience_of
+from recsys.auth.principal import Principal
+from recsys.auth.setup import authorizer
+from recsys.config import Settings
 from recsys.errors import ServiceError
-from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2
+from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ API_SERVICES = [
     recommender_service_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
+    session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
 ]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures
@@ -37,6 +42,8 @@ API_SERVICES = [
 SERVER_OPTIONS: list[tuple[str, str]] = [("grpc.optimization_target", "latency")]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# The verified caller of the call being handled (None: anonymous, on a public method).
+principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
 
 
 def current_request_id() -> str:
@@ -46,7 +53,13 @@ def current_request_id() -> str:
 
 # grpcio ships no type stubs, so its classes are Any to mypy.
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Sets the request id and turns exceptions into statuses, so no handler ever crashes a call.
+    """Sets the request id, checks who is calling, and turns exceptions into statuses, so no
+    handler ever crashes a call.
+
+    Auth: the `authorization` bearer token is verified and checked against the method's
+    audience from the protos (recsys.auth.policy) before the handler runs; the caller is in
+    `principal_var` for the handler. The gateway verified it already: this is defence in depth,
+    so a caller that reaches a service port directly gains nothing.
 
     A ServiceError becomes its own code and message; anything else is logged with its
     traceback and answered INTERNAL without leaking details.
@@ -64,7 +77,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     hit's ~0.8 ms of CPU even when the call was not sampled (bench/serving.md).
     """
 
-    def __init__(self, *, server_spans: bool = False) -> None:
+    def __init__(self, authorizer: Authorizer, *, server_spans: bool = False) -> None:
+        self.authorizer = authorizer
         self.server_spans = server_spans
         # method -> (the handler as registered, its wrapped version)
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
@@ -89,15 +103,20 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         tracer = trace.get_tracer(__name__) if self.server_spans else None
         span_name = method.lstrip("/")  # "recsys.v1.RecommenderService/GetRecommendations"
         service, _, name = span_name.rpartition("/")
+        audience = audience_of(method)
+        authorizer = self.authorizer
 
         async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
             rid = ""
             traceparent = None
+            authorization = None
             for key, value in context.invocation_metadata() or ():
                 if key == "x-request-id":
                     rid = str(value)
                 elif key == "traceparent":
                     traceparent = value
+                elif key == "authorization":
+                    authorization = value
             if not rid:
                 rid = uuid.uuid4().hex
             request_id_var.set(rid)
@@ -116,6 +135,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.OK
             started = time.perf_counter()
             try:
+                principal_var.set(authorizer.check(audience, authorization, request))
                 return await inner(request, context)
             except ServiceError as err:
                 code = err.code
@@ -201,21 +221,24 @@ async def serve(
     service_name: str,
     port: int,
     register: Callable[[grpc.aio.Server], None],
+    settings: Settings,
     *,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace_seconds: float = 5.0,
-    server_spans: bool = True,
 ) -> None:
     """Run one service until SIGTERM/SIGINT, then drain in-flight calls and stop.
 
     `register` adds the servicer(s); it runs after the caller has opened its connections,
     so health turns SERVING only when the service can really answer.
 
-    `server_spans`: a span per call (see ErrorInterceptor). Services turn it on when an exporter
-    is set; without one spans would go nowhere, and the caller's `traceparent` is still
-    propagated.
+    From `settings`: the token verification every call passes (recsys.auth), the interface to
+    listen on (GRPC_BIND_HOST: loopback unless other hosts must reach the service), and a span
+    per call when spans go somewhere (an OTLP exporter is set; without one the caller's
+    `traceparent` is still propagated, see ErrorInterceptor).
     """
-    interceptors = [ErrorInterceptor(server_spans=server_spans)]
+    server_spans = settings.otel_endpoint is not None
+    host = settings.grpc_bind_host
+    interceptors = [ErrorInterceptor(authorizer(settings), server_spans=server_spans)]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()
@@ -224,7 +247,7 @@ async def serve(
         [*API_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    server.add_insecure_port(f"[::]:{port}")
+    server.add_insecure_port(f"{host}:{port}")
     await server.start()
     for name in (service_name, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -43,8 +43,12 @@ class Checks:
         return value
 
     def max_len(self, field: str, value: str, limit: int) -> None:
+        """A text field: at most `limit` characters, and no NUL (U+0000), which PostgreSQL text
+        cannot hold (found by bench/fuzz.py: `?query=a%00b` was a 500)."""
         if len(value) > limit:
             self.fail(field, f"must be at most {limit} characters, got {len(value)}")
+        if "\x00" in value:
+            self.fail(field, "must not contain NUL characters")
 
     def max_items(self, field: str, values: Iterable[Any], limit: int) -> None:
         count = len(list(values))

@@ -1,14 +1,18 @@
-"""Regenerate the Python gRPC code and Envoy's descriptor set from proto/.
+"""Regenerate the Python gRPC code, Envoy's descriptor set, the OpenAPI document and the web
+client's TypeScript types from proto/.
 
-One command for both, so the code the services import and the descriptor Envoy's
-transcoder reads can never come from different protos. `--check` regenerates into a
-temporary folder and fails when the committed output differs (CI runs it).
+One command for all four, so the code the services import, the descriptor Envoy's
+transcoder reads, the document of its REST surface and the types the web client reads its
+answers with can never come from different protos.
+`--check` regenerates into a temporary folder and fails when the committed output differs
+(CI runs it).
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import shutil
 import subprocess
 import sys
@@ -17,11 +21,34 @@ from pathlib import Path
 
 import google.api
 import grpc_tools
+from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from stack.config import StackConfig  # noqa: E402  (after ROOT is importable)
+from stack.install import GO_TOOLS  # noqa: E402
+
 PROTO_DIR = ROOT / "proto"
 OUT_PACKAGE = Path("recsys") / "v1"
 DESCRIPTOR = Path("envoy") / "recsys.pb"
+# The OpenAPI 3 document of the REST surface: gnostic's protoc-gen-openapi (a pinned Go tool,
+# stack/install.py) reads the google.api.http rules, so methods without one (the internal
+# GetPreferenceVector) are not in it. Options: JSON as Envoy's transcoder prints it
+# (lowerCamelCase, enums by name; 64-bit integers are strings anyway); a `default` response of
+# google.rpc.Status on every operation. envoy/openapi.proto adds the title and bearer auth.
+OPENAPI = Path("envoy") / "openapi.yaml"
+OPENAPI_DOC = Path("envoy") / "openapi.proto"
+OPENAPI_OPTS = ["naming=json", "enum_type=string", "default_response=true"]
+GNOSTIC_MODULE = "github.com/google/gnostic"
+# The web client's TypeScript types: protobuf-es's protoc-gen-es, pinned in web/package.json (its
+# devDependencies, installed by `make install`'s npm install in web/). json_types=true adds an
+# `XxxJson` type for every message and enum: the proto3 JSON Envoy's transcoder speaks, which
+# web/src/api.ts imports as types only. Generated from the descriptor set above, for every file
+# in it but the well-known types (the generated code imports those from @bufbuild/protobuf/wkt):
+# a file's code imports the code of each file it imports, google/api/annotations.proto included.
+WEB_GEN = Path("web") / "src" / "gen"
+WEB_PLUGIN = Path("web") / "node_modules" / ".bin" / "protoc-gen-es"
+ES_OPTS = ["target=ts", "json_types=true"]
 
 
 def include_dirs() -> list[Path]:
@@ -30,6 +57,69 @@ def include_dirs() -> list[Path]:
     googleapis = Path(google.api.__path__[0]).parent.parent
     wkt = Path(grpc_tools.__file__).parent / "_proto"
     return [PROTO_DIR, googleapis, wkt]
+
+
+def gnostic_protos() -> Path:
+    """gnostic's openapiv3/*.proto (for envoy/openapi.proto), from the Go module cache at the
+    version of the pinned protoc-gen-openapi."""
+    version = GO_TOOLS["protoc-gen-openapi"].split("@")[1]
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    res = subprocess.run(
+        [go, "mod", "download", "-json", f"{GNOSTIC_MODULE}@{version}"],
+        capture_output=True,
+        text=True,
+        cwd=StackConfig.load().dir,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"go mod download {GNOSTIC_MODULE}@{version} failed:\n{res.stdout}{res.stderr}")
+    return Path(json.loads(res.stdout)["Dir"])
+
+
+def generate_openapi(out: Path, protos: list[str]) -> None:
+    plugin = StackConfig.load().bin / "protoc-gen-openapi"
+    if not plugin.exists():
+        raise SystemExit(f"{plugin} is missing; run `make install`")
+    # The plugin is a Go program: it wants a Go package for every file, which nothing uses.
+    go_packages = [f"M{p}=recsys.local/{Path(p).parent}" for p in [*protos, str(OPENAPI_DOC)]]
+    args = [sys.executable, "-m", "grpc_tools.protoc"]
+    args += [f"-I{d}" for d in [*include_dirs(), ROOT, gnostic_protos()]]
+    args += [
+        f"--plugin=protoc-gen-openapi={plugin}",
+        f"--openapi_out={out / OPENAPI.parent}",
+        f"--openapi_opt={','.join(OPENAPI_OPTS + go_packages)}",
+        *protos,
+        str(OPENAPI_DOC),
+    ]
+    subprocess.run(args, check=True, cwd=PROTO_DIR)
+
+
+def web_plugin() -> Path:
+    plugin = ROOT / WEB_PLUGIN
+    if not plugin.exists():
+        raise SystemExit(
+            f"{WEB_PLUGIN} is missing: run `make install` (it runs `npm install` in web/, "
+            "whose package.json pins @bufbuild/protoc-gen-es)"
+        )
+    return plugin
+
+
+def generate_web_types(out: Path) -> None:
+    plugin = web_plugin()
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString((out / DESCRIPTOR).read_bytes())
+    files = [f.name for f in descriptors.file if not f.name.startswith("google/protobuf/")]
+    (out / WEB_GEN).mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "grpc_tools.protoc", f"--descriptor_set_in={out / DESCRIPTOR}"]
+    args += [
+        f"--plugin=protoc-gen-es={plugin}",
+        f"--es_out={out / WEB_GEN}",
+        f"--es_opt={','.join(ES_OPTS)}",
+        *files,
+    ]
+    subprocess.run(args, check=True, cwd=PROTO_DIR)
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p.relative_to(folder) for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
 
 
 def generate(out: Path) -> None:
@@ -55,6 +145,8 @@ def generate(out: Path) -> None:
         *protos,
     ]
     subprocess.run(args, check=True, cwd=PROTO_DIR)
+    generate_openapi(out, protos)
+    generate_web_types(out)
     (out / OUT_PACKAGE / "__init__.py").write_text(
         '"""Generated by scripts/gen_proto.py from proto/recsys/v1; do not edit."""\n'
     )
@@ -64,19 +156,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the output is stale")
     opts = parser.parse_args()
+    web_plugin()  # before anything is deleted or generated
     if not opts.check:
         shutil.rmtree(ROOT / OUT_PACKAGE, ignore_errors=True)
+        shutil.rmtree(ROOT / WEB_GEN, ignore_errors=True)
         generate(ROOT)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
         stale = []
-        for rel in [DESCRIPTOR, *[p.relative_to(tmp) for p in (Path(tmp) / OUT_PACKAGE).iterdir()]]:
+        for rel in [DESCRIPTOR, OPENAPI, *[p.relative_to(tmp) for p in (Path(tmp) / OUT_PACKAGE).iterdir()]]:
             mine, fresh = ROOT / rel, Path(tmp) / rel
             if not mine.exists() or not filecmp.cmp(mine, fresh, shallow=False):
                 stale.append(str(rel))
         committed = {p.name for p in (ROOT / OUT_PACKAGE).glob("*") if p.is_file()}
         stale += sorted(committed - {p.name for p in (Path(tmp) / OUT_PACKAGE).iterdir()})
+        mine_web, fresh_web = files_under(ROOT / WEB_GEN), files_under(Path(tmp) / WEB_GEN)
+        for rel in sorted(mine_web | fresh_web):
+            mine, fresh = ROOT / WEB_GEN / rel, Path(tmp) / WEB_GEN / rel
+            if not mine.exists() or not fresh.exists() or not filecmp.cmp(mine, fresh, shallow=False):
+                stale.append(str(WEB_GEN / rel))
     if stale:
         print("generated code is stale; run `make proto`:", *stale, sep="\n  ")
         return 1

@@ -1,4 +1,4 @@
-"""python -m stack install|up|down|status|render — see stack/__init__.py."""
+"""python -m stack install|up|down|status|render|token — see stack/__init__.py."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop everything and wait until it has exited")
     sub.add_parser("status", help="health of each component (exit 1 if any is unhealthy)")
     sub.add_parser("render", help="render the configs into .stack/ without starting anything")
+    tok = sub.add_parser("token", help="print a development token (AUTH_DEV_ISSUER)")
+    who = tok.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="a user token acting for this user id")
+    who.add_argument("--service", nargs="?", const="cli", help="a service token (acts for any user)")
+    who.add_argument("--admin", nargs="?", const="cli", help="an admin token")
+    tok.add_argument("--ttl", type=int, default=None, help="seconds (default AUTH_TOKEN_TTL_SECONDS)")
     opts = parser.parse_args(argv)
     cfg = StackConfig.load()
     try:
@@ -44,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             for c in checks:
                 print(f"{'ok  ' if c.ok else 'FAIL'} {c.name:<{width}}  {c.detail}")
             return 0 if all(c.ok for c in checks) else 1
+        elif opts.cmd == "token":
+            from .auth import token
+
+            print(token(cfg, user=opts.user, service=opts.service, admin=opts.admin, ttl_seconds=opts.ttl))
         elif opts.cmd == "render":
             from . import supervisor
             from .envoy import render

@@ -116,8 +116,8 @@ class StackConfig:
         """The environment of every program: the settings, absolute dirs, tools on PATH."""
         env = dict(self.env)
         env["STACK_DIR"] = str(self.dir)
-        for key in ("ARCHIVE_URI", "MODEL_DIR"):
-            if key in env and "://" not in env[key] and not Path(env[key]).is_absolute():
+        for key in ("ARCHIVE_URI", "MODEL_DIR", "AUTH_JWKS", "AUTH_DEV_SIGNING_KEY", "SERVICE_TOKEN_FILE"):
+            if env.get(key) and "://" not in env[key] and not Path(env[key]).is_absolute():
                 env[key] = str(ROOT / env[key])
         env["PATH"] = os.pathsep.join(
             [str(self.venv / "bin"), str(self.bin), os.environ.get("PATH", "/usr/bin:/bin")]

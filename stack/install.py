@@ -31,6 +31,8 @@ GO_TOOLS = {
     "grpcurl": "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4",
     "ghz": "github.com/bojand/ghz/cmd/ghz@v0.93.0",
     "compose-spec": "github.com/compose-spec/compose-go/v2/cmd@v2.16.2",
+    # The OpenAPI document of the REST surface (the google.api.http rules): scripts/gen_proto.py.
+    "protoc-gen-openapi": "github.com/google/gnostic/cmd/protoc-gen-openapi@v0.7.1",
 }
 # Jaeger all-in-one, the trace store and query API of the local stack (the same release as
 # compose.yaml's image). Built from its Go module: no release binaries reach this machine.

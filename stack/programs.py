@@ -301,8 +301,10 @@ def kafka_command(cfg: StackConfig) -> list[str]:
 
 
 def envoy_prepare(cfg: StackConfig) -> None:
+    from .auth import prepare as auth_prepare
     from .envoy import render
 
+    auth_prepare(cfg)  # jwt_authn reads the JWKS file
     render(cfg)
 
 
@@ -404,11 +406,18 @@ def web_ready(cfg: StackConfig) -> str:
 # --- the gRPC services ---------------------------------------------------------------------
 
 
+def auth_prepare(cfg: StackConfig) -> None:
+    from .auth import prepare
+
+    prepare(cfg)
+
+
 def service(name: str, package: str, grpc_service: str, port_key: str) -> Program:
     return Program(
         name=name,
         stage="app",
         command=lambda cfg: [str(cfg.python), "-m", package],
+        prepare=auth_prepare,  # the services verify tokens against the JWKS (and sign with the dev key)
         ready=lambda cfg: checks.grpc_health(f"127.0.0.1:{cfg.port(port_key)}", grpc_service),
         stopwaitsecs=15,
         ready_timeout=60,

@@ -14,6 +14,7 @@ import pytest
 from batch.history import RETURNING, record_new_events
 from recsys.v1 import profile_service_pb2 as pb
 from recsys.v1 import profile_service_pb2_grpc as pb_grpc
+from tests.tokens import auth_headers, authed_channel
 
 pytestmark = pytest.mark.stack
 
@@ -58,7 +59,7 @@ def seeded(stack):
 
 @pytest.fixture(scope="module")
 def stub(stack):
-    with grpc.insecure_channel(stack.profile_addr) as channel:
+    with authed_channel(stack.profile_addr) as channel:
         yield pb_grpc.ProfileServiceStub(channel)
 
 
@@ -85,7 +86,10 @@ def test_unknown_user_is_not_found(stub, stack):
         stub.GetProfile(pb.GetProfileRequest(user_id=U_NOBODY), timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     try:
-        urllib.request.urlopen(f"{stack.envoy_url}/v1/users/{U_NOBODY}/profile", timeout=10)
+        urllib.request.urlopen(
+            urllib.request.Request(f"{stack.envoy_url}/v1/users/{U_NOBODY}/profile", headers=auth_headers()),
+            timeout=10,
+        )
         raise AssertionError("expected 404")
     except urllib.error.HTTPError as e:
         assert e.code == 404
@@ -100,7 +104,8 @@ def test_preference_vector(stub, seeded):
 
 
 def test_profile_through_envoy(stack, seeded):
-    with urllib.request.urlopen(f"{stack.envoy_url}/v1/users/{U_VECTOR}/profile", timeout=10) as resp:
+    url = f"{stack.envoy_url}/v1/users/{U_VECTOR}/profile"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=auth_headers()), timeout=10) as resp:
         profile = json.loads(resp.read())["profile"]
     assert profile["hasPreferenceVector"] is True and profile["modelVersion"] == "test-profile-v1"
     assert profile["interactionCount"] == "9"

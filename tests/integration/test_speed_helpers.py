@@ -15,6 +15,8 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from tests.tokens import auth_headers
+
 DIM = 64
 SEED_BASE = 910_000_000  # distinct from other suites' 900000000+ test movies
 SEED_GENRES = ("SpeedAlpha", "SpeedBeta", "SpeedGamma")
@@ -88,7 +90,10 @@ def new_user_id() -> int:
 def http(method: str, url: str, body: Any = None, timeout: float = 15) -> tuple[int, Any]:
     """(status, parsed JSON body) of one request; HTTP errors are returned, not raised."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    # A service token (acts for any user): these helpers serve tests of the speed layer, not of
+    # who may call (tests/integration/test_auth.py).
+    headers = {"content-type": "application/json", **auth_headers()}
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")

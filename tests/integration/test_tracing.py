@@ -21,6 +21,7 @@ import redis
 
 from recsys.cache import recommendations_key
 from stack import supervisor
+from tests.tokens import auth_headers
 
 from .test_speed_helpers import new_user_id
 
@@ -43,7 +44,7 @@ def call(stack: Any, method: str, path: str, header: str, body: Any = None) -> t
         f"{stack.envoy_url}{path}",
         data=data,
         method=method,
-        headers={"traceparent": header, "content-type": "application/json"},
+        headers={"traceparent": header, "content-type": "application/json", **auth_headers()},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

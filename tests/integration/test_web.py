@@ -3,6 +3,8 @@
 - `npm test`: Vitest unit tests of the components and the API client (no stack);
 - `npm run e2e`: real headless Chromium (Debian's /usr/bin/chromium) against the real stack:
   the app served by the stack's `web` program on WEB_PORT, the API through Envoy on ENVOY_PORT.
+  Each test signs in through the app's form (POST /v1/sessions, the stack's development token
+  issuer, AUTH_DEV_ISSUER) and runs with the token, as a person would.
   Every test must run: a skipped e2e test fails here.
 """
 

@@ -35,3 +35,15 @@ def test_string_and_list_limits() -> None:
     with pytest.raises(InvalidArgument) as err:
         check.done()
     assert {v.field for v in err.value.violations} == {"query", "genres"}
+
+
+def test_text_with_a_nul_character_is_refused() -> None:
+    """PostgreSQL text cannot hold U+0000: a NUL in a query was a 500 before it was checked."""
+    check = Checks()
+    check.max_len("query", "a\x00b", 200)
+    check.max_len("genre", "Drama", 100)
+    with pytest.raises(InvalidArgument) as err:
+        check.done()
+    assert [(v.field, v.description) for v in err.value.violations] == [
+        ("query", "must not contain NUL characters")
+    ]

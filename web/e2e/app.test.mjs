@@ -3,14 +3,16 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import {
   API_BASE,
-  createUser,
+  appSession,
   DESKTOP,
   PHONE,
   WEB_BASE,
   ensureWebServer,
   launchBrowser,
+  recordApiRequests,
   requireApi,
   screenshot,
+  signIn,
   sleep,
   watchPage,
 } from './helpers.mjs'
@@ -44,11 +46,11 @@ async function newPage(viewport = DESKTOP, url = WEB_BASE) {
 describe('a new user rates movies of one genre', () => {
   test('realtime-tier recommendations appear without a reload', async () => {
     const { context, page, log } = await newPage()
+    const apiRequests = recordApiRequests(page)
     try {
-      await page.getByRole('heading', { name: 'Who is watching?' }).waitFor()
-      await screenshot(page, 'desktop-user-picker')
-      await page.getByRole('button', { name: 'Start as a new user' }).click()
-      const userId = (await page.getByTestId('current-user').textContent()).trim()
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor()
+      await screenshot(page, 'desktop-sign-in')
+      const userId = await signIn(page, { name: 'e2e realtime' })
       assert.match(userId, /^\d+$/)
 
       // A brand-new user gets the popular list first.
@@ -137,6 +139,75 @@ describe('a new user rates movies of one genre', () => {
       await sleep(300)
       await screenshot(page, 'phone-movie-dialog')
       await page.keyboard.press('Escape')
+
+      // Every call carried the token; nothing asked for CreateUser (it needs a service token).
+      const requests = await apiRequests()
+      const { accessToken } = await appSession(page)
+      assert.ok(requests.some((r) => r.method === 'POST' && r.path === '/v1/sessions'), 'no POST /v1/sessions')
+      assert.ok(!requests.some((r) => r.method === 'POST' && r.path === '/v1/users'), 'the app called POST /v1/users')
+      const after = requests.filter((r) => r.path !== '/v1/sessions')
+      assert.ok(after.some((r) => r.path === `/v1/users/${userId}/recommendations`))
+      assert.ok(after.some((r) => r.method === 'POST' && r.path === '/v1/events'))
+      for (const r of after) assert.equal(r.auth, `Bearer ${accessToken}`, `${r.method} ${r.path} without the token`)
+    } catch (err) {
+      err.message += `\npage log:\n${log.slice(-20).join('\n')}`
+      throw err
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('signing in', () => {
+  test('a reload keeps the session, a refused token returns to sign-in, sign out forgets it', async () => {
+    const { context, page, log } = await newPage()
+    try {
+      const userId = await signIn(page, { name: 'e2e session' })
+      const recs = page.locator('section.recs ol.movie-grid li')
+      await recs.first().waitFor()
+      const { accessToken } = await appSession(page)
+      assert.ok(accessToken, 'no token in sessionStorage')
+
+      // A reload keeps the session (this tab's sessionStorage).
+      await page.reload()
+      await recs.first().waitFor()
+      assert.equal((await page.getByTestId('current-user').textContent()).trim(), userId)
+
+      // A token the gateway refuses is a 401 the browser can read (CORS headers on Envoy's own
+      // reply), and the app returns to sign-in saying why.
+      const [head, payload, signature] = accessToken.split('.')
+      const forged = `${head}.${payload}.${signature.split('').reverse().join('')}`
+      const probe = await fetch(`${API_BASE}/v1/users/${userId}/recommendations?limit=1`, {
+        headers: { authorization: `Bearer ${forged}`, origin: WEB_BASE },
+      })
+      await probe.arrayBuffer()
+      assert.equal(probe.status, 401, 'the gateway accepted a token with a bad signature')
+      assert.ok(
+        probe.headers.get('access-control-allow-origin'),
+        "the gateway's 401 has no access-control-allow-origin, so the browser sees a CORS failure " +
+          'instead of the 401: in envoy/envoy.tmpl.yaml the CORS filter must come before jwt_authn',
+      )
+      await page.evaluate((token) => {
+        const s = JSON.parse(window.sessionStorage.getItem('recsys.session'))
+        window.sessionStorage.setItem('recsys.session', JSON.stringify({ ...s, accessToken: token }))
+      }, forged)
+      await page.reload()
+      await page.getByTestId('session-ended').waitFor({ timeout: 15_000 })
+      assert.match(await page.getByTestId('session-ended').textContent(), /did not accept your session/)
+      assert.equal(await appSession(page), null, 'the refused token was kept')
+      await screenshot(page, 'desktop-sign-in-again')
+
+      // Signing in as the same user by id (the user switch goes through sign-in too).
+      assert.equal(await signIn(page, { userId }), userId)
+      await recs.first().waitFor()
+
+      // Sign out: back to the sign-in form, the token gone, no user-scoped call without one.
+      await page.getByRole('button', { name: 'Sign out' }).click()
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor()
+      assert.equal(await appSession(page), null)
+      await page.setViewportSize(PHONE)
+      await sleep(200)
+      await screenshot(page, 'phone-sign-in')
     } catch (err) {
       err.message += `\npage log:\n${log.slice(-20).join('\n')}`
       throw err
@@ -148,16 +219,28 @@ describe('a new user rates movies of one genre', () => {
 
 describe('error states', () => {
   test('the real gateway rate limit (429) renders "Too many requests" and recovers', async () => {
-    // A dedicated client id: its own token bucket at the gateway, drained by a burst from here.
-    const clientId = `e2e-429-${Date.now().toString(36)}`
-    const userId = await createUser('e2e 429')
+    // The gateway keeps one token bucket per signed-in user (the token's subject): a new user's
+    // bucket, drained by a burst from here with the same token, limits that user's page only.
+    const { context, page, log } = await newPage()
+    let userId
+    let token
+    try {
+      userId = await signIn(page, { name: 'e2e 429' })
+      await page.locator('section.recs ol.movie-grid li').first().waitFor()
+      token = (await appSession(page)).accessToken
+    } catch (err) {
+      await context.close()
+      err.message += `\npage log:\n${log.slice(-20).join('\n')}`
+      throw err
+    }
+    const auth = { authorization: `Bearer ${token}` }
 
     let hammering = true
     let limited = 0
     const hammer = async () => {
       while (hammering) {
         // /bench/direct is answered by Envoy itself: the cheapest way to keep the bucket empty.
-        const res = await fetch(`${API_BASE}/bench/direct`, { headers: { 'x-client-id': clientId } }).catch(() => null)
+        const res = await fetch(`${API_BASE}/bench/direct`, { headers: auth }).catch(() => null)
         if (res?.status === 429) limited++
         await res?.arrayBuffer().catch(() => {})
       }
@@ -165,17 +248,16 @@ describe('error states', () => {
     const workers = Array.from({ length: 32 }, hammer)
     // Every way out of this test stops the hammer: a failed assertion that left it running kept
     // node (and 32 fetch loops) busy until the runner's own timeout.
-    let context
     try {
       const deadline = Date.now() + 10_000
       while (limited === 0 && Date.now() < deadline) await sleep(50)
-      assert.ok(limited > 0, `the gateway never answered 429 to client ${clientId}`)
+      assert.ok(limited > 0, `the gateway never answered 429 to user ${userId}`)
 
       // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
       let probe
       for (let i = 0; i < 50 && probe?.status !== 429; i++) {
         // An API route (not the direct-response bench route, which no CORS policy covers).
-        probe = await fetch(`${API_BASE}/v1/movies?pageSize=1`, { headers: { 'x-client-id': clientId, origin: WEB_BASE } })
+        probe = await fetch(`${API_BASE}/v1/users/${userId}/recommendations?limit=1`, { headers: { ...auth, origin: WEB_BASE } })
         await probe.arrayBuffer()
       }
       if (probe?.status === 429 && !probe.headers.get('access-control-allow-origin')) {
@@ -186,15 +268,13 @@ describe('error states', () => {
         )
       }
 
-      const opened = await newPage(DESKTOP, `${WEB_BASE}/?user=${userId}&client=${clientId}`)
-      context = opened.context
-      const { page, log } = opened
       try {
         // The bucket refills 100 tokens at once every second, so a request that lands right after
         // a refill gets through. The page then polls every 15.0 s, at the same phase of the
         // refill timer, so its next polls may get through too (seen in CI: three in a row).
-        // A reload sends a fresh request at another phase.
+        // A reload (the session survives it) sends a fresh request at another phase.
         const alert = page.locator('section.recs [role="alert"]')
+        await page.reload()
         for (let attempt = 1; ; attempt++) {
           try {
             await alert.waitFor({ timeout: 8_000 })
@@ -224,12 +304,11 @@ describe('error states', () => {
     } finally {
       hammering = false
       await Promise.all(workers)
-      await context?.close()
+      await context.close()
     }
   })
 
   test('a 429 with Retry-After (intercepted) shows the countdown; a 503 shows unavailable', async () => {
-    const userId = await createUser('e2e errors')
     const context = await chrome.browser.newContext({ viewport: DESKTOP })
     const page = await context.newPage()
     let mode = '429'
@@ -254,7 +333,8 @@ describe('error states', () => {
           : route.continue(),
     )
     try {
-      await page.goto(`${WEB_BASE}/?user=${userId}`)
+      await page.goto(WEB_BASE)
+      await signIn(page, { name: 'e2e errors' })
       const alert = page.locator('section.recs [role="alert"]')
       await alert.waitFor()
       assert.match(await alert.textContent(), /Too many requests, retrying in (30|29|28) s/)

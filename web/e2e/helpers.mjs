@@ -38,6 +38,14 @@ export async function requireApi() {
     throw new Error(`the API is not reachable at ${API_BASE} (start the stack: .venv/bin/python -m stack up): ${err}`)
   }
   if (!res.ok) throw new Error(`the API at ${API_BASE} answered ${res.status} to GET /v1/movies`)
+  // The tests sign in through the app, which asks the development token issuer.
+  const session = await fetch(`${API_BASE}/v1/sessions`, { method: 'POST', body: JSON.stringify({ userId: '1' }) })
+  if (!session.ok)
+    throw new Error(
+      `POST /v1/sessions answered ${session.status}: ${await session.text()} (the e2e tests sign in ` +
+        'through the development token issuer: AUTH_DEV_ISSUER=true, as the local stack has it)',
+    )
+  await session.arrayBuffer()
 }
 
 /** Uses the web app already served on WEB_BASE, or starts Vite's dev server there. */
@@ -109,19 +117,44 @@ export function watchPage(page) {
   return log
 }
 
-/** POST /v1/users, retried a few times while a service restarts (the stack is shared). */
-export async function createUser(name = 'e2e') {
-  let last
-  for (let i = 0; i < 10; i++) {
-    try {
-      const res = await fetch(`${API_BASE}/v1/users`, { method: 'POST', body: JSON.stringify({ displayName: name }) })
-      const text = await res.text()
-      if (res.ok) return JSON.parse(text).userId
-      last = new Error(`POST /v1/users answered ${res.status}: ${text}`)
-    } catch (err) {
-      last = err
+/** The user id and access token the app keeps (this tab's sessionStorage), or null. */
+export async function appSession(page) {
+  return page.evaluate(() => JSON.parse(window.sessionStorage.getItem('recsys.session') ?? 'null'))
+}
+
+/**
+ * Signs in through the app's sign-in form: as a new user named `who.name`, or as the existing
+ * user `who.userId`. Retried a few times while a service restarts (the stack is shared: the form
+ * then shows an error). Returns the signed-in user id, as the header shows it.
+ */
+export async function signIn(page, who) {
+  const form = page.getByRole('heading', { name: 'Sign in' })
+  await form.waitFor()
+  const current = page.getByTestId('current-user')
+  const alert = page.locator('section.picker [role="alert"]')
+  let last = ''
+  for (let attempt = 1; attempt <= 10; attempt++) {
+    if (who.userId !== undefined) {
+      await page.getByLabel('User id').fill(String(who.userId))
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click()
+    } else {
+      await page.getByLabel('Your name, for a new user').fill(who.name ?? 'e2e')
+      await page.getByRole('button', { name: 'Create user and sign in' }).click()
     }
+    await current.or(alert).first().waitFor({ timeout: 15_000 })
+    if (await current.isVisible()) return (await current.textContent()).trim()
+    last = (await alert.textContent()) ?? ''
     await sleep(1000)
   }
-  throw last
+  throw new Error(`sign-in failed 10 times; last error shown: ${last}`)
+}
+
+/** Every API request the page makes (method, URL, Authorization header), for assertions. */
+export function recordApiRequests(page) {
+  const seen = []
+  page.on('request', (r) => {
+    if (!r.url().startsWith(API_BASE) || r.method() === 'OPTIONS') return
+    seen.push(r.headerValue('authorization').then((auth) => ({ method: r.method(), path: new URL(r.url()).pathname, auth })))
+  })
+  return () => Promise.all(seen)
 }

@@ -3,7 +3,8 @@ import userEvent from '@testing-library/user-event'
 import { describe, expect, it } from 'vitest'
 import { createApi } from './api'
 import { App } from './App'
-import { json, mockFetch, movie, recs, type Route } from './test/fakeApi'
+import { SESSION_KEY, SessionStore } from './session'
+import { json, mockFetch, movie, recs, sessionAnswer, type Route } from './test/fakeApi'
 
 const profile = { profile: { userId: '7', hasPreferenceVector: false, interactionCount: '0', ratingCount: '0', modelVersion: '', topGenres: [], recentInteractions: [] } }
 
@@ -17,12 +18,22 @@ function baseRoutes(extra: Route[] = []): Route[] {
   ]
 }
 
+/** The app with a fetch mock, signed in as `user` (null: signed out); the token in sessionStorage. */
 function renderApp(routes: Route[], user: string | null = '7') {
-  if (user) window.localStorage.setItem('recsys.userId', user)
+  const session = new SessionStore(window.sessionStorage)
+  if (user) session.set({ accessToken: `tok-${user}`, tokenType: 'Bearer', userId: user, expiresAt: '2999-01-01T00:00:00Z' })
   const fetch = mockFetch(routes)
-  const api = createApi('http://api.test', fetch)
+  const api = createApi('http://api.test', fetch, { session })
   render(<App api={api} intervalMs={60_000} fastIntervalMs={40} />)
   return fetch
+}
+
+/** [path, Authorization header] of every call, in order. */
+function calls(fetch: ReturnType<typeof mockFetch>) {
+  return fetch.mock.calls.map(([u, init]) => [
+    `${init?.method ?? 'GET'} ${new URL(u).pathname}`,
+    (init?.headers as Record<string, string>)?.Authorization,
+  ])
 }
 
 function eventBodies(fetch: ReturnType<typeof mockFetch>) {
@@ -32,26 +43,133 @@ function eventBodies(fetch: ReturnType<typeof mockFetch>) {
 }
 
 describe('App', () => {
-  it('shows the user picker and starts as a new user', async () => {
+  it('shows sign-in and creates a new user through POST /v1/sessions, then sends its token', async () => {
     const fetch = renderApp(
       baseRoutes([
-        { method: 'POST', match: /^\/v1\/users$/, respond: () => json({ userId: '10000001' }) },
+        { method: 'POST', match: /^\/v1\/sessions$/, respond: () => json(sessionAnswer('10000001', 'tok-new')) },
         { match: /^\/v1\/users\/10000001\/recommendations$/, respond: () => json(recs('TIER_POPULAR', [1, 2])) },
       ]),
       null,
     )
-    await userEvent.click(screen.getByRole('button', { name: 'Start as a new user' }))
+    expect(screen.getByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+    await userEvent.type(screen.getByLabelText('Your name, for a new user'), 'Ada')
+    await userEvent.click(screen.getByRole('button', { name: 'Create user and sign in' }))
     expect(await screen.findByTestId('current-user')).toHaveTextContent('10000001')
+    expect(screen.getByText('Ada')).toBeInTheDocument()
     expect(await screen.findByRole('button', { name: 'Movie 1' })).toBeInTheDocument()
-    expect(fetch.mock.calls.some(([u, i]) => u.endsWith('/v1/users') && i?.method === 'POST')).toBe(true)
-    expect(window.localStorage.getItem('recsys.userId')).toBe('10000001')
+
+    const sessionCall = fetch.mock.calls.find(([u]) => u.endsWith('/v1/sessions'))!
+    expect(JSON.parse(sessionCall[1]!.body as string)).toEqual({ displayName: 'Ada' })
+    // CreateUser (POST /v1/users) needs a service token now: the app never calls it.
+    expect(calls(fetch).some(([c]) => c === 'POST /v1/users')).toBe(false)
+    // Every call after signing in carries the token.
+    const after = calls(fetch).filter(([c]) => c !== 'POST /v1/sessions')
+    expect(after.length).toBeGreaterThan(0)
+    for (const [c, auth] of after) expect([c, auth]).toEqual([c, 'Bearer tok-new'])
+    expect(JSON.parse(window.sessionStorage.getItem(SESSION_KEY)!)).toMatchObject({ accessToken: 'tok-new', userId: '10000001' })
   })
 
-  it('validates a typed user id', async () => {
-    renderApp(baseRoutes(), null)
+  it('signs in as an existing user by id', async () => {
+    const fetch = renderApp(
+      baseRoutes([
+        { method: 'POST', match: /^\/v1\/sessions$/, respond: () => json(sessionAnswer('42')) },
+        { match: /^\/v1\/users\/42\/recommendations$/, respond: () => json(recs('TIER_BATCH', [3])) },
+      ]),
+      null,
+    )
+    await userEvent.type(screen.getByLabelText('User id'), '42')
+    await userEvent.click(screen.getByRole('button', { name: 'Sign in' }))
+    expect(await screen.findByTestId('current-user')).toHaveTextContent('42')
+    expect(await screen.findByRole('button', { name: 'Movie 3' })).toBeInTheDocument()
+    expect(JSON.parse(fetch.mock.calls[0][1]!.body as string)).toEqual({ userId: '42' })
+    expect(calls(fetch)).toContainEqual(['GET /v1/users/42/recommendations', 'Bearer tok-42'])
+  })
+
+  it('fills in the user id from ?user= without signing in by itself', async () => {
+    window.history.replaceState(null, '', '/?user=31')
+    try {
+      const fetch = renderApp(baseRoutes(), null)
+      expect(screen.getByLabelText('User id')).toHaveValue('31')
+      expect(fetch).not.toHaveBeenCalled()
+    } finally {
+      window.history.replaceState(null, '', '/')
+    }
+  })
+
+  it('validates a typed user id and a new user name', async () => {
+    const fetch = renderApp(baseRoutes(), null)
     await userEvent.type(screen.getByLabelText('User id'), 'abc{Enter}')
     expect(screen.getByText('A user id is a positive whole number.')).toBeInTheDocument()
     expect(screen.getByLabelText('User id')).toHaveAttribute('aria-invalid', 'true')
+    await userEvent.click(screen.getByRole('button', { name: 'Create user and sign in' }))
+    expect(screen.getByText(/Give the new user a name/)).toBeInTheDocument()
+    expect(fetch).not.toHaveBeenCalled()
+  })
+
+  it('says so when this deployment cannot sign in (501)', async () => {
+    renderApp(
+      baseRoutes([{ method: 'POST', match: /^\/v1\/sessions$/, respond: () => json({ code: 12, message: 'Method not implemented!' }, 501) }]),
+      null,
+    )
+    await userEvent.type(screen.getByLabelText('User id'), '42{Enter}')
+    expect(await screen.findByRole('alert')).toHaveTextContent(/no development token issuer/)
+    expect(screen.queryByTestId('current-user')).not.toBeInTheDocument()
+  })
+
+  it('a 401 drops the token and returns to sign-in, saying why', async () => {
+    renderApp(baseRoutes([{ match: /recommendations$/, respond: () => json({ code: 16, message: 'Jwt is expired' }, 401) }]))
+    expect(await screen.findByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+    expect(screen.getByTestId('session-ended')).toHaveTextContent(/did not accept your session/)
+    expect(screen.getByRole('heading', { name: 'Sign in' })).toHaveFocus()
+    expect(screen.queryByTestId('current-user')).not.toBeInTheDocument()
+    expect(window.sessionStorage.getItem(SESSION_KEY)).toBeNull()
+  })
+
+  it('says the session expired when the stored token expired while the tab was away', async () => {
+    window.sessionStorage.setItem(
+      SESSION_KEY,
+      JSON.stringify({ accessToken: 'tok-7', tokenType: 'Bearer', userId: '7', expiresAt: '2000-01-01T00:00:00Z' }),
+    )
+    const fetch = renderApp(baseRoutes(), null)
+    expect(screen.getByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+    expect(screen.getByTestId('session-ended')).toHaveTextContent('Your session expired.')
+    expect(fetch).not.toHaveBeenCalled()
+  })
+
+  it('signs out, and switching user goes through sign-in', async () => {
+    const fetch = renderApp(
+      baseRoutes([
+        { match: /recommendations$/, respond: (u) => json(recs('TIER_POPULAR', u.pathname.includes('/8/') ? [8] : [7])) },
+        { method: 'POST', match: /^\/v1\/sessions$/, respond: () => json(sessionAnswer('8')) },
+      ]),
+    )
+    expect(await screen.findByRole('button', { name: 'Movie 7' })).toBeInTheDocument()
+    await userEvent.click(screen.getByRole('button', { name: 'Sign out' }))
+    expect(screen.getByRole('heading', { name: 'Sign in' })).toBeInTheDocument()
+    expect(screen.getByTestId('session-ended')).toHaveTextContent('You signed out.')
+    expect(window.sessionStorage.getItem(SESSION_KEY)).toBeNull()
+
+    await userEvent.type(screen.getByLabelText('User id'), '8{Enter}')
+    expect(await screen.findByRole('button', { name: 'Movie 8' })).toBeInTheDocument()
+    expect(screen.getByTestId('current-user')).toHaveTextContent('8')
+    expect(calls(fetch)).toContainEqual(['GET /v1/users/8/recommendations', 'Bearer tok-8'])
+    expect(calls(fetch).filter(([c]) => c === 'GET /v1/users/8/recommendations').every(([, a]) => a === 'Bearer tok-8')).toBe(true)
+  })
+
+  it('shows a 403 on an event as not allowed, and stays signed in', async () => {
+    renderApp(
+      baseRoutes([
+        { match: /recommendations$/, respond: () => json(recs('TIER_POPULAR', [1])) },
+        { method: 'POST', match: /^\/v1\/events$/, respond: () => json({ code: 7, message: 'the token may not act for user 7' }, 403) },
+      ]),
+    )
+    await userEvent.click(await screen.findByRole('button', { name: 'Movie 1' }))
+    const dialog = await screen.findByRole('dialog')
+    await userEvent.click(within(dialog).getByRole('button', { name: 'Like' }))
+    const alert = await within(dialog).findByRole('alert')
+    expect(alert).toHaveAttribute('data-error-kind', 'forbidden')
+    expect(alert).toHaveTextContent('the token may not act for user 7')
+    expect(screen.getByTestId('current-user')).toHaveTextContent('7')
   })
 
   it('renders recommendations with the tier of each and the reason', async () => {

@@ -1,12 +1,12 @@
-import { useCallback, useEffect, useState } from 'react'
+import { useCallback, useEffect, useState, useSyncExternalStore } from 'react'
 import { api as defaultApi, type ApiClient, type EventType, type Movie } from './api'
 import { Catalogue } from './components/Catalogue'
 import { MovieDialog } from './components/MovieDialog'
 import { ProfileSummary } from './components/ProfileSummary'
 import { Recommendations, type RecsUpdate } from './components/Recommendations'
-import { UserPicker } from './components/UserPicker'
+import { SignIn } from './components/SignIn'
+import type { EndReason } from './session'
 
-const USER_KEY = 'recsys.userId'
 /** How long to poll fast after an action: the speed layer answers within seconds. */
 const FAST_POLL_WINDOW_MS = 20_000
 
@@ -23,31 +23,38 @@ export interface AppProps {
   fastIntervalMs?: number
 }
 
-function storedUser(): string | null {
+/** ?user=ID in the URL: the user id the sign-in form starts with (it does not sign in by itself). */
+function urlUser(): string {
   try {
     const fromUrl = new URLSearchParams(window.location.search).get('user')
-    if (fromUrl && /^\d+$/.test(fromUrl)) return fromUrl
-    return window.localStorage.getItem(USER_KEY)
+    return fromUrl && /^\d+$/.test(fromUrl) ? fromUrl : ''
   } catch {
-    return null
+    return ''
   }
 }
 
 export function App({ api = defaultApi, intervalMs, fastIntervalMs }: AppProps) {
-  const [userId, setUserId] = useState<string | null>(storedUser)
+  // The signed-in user is the one the token acts for; no token, no user (sign-in shows).
+  const session = useSyncExternalStore(api.session.subscribe, api.session.get)
+  const userId = session?.userId ?? null
+  const [ended, setEnded] = useState<EndReason | null>(() => api.session.endedBeforeLoad)
   const [tab, setTab] = useState<Tab>('recs')
   const [open, setOpen] = useState<Open | null>(null)
   const [fastUntil, setFastUntil] = useState(0)
   const [unseenUpdate, setUnseenUpdate] = useState(false)
 
-  useEffect(() => {
-    try {
-      if (userId) window.localStorage.setItem(USER_KEY, userId)
-      else window.localStorage.removeItem(USER_KEY)
-    } catch {
-      // storage may be unavailable; the choice then lasts for this page only
-    }
-  }, [userId])
+  // Sign-in, sign-out, an expired token and a 401 from any call all land here.
+  useEffect(
+    () =>
+      api.session.subscribe((s, reason) => {
+        setEnded(s ? null : (reason ?? null))
+        setOpen(null)
+        setTab('recs')
+        setUnseenUpdate(false)
+        setFastUntil(0)
+      }),
+    [api],
+  )
 
   useEffect(() => {
     if (tab === 'recs') setUnseenUpdate(false)
@@ -87,13 +94,14 @@ export function App({ api = defaultApi, intervalMs, fastIntervalMs }: AppProps) 
           </span>
           <h1>recsys</h1>
         </div>
-        {userId ? (
+        {session ? (
           <div className="who">
             <span>
-              User <strong data-testid="current-user">{userId}</strong>
+              Signed in as {session.displayName ? <span className="who-name">{session.displayName}</span> : null}{' '}
+              user <strong data-testid="current-user">{session.userId}</strong>
             </span>
-            <button type="button" className="btn btn-small" onClick={() => setUserId(null)}>
-              Switch user
+            <button type="button" className="btn btn-small" onClick={() => api.signOut()}>
+              Sign out
             </button>
           </div>
         ) : null}
@@ -101,7 +109,7 @@ export function App({ api = defaultApi, intervalMs, fastIntervalMs }: AppProps) 
 
       <main id="main" className="app-main">
         {!userId ? (
-          <UserPicker api={api} onChoose={setUserId} />
+          <SignIn api={api} initialUserId={urlUser()} ended={ended} />
         ) : (
           <>
             <ProfileSummary api={api} userId={userId} fastUntil={fastUntil} />

@@ -1,6 +1,14 @@
 // The typed REST client of the recsys API (Envoy's gRPC-JSON transcoder).
 // This module is the only place that knows URLs. Proto3 JSON rules apply:
 // lowerCamelCase fields, int64 values as strings, enums by name.
+//
+// Authentication: signIn() asks the gateway for an access token (POST /v1/sessions) and keeps it
+// in a SessionStore; every request then carries `Authorization: Bearer <token>`. A 401 answer
+// ends the session (the app shows sign-in again); a 403 is an action outside the token's rights.
+
+import { SessionStore, type Session } from './session'
+
+export type { Session } from './session'
 
 export type Tier = 'TIER_UNSPECIFIED' | 'TIER_CACHE' | 'TIER_REALTIME' | 'TIER_BATCH' | 'TIER_POPULAR'
 
@@ -127,6 +135,30 @@ export class UnavailableError extends ApiError {
   }
 }
 
+/** HTTP 401: no token, or one the API does not accept (expired, bad signature); sign in again. */
+export class UnauthorizedError extends ApiError {
+  constructor(message: string, code?: number | string) {
+    super(401, message, code)
+    this.name = 'UnauthorizedError'
+  }
+}
+
+/** HTTP 403: the token is valid but may not do this (e.g. another user's data). */
+export class ForbiddenError extends ApiError {
+  constructor(message: string, code?: number | string) {
+    super(403, message, code)
+    this.name = 'ForbiddenError'
+  }
+}
+
+/** HTTP 501 from POST /v1/sessions: this deployment has no development token issuer. */
+export class SignInUnavailableError extends ApiError {
+  constructor(message: string, code?: number | string) {
+    super(501, message, code)
+    this.name = 'SignInUnavailableError'
+  }
+}
+
 /** HTTP 404: the user or movie does not exist. */
 export class NotFoundError extends ApiError {
   constructor(message: string, code?: number | string) {
@@ -180,6 +212,10 @@ async function errorFromResponse(res: Response): Promise<ApiError> {
     case 503:
     case 504:
       return new UnavailableError(message || 'The service is unavailable', res.status, code)
+    case 401:
+      return new UnauthorizedError(message || 'Sign in to continue', code)
+    case 403:
+      return new ForbiddenError(message || 'Not allowed', code)
     case 404:
       return new NotFoundError(message || 'Not found', code)
     default:
@@ -189,9 +225,17 @@ async function errorFromResponse(res: Response): Promise<ApiError> {
 
 type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 
+/** Who to sign in as: an existing user by id, or a new user with this display name. */
+export type SignInRequest = { userId: string } | { displayName: string }
+
 export interface ApiClient {
   readonly baseUrl: string
-  createUser(displayName?: string): Promise<string>
+  /** The session every request authenticates with; subscribe to see sign-in and sign-out. */
+  readonly session: SessionStore
+  /** POST /v1/sessions: gets a token for the user (or a new user) and stores it. */
+  signIn(who: SignInRequest): Promise<Session>
+  /** Forgets the token (the app shows sign-in again). */
+  signOut(): void
   getRecommendations(userId: string, q?: RecommendationsQuery, signal?: AbortSignal): Promise<Recommendations>
   listMovies(q?: MoviesQuery, signal?: AbortSignal): Promise<MoviePage>
   getMovie(movieId: string, signal?: AbortSignal): Promise<Movie>
@@ -212,26 +256,28 @@ function normalizeMovie(m: Partial<Movie> | undefined): Movie {
 }
 
 export interface ApiOptions {
-  /**
-   * Sent as x-client-id: the gateway rate-limits per client id (else per address), so each
-   * browser gets its own budget instead of sharing one with everything on the same host.
-   */
-  clientId?: string
+  /** Where the token is kept; default: an in-memory store (the app passes a sessionStorage one). */
+  session?: SessionStore
 }
 
 export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, opts: ApiOptions = {}): ApiClient {
   const base = baseUrl.replace(/\/+$/, '')
-  const clientHeader: Record<string, string> = opts.clientId ? { 'x-client-id': opts.clientId } : {}
   const doFetch: FetchLike = fetchImpl ?? ((input, init) => globalThis.fetch(input, init))
+  const session = opts.session ?? new SessionStore(null)
 
-  async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  /** anonymous: send no token even when there is one (signing in must not depend on the old one). */
+  async function request<T>(path: string, init?: RequestInit, anonymous = false): Promise<T> {
+    const token = anonymous ? null : session.token()
     let res: Response
     try {
       res = await doFetch(base + path, {
         ...init,
         headers: {
+          // Only headers the gateway's CORS policy allows (authorization, content-type): any
+          // other makes the browser's preflight fail. The gateway's rate limit keys on the
+          // token's user (else the address), so no client id header is needed.
           Accept: 'application/json',
-          ...clientHeader,
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
           ...(init?.body ? { 'Content-Type': 'application/json' } : {}),
         },
       })
@@ -240,7 +286,13 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       // fetch rejects on network failures (and on CORS-less error replies).
       throw new UnavailableError('Cannot reach the API', 0)
     }
-    if (!res.ok) throw await errorFromResponse(res)
+    if (!res.ok) {
+      const err = await errorFromResponse(res)
+      // The token was refused (or one is needed): end the session, unless a newer sign-in
+      // replaced the token this request carried while it was in flight.
+      if (err instanceof UnauthorizedError && !anonymous) session.clear('rejected', token)
+      throw err
+    }
     const text = await res.text()
     return (text ? JSON.parse(text) : {}) as T
   }
@@ -249,13 +301,37 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
 
   return {
     baseUrl: base,
+    session,
 
-    async createUser(displayName = '') {
-      const body = await request<{ userId?: string }>('/v1/users', {
-        method: 'POST',
-        body: JSON.stringify({ displayName }),
-      })
-      return String(body.userId ?? '')
+    async signIn(who) {
+      // New users come from the session endpoint too: POST /v1/users needs a service token.
+      const payload = 'userId' in who ? { userId: who.userId } : { displayName: who.displayName }
+      let body: Partial<Omit<Session, 'userId'>> & { userId?: string | number }
+      try {
+        body = await request('/v1/sessions', { method: 'POST', body: JSON.stringify(payload) }, true)
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 501)
+          throw new SignInUnavailableError(
+            'Signing in is not available here: this deployment has no development token issuer.',
+            err.code,
+          )
+        throw err
+      }
+      if (typeof body.accessToken !== 'string' || !body.accessToken || body.userId === undefined)
+        throw new ApiError(200, 'The sign-in answer has no access token')
+      const s: Session = {
+        accessToken: body.accessToken,
+        tokenType: body.tokenType || 'Bearer',
+        userId: String(body.userId),
+        expiresAt: body.expiresAt,
+        displayName: 'displayName' in who ? who.displayName : undefined,
+      }
+      session.set(s)
+      return s
+    },
+
+    signOut() {
+      session.clear('signed-out')
     },
 
     async getRecommendations(userId, q = {}, signal) {
@@ -351,26 +427,9 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
   }
 }
 
-const CLIENT_KEY = 'recsys.clientId'
-
-/** This browser's client id: ?client=... in the URL, else one remembered in localStorage. */
-export function browserClientId(): string | undefined {
-  try {
-    const fromUrl = new URLSearchParams(window.location.search).get('client')
-    if (fromUrl && /^[\w.-]{1,64}$/.test(fromUrl)) return fromUrl
-    let id = window.localStorage.getItem(CLIENT_KEY)
-    if (!id) {
-      id = `web-${Math.random().toString(36).slice(2, 12)}`
-      window.localStorage.setItem(CLIENT_KEY, id)
-    }
-    return id
-  } catch {
-    return undefined
-  }
-}
-
-/** The client the app uses, pointed at VITE_API_BASE (default http://localhost:8080). */
-export const api: ApiClient = createApi(envBase(), undefined, { clientId: browserClientId() })
+/** The client the app uses, pointed at VITE_API_BASE (default http://localhost:8080), its token in
+ * this tab's sessionStorage (see session.ts for why). */
+export const api: ApiClient = createApi(envBase(), undefined, { session: new SessionStore() })
 
 /** Short, human names for the tiers. */
 export const TIER_LABELS: Record<Tier, string> = {

@@ -1,4 +1,4 @@
-import { NotFoundError, RateLimitedError, UnavailableError } from '../api'
+import { ForbiddenError, NotFoundError, RateLimitedError, UnauthorizedError, UnavailableError } from '../api'
 import { useCountdown } from '../usePolling'
 
 interface Props {
@@ -10,7 +10,10 @@ interface Props {
   what?: string
 }
 
-/** One error, described for people: rate limited, unavailable, not found or the server's message. */
+/**
+ * One error, described for people: rate limited, unavailable, not signed in, not allowed, not
+ * found or the server's message.
+ */
 export function ErrorState({ error, retryAt, onRetry, what }: Props) {
   const seconds = useCountdown(retryAt)
   const retrying = seconds !== null ? (seconds > 0 ? `retrying in ${seconds} s` : 'retrying now') : null
@@ -26,6 +29,14 @@ export function ErrorState({ error, retryAt, onRetry, what }: Props) {
     kind = 'unavailable'
     title = 'The service is unavailable right now.'
     detail = retrying ? `It may be restarting; ${retrying}.` : error.message
+  } else if (error instanceof UnauthorizedError) {
+    kind = 'unauthorized'
+    title = 'Please sign in again.'
+    detail = error.message
+  } else if (error instanceof ForbiddenError) {
+    kind = 'forbidden'
+    title = what ? `${what}: not allowed.` : 'Not allowed.'
+    detail = error.message
   } else if (error instanceof NotFoundError) {
     kind = 'not-found'
     title = what ? `${what}: not found.` : 'Not found.'

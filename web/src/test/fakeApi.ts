@@ -1,4 +1,5 @@
 import { vi } from 'vitest'
+import { SessionStore } from '../session'
 
 /** A fetch mock at the boundary: routes are matched by method + path prefix, in order. */
 export interface Route {
@@ -45,4 +46,16 @@ export function recs(tier: string, ids: number[], requestId = 'req-1') {
     modelVersion: tier === 'TIER_POPULAR' ? '' : 'als-1',
     requestId,
   }
+}
+
+/** An in-memory session store signed in as `userId` (token `token`). */
+export function session(userId: string, token = `tok-${userId}`): SessionStore {
+  const store = new SessionStore(null)
+  store.set({ accessToken: token, tokenType: 'Bearer', userId, expiresAt: '2999-01-01T00:00:00Z' })
+  return store
+}
+
+/** The body of a CreateSessionResponse. */
+export function sessionAnswer(userId: string, token = `tok-${userId}`) {
+  return { accessToken: token, tokenType: 'Bearer', userId, expiresAt: '2999-01-01T00:00:00Z' }
 }

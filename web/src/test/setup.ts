@@ -5,4 +5,5 @@ import { afterEach } from 'vitest'
 afterEach(() => {
   cleanup()
   window.localStorage.clear()
+  window.sessionStorage.clear()
 })
