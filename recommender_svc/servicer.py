@@ -29,8 +29,8 @@ from recommender_svc.ranking import (
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore, to_array
-from recsys.errors import NotFound
-from recsys.grpcserver import current_request_id
+from recsys.errors import NotFound, PermissionDenied, Unauthenticated
+from recsys.grpcserver import current_request_id, principal_var
 from recsys.v1 import (
     movie_pb2,
     profile_service_pb2,
@@ -340,6 +340,16 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if for_user:
             check.positive("user_id", request.user_id)
         check.done()
+        if for_user:
+            # The method is public, but what a user's answer leaves out tells their history:
+            # only that user (or a service acting for them) may ask for it.
+            caller = principal_var.get()
+            if caller is None:
+                raise Unauthenticated("user_id needs a bearer token")
+            if not caller.may_act_for(request.user_id):
+                raise PermissionDenied(
+                    f"the token of {caller.subject!r} may not act for user {request.user_id}"
+                )
         row = await self.store.movie(request.movie_id)
         if row is None:
             raise NotFound(f"movie {request.movie_id} not found")

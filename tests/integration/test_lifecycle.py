@@ -9,9 +9,12 @@ that the check can fail (the archived movies are what the tier would serve other
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from tests.integration.test_speed_helpers import (
     recommendations,
     wait_for,
 )
+from tests.tokens import auth_headers, user_token
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -346,6 +350,18 @@ def test_similar_movies_for_the_user_leave_out_the_whole_history(stack: Any, arc
     assert movie is not None, "no movie of the history has another one among its 100 neighbours"
     mine = similar(movie, f"&userId={archived.user}")
     assert len(mine["items"]) >= 50 and not set(_ids(mine)) & archived.seen
+    # What the answer leaves out tells the history: only the user (or a service) may ask.
+    url = f"{stack.envoy_url}/v1/movies/{movie}/similar?limit=10&userId={archived.user}"
+    for headers, refused in (({}, 401), (auth_headers(user_token(archived.user + 1)), 403)):
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10)
+            raise AssertionError(f"expected {refused}")
+        except urllib.error.HTTPError as err:
+            assert err.code == refused, (headers, err.code)
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=auth_headers(user_token(archived.user))), timeout=10
+    ) as resp:
+        assert not {int(i["movie"]["movieId"]) for i in json.loads(resp.read())["items"]} & archived.seen
 
 
 def test_rebuild_from_the_archive_restores_the_history(
