@@ -82,7 +82,11 @@ def rebuild(conn: psycopg.Connection[Any], archived: Iterable[Sequence[Any]]) ->
         cur.execute(_PROFILE_COUNTS)
         profiles = cur.rowcount
         counted = cur.execute("SELECT count(*) FROM rebuild_archived").fetchone()
-    return {"archived_events": int(counted[0]) if counted else 0, "user_items": items, "profiles_updated": profiles}
+    return {
+        "archived_events": int(counted[0]) if counted else 0,
+        "user_items": items,
+        "profiles_updated": profiles,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
