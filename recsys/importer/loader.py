@@ -206,8 +206,6 @@ def load(
             counted = cur.fetchone()
             interactions_inserted, interactions_new = (counted[0], counted[1]) if counted else (0, 0)
 
-            # The users' histories (seen set, signals, counts: batch.history) grow by them too.
-            cur.execute(accumulate_sql("import_new_events"))
             cur.execute(
                 """
                 UPDATE movies AS m SET popularity = m.popularity + c.n, updated_at = now()
