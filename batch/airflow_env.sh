@@ -18,6 +18,8 @@ else
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
-# pip leaves what already satisfies the pins alone, so a re-run is quick.
-"$VENV/bin/pip" install -q "${PINS[@]}" "apache-airflow==$VERSION"
+# pip leaves what already satisfies the pins alone, so a re-run is quick. psycopg2 and asyncpg
+# (Airflow's sync and async engines): the local stack keeps Airflow's metadata in PostgreSQL
+# (database `airflow`, stack/airflow.py).
+"$VENV/bin/pip" install -q "${PINS[@]}" "apache-airflow==$VERSION" psycopg2-binary asyncpg
 "$VENV/bin/python" -c "import airflow; print('airflow', airflow.__version__, 'in $VENV')"

@@ -36,3 +36,14 @@ def event_signal(event_type: str, rating: float | None = None) -> float:
     if event_type == "rate":
         return 0.0 if rating is None else rating_signal(rating)
     return EVENT_SIGNAL.get(event_type, 0.0)
+
+
+def signal_sql(event_type: str = "event_type", rating: str = "rating") -> str:
+    """`event_signal` as a SQL expression over two columns, for set-based writes in PostgreSQL.
+
+    Rendered from the same table as `event_signal`, so a weight changes in one place only
+    (see `batch.history`, and the migration that backfills `user_items`).
+    """
+    branches = " ".join(f"WHEN '{name}' THEN {value!r}" for name, value in EVENT_SIGNAL.items())
+    rate = f"COALESCE(({rating}::float8 - {RATING_NEUTRAL!r}) * {RATING_SCALE!r}, 0.0)"
+    return f"(CASE {event_type} WHEN 'rate' THEN {rate} {branches} ELSE 0.0 END)::float8"

@@ -3,10 +3,11 @@
 
 Every day at 02:00 UTC:
 
-1. **archive** interactions older than 48 h to Parquet (by date), deleting them from
-   PostgreSQL only once the written files were read back and counted (`batch.archive`);
-2. **train** Spark ALS on the archive's last 30 days plus the recent window; the task returns
-   the new model version (`batch.als.train --stage fit`);
+1. **archive** interactions older than the recent window (48 h) to Parquet (by date), deleting
+   them from PostgreSQL only once the written files were read back and counted
+   (`batch.archive`): this task is what keeps `rt_user_interactions` a window;
+2. **train** Spark ALS on the year up to the newest event (`recsys.windows`), from the archive
+   and PostgreSQL; the task returns the new model version (`batch.als.train --stage fit`);
 3. **evaluate** the new and the live model on the same holdout; the gate records the new one as
    `candidate` or `rejected` (`--stage evaluate`);
 4. **publish** a candidate: its rows are staged beside the live ones, then one transaction
@@ -16,7 +17,8 @@ Every day at 02:00 UTC:
 Airflow lives in its own venv (`.venvs/airflow`); every task runs our code as a subprocess of
 the project's interpreter (`RECSYS_PYTHON`, default `<repo>/.venv/bin/python`), with the
 worker's environment (DATABASE_URL, REDIS_URL, ARCHIVE_URI, MODEL_DIR, ... or `.env`).
-Nothing connects anywhere when the file is parsed.
+Nothing connects anywhere when the file is parsed. The local stack runs Airflow's scheduler
+(stack/programs.py) and the DAG starts unpaused, so a stack left up runs it every night.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def _run(*args: str) -> str:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # Unpaused from the start: the nightly job is part of the system, not an opt-in.
+    is_paused_upon_creation=False,
     tags=["recsys", "batch", "als"],
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
     doc_md=__doc__,

@@ -1,4 +1,4 @@
-"""Data access of the ProfileService: user_profiles and the user's recent interactions."""
+"""Data access of the ProfileService: user_profiles, the user's history and recent interactions."""
 
 from __future__ import annotations
 
@@ -15,19 +15,20 @@ SELECT user_id, preference_vector IS NOT NULL AS has_vector, interaction_count, 
 FROM user_profiles WHERE user_id = $1
 """
 
-# Counts and top genres straight from the interactions of the recent window, so a user the
-# speed layer has not folded in yet (no profile row) still has a profile.
+# Counts and top genres of the user's whole history (user_items: one row per movie ever
+# touched, archived or not; see batch/history.py), so a user the speed layer has not folded in
+# yet (no profile row) still has a profile. Bounded by the catalogue, not by the history.
 _ACTIVITY_SQL = """
 WITH mine AS (
-    SELECT movie_id, event_type, occurred_at FROM rt_user_interactions WHERE user_id = $1
+    SELECT movie_id, events, ratings, dislikes, last_at FROM user_items WHERE user_id = $1
 )
-SELECT (SELECT count(*) FROM mine) AS interaction_count,
-       (SELECT count(*) FROM mine WHERE event_type = 'rate') AS rating_count,
-       (SELECT max(occurred_at) FROM mine) AS last_at,
+SELECT (SELECT coalesce(sum(events), 0) FROM mine) AS interaction_count,
+       (SELECT coalesce(sum(ratings), 0) FROM mine) AS rating_count,
+       (SELECT max(last_at) FROM mine) AS last_at,
        (SELECT coalesce(array_agg(genre ORDER BY n DESC, genre), '{}')
-          FROM (SELECT g AS genre, count(*) AS n
+          FROM (SELECT g AS genre, sum(mine.events - mine.dislikes) AS n
                   FROM mine JOIN movies m USING (movie_id), unnest(m.genres) AS g
-                 WHERE mine.event_type <> 'dislike'
+                 WHERE mine.events > mine.dislikes
                  GROUP BY g ORDER BY n DESC, g LIMIT $2) t) AS top_genres
 """
 
@@ -100,7 +101,8 @@ class ProfileStore:
         if row is None and activity["interaction_count"] == 0:
             return None
         if row is not None:
-            # The speed layer keeps the counts of all time; the window's counts are a floor.
+            # Both describe the whole history; a profile row written before user_items (or
+            # by the batch layer alone) may know more.
             interactions = max(row["interaction_count"], activity["interaction_count"])
             ratings = max(row["rating_count"], activity["rating_count"])
             updated = row["updated_at"]

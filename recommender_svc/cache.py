@@ -10,13 +10,22 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recommender_svc.ranking import CachedEntry, CachedList
-from recsys.cache import recommendations_key
+from recsys.cache import generation_key, recommendations_key
 from recsys.pending import MAX_LEN, PendingEvent, decode_all, pending_key
 
 log = logging.getLogger(__name__)
 
 # KEYS: the user's cached list, their pending-event list; ARGV[1]: the last index to read.
 _GET_WITH_PENDING = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, ARGV[1])}"
+
+# SET the list (KEYS[1]) only while the user's generation (KEYS[2]) is the one the caller read.
+_SET_IF_GENERATION = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+    return 1
+end
+return 0
+"""
 
 
 class RecommendationCache:
@@ -34,6 +43,7 @@ class RecommendationCache:
         self.errors = 0
         self._warned_at: float | None = None
         self._get_with_pending = client.register_script(_GET_WITH_PENDING)
+        self._set_if_generation = client.register_script(_SET_IF_GENERATION)
 
     def _failed(self, op: str, err: Exception) -> None:
         self.errors += 1
@@ -82,9 +92,31 @@ class RecommendationCache:
         entry = CachedEntry.parse(raw) if raw is not None else None
         return entry, decode_all(pending) if pending else []
 
-    async def set(self, user_id: int, value: CachedList) -> None:
+    async def generation(self, user_id: int) -> bytes | None:
+        """The user's invalidation generation (b"" before the first), None when unreadable.
+
+        Read it BEFORE reading what a list is computed from, and pass it to `set`.
+        """
         try:
-            await self.client.set(recommendations_key(user_id), value.encode(), ex=self.ttl_seconds)
+            value = await self.client.get(generation_key(user_id))
+        except (RedisError, OSError) as err:
+            self._failed("generation", err)
+            return None
+        return cast("bytes | None", value) or b""
+
+    async def set(self, user_id: int, value: CachedList, generation: bytes | None) -> None:
+        """Cache `value` unless the user's list was invalidated since `generation` was read.
+
+        A list computed from data read before an event was committed would otherwise be
+        cached after the speed layer's delete, and serve a movie the user has just seen.
+        """
+        if generation is None:
+            return
+        try:
+            await self._set_if_generation(
+                keys=[recommendations_key(user_id), generation_key(user_id)],
+                args=[value.encode(), self.ttl_seconds, generation],
+            )
         except (RedisError, OSError) as err:
             self._failed("set", err)
 

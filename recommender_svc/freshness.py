@@ -2,13 +2,14 @@
 
 Events the Event service has made durable but the streaming job has not applied yet sit in
 the user's pending list (recsys.pending). The vector the stream will store once it applies
-them is the fold-in (batch.foldin, the stream's own code and weights) over the user's stored
-interactions plus those events, against the live model's item factors. This computes exactly
-that, per request, so an answer given right after a POST already reflects it:
+them is the fold-in (batch.foldin, the stream's own code and weights) over the user's whole
+history (user_items: one summed signal per movie, batch.history) plus those events, against the
+live model's item factors. This computes exactly that, per request, so an answer given right
+after a POST already reflects it:
 
-- one query: the user's rows in rt_user_interactions, plus the pending events that are not
-  there yet (by event id: an event the stream applied but has not trimmed yet counts once),
-  each with its movie's embedding;
+- one query: the user's user_items signals, plus the signals of the pending events the stream
+  has not stored yet (by event id in the window: an event the stream applied but has not
+  trimmed yet counts once), summed per movie, each with its movie's embedding;
 - the Gram matrix YtY of the item factors and the model's alpha / reg_param, kept per live
   model and re-checked every few seconds (the same key the stream uses: live version, count
   and last change of the embeddings).
@@ -28,7 +29,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from batch.foldin import aggregate_signals, fold_in, gram
+from batch.foldin import fold_in, gram
 from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
 from recommender_svc.store import to_array
 from recsys.pending import PendingEvent
@@ -43,19 +44,19 @@ SELECT (SELECT params FROM models WHERE status = 'live') AS params,
        (SELECT array_agg(embedding) FROM movies WHERE embedding IS NOT NULL) AS embeddings
 """
 
-# The user's stored interactions and the pending events not stored yet, each with its
-# movie's embedding (NULL for a movie the model has no factors for: left out, as the stream does).
-_EVENTS_SQL = """
+# The user's whole history and the pending events not stored yet, as one summed signal per
+# movie with its embedding (a movie the model has no factors for is left out, as the stream does).
+_SIGNALS_SQL = """
 WITH ev AS (
-    SELECT movie_id, event_type, rating FROM rt_user_interactions WHERE user_id = $1
+    SELECT movie_id, signal FROM user_items WHERE user_id = $1
     UNION ALL
-    SELECT p.movie_id, p.event_type, p.rating
-    FROM unnest($2::text[], $3::bigint[], $4::text[], $5::float8[])
-         AS p(event_id, movie_id, event_type, rating)
+    SELECT p.movie_id, p.signal
+    FROM unnest($2::text[], $3::bigint[], $4::float8[]) AS p(event_id, movie_id, signal)
     WHERE NOT EXISTS (SELECT 1 FROM rt_user_interactions i WHERE i.event_id = p.event_id)
-)
-SELECT ev.movie_id, ev.event_type, ev.rating, m.embedding
-FROM ev JOIN movies m USING (movie_id)
+),
+summed AS (SELECT movie_id, sum(signal)::float8 AS signal FROM ev GROUP BY movie_id)
+SELECT s.movie_id, s.signal, m.embedding
+FROM summed s JOIN movies m USING (movie_id)
 WHERE m.embedding IS NOT NULL
 """
 
@@ -76,19 +77,18 @@ def _params(value: Any) -> dict[str, Any]:
     return dict(value or {})
 
 
-Row = tuple[int, str, float | None, Any]
+Row = tuple[int, float, Any]
 
 
 def fold_rows(rows: Sequence[Row], model: FoldInModel) -> np.ndarray[Any, Any] | None:
-    """The fold-in vector of (movie_id, event_type, rating, embedding) rows; None when uninformative.
+    """The fold-in vector of (movie_id, summed signal, embedding) rows; None when uninformative.
 
     The same steps as the stream's batch.streaming.sink.compute_profiles for one user.
     """
     if not rows:
         return None
-    items, signals = aggregate_signals([r[0] for r in rows], [event_signal(r[1], r[2]) for r in rows])
-    factor_of = {int(r[0]): r[3] for r in rows}
-    factors = np.array([np.asarray(factor_of[int(i)], dtype=np.float64) for i in items])
+    factors = np.array([np.asarray(r[2], dtype=np.float64) for r in rows])
+    signals = np.array([r[1] for r in rows], dtype=np.float64)
     x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
     return x.astype(np.float32) if x.any() else None
 
@@ -133,16 +133,13 @@ class PendingFoldIn:
                 if model is None:
                     return None
                 rows = await conn.fetch(
-                    _EVENTS_SQL,
+                    _SIGNALS_SQL,
                     user_id,
                     [p.event_id for p in pending],
                     [p.movie_id for p in pending],
-                    [p.event_type for p in pending],
-                    [p.rating for p in pending],
+                    [event_signal(p.event_type, p.rating) for p in pending],
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             log.warning("pending fold-in failed; serving the stored vector", extra={"error": repr(err)})
             return None
-        return fold_rows(
-            [(r["movie_id"], r["event_type"], r["rating"], to_array(r["embedding"])) for r in rows], model
-        )
+        return fold_rows([(r["movie_id"], r["signal"], to_array(r["embedding"])) for r in rows], model)

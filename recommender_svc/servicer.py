@@ -30,8 +30,8 @@ from recommender_svc.ranking import (
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore, to_array
-from recsys.errors import NotFound
-from recsys.grpcserver import current_request_id
+from recsys.errors import NotFound, PermissionDenied, Unauthenticated
+from recsys.grpcserver import current_request_id, principal_var
 from recsys.pending import PendingEvent
 from recsys.v1 import (
     movie_pb2,
@@ -246,10 +246,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 hit = Answer(pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]])
                 return await self._top_up(hit, frozenset(), exclude, genres, limit)
 
-        # The vector first, then the history: the history then is at least as new as the vector.
-        # Read side by side, a micro-batch committing in between gave a vector that knows events
-        # the history did not (its movies not excluded), and that list was cached after the
-        # stream's DEL (found by tests/integration/test_request_freshness.py).
+        # The generation first (the list is cached only if no event of the user was committed,
+        # and invalidated, after this read), then the vector, then the history: the history is
+        # then at least as new as the vector. Read side by side, a micro-batch committing in
+        # between gave a vector that knows events the history did not (their movies not
+        # excluded; found by tests/integration/test_request_freshness.py).
+        generation = await self.cache.generation(user_id)
         vector = await self._vector_with(user_id, pending, live)
         history = await self.store.history(user_id)
         if pending:
@@ -260,7 +262,15 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         answer: Answer | None = None
         if vector is not None and (not live or vector.model_version == live):
             answer = await self._realtime(
-                user_id, vector, history, user_genres, limit, exclude, genres, cache=not pending
+                user_id,
+                vector,
+                history,
+                user_genres,
+                limit,
+                exclude,
+                genres,
+                generation,
+                cache=not pending,
             )
         if answer is None and live:
             ranked = await self.store.batch(live, user_id, history.seen | exclude, genres, limit)
@@ -280,6 +290,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         limit: int,
         exclude: frozenset[int],
         genres: frozenset[str],
+        generation: bytes | None,
         *,
         cache: bool = True,
     ) -> Answer | None:
@@ -294,6 +305,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 self.cache.set(
                     user_id,
                     CachedList(vector.model_version, vector.updated_at, exhaustive, explained[:CACHE_SIZE]),
+                    generation,
                 )
             )
         items = apply_filters(explained, exclude, genres)
@@ -369,7 +381,20 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         check = Checks()
         check.positive("movie_id", request.movie_id)
         limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        for_user = request.HasField("user_id")
+        if for_user:
+            check.positive("user_id", request.user_id)
         check.done()
+        if for_user:
+            # The method is public, but what a user's answer leaves out tells their history:
+            # only that user (or a service acting for them) may ask for it.
+            caller = principal_var.get()
+            if caller is None:
+                raise Unauthenticated("user_id needs a bearer token")
+            if not caller.may_act_for(request.user_id):
+                raise PermissionDenied(
+                    f"the token of {caller.subject!r} may not act for user {request.user_id}"
+                )
         row = await self.store.movie(request.movie_id)
         if row is None:
             raise NotFound(f"movie {request.movie_id} not found")
@@ -378,7 +403,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         )
         if row["embedding"] is None:
             return response
-        ranked = await self.store.nearest(to_array(row["embedding"]), [request.movie_id], (), limit)
+        # Shown to a user, the list leaves out what they have already seen (as every tier does).
+        exclude = {request.movie_id} | (await self.store.seen(request.user_id) if for_user else set())
+        ranked = await self.store.nearest(to_array(row["embedding"]), exclude, (), limit)
         for c in ranked.items:
             response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
         return response

@@ -32,6 +32,10 @@ ORDER BY i.occurred_at DESC
 LIMIT $2
 """
 
+# Everything the user has ever interacted with, archived or not (user_items, batch/history.py):
+# one index range of the primary key, bounded by the catalogue rather than by the history.
+_SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE user_id = $1"
+
 _NEAREST_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.embedding, -(m.embedding <#> $1) AS score
 FROM movies m
@@ -106,7 +110,8 @@ def candidate(row: asyncpg.Record, score: float | None = None) -> Candidate:
 
 @dataclass(frozen=True)
 class History:
-    """What the user has done in the recent window, as the cascade needs it."""
+    """What the cascade needs of a user: every movie seen (whole history), and, from the
+    recent window, the liked movies and genres its reasons quote."""
 
     seen: frozenset[int]
     liked: list[tuple[str, np.ndarray[Any, Any]]]
@@ -124,7 +129,8 @@ class Ranked:
 class MovieStore:
     """Queries of the serving path on one asyncpg pool."""
 
-    HISTORY_LIMIT = 2000
+    # Recent rows read for the reasons only (liked movies, genres); "seen" is the whole history.
+    RECENT_LIMIT = 500
     LIKED_LIMIT = 50
     LIVE_MODEL_TTL = 5.0
 
@@ -142,10 +148,18 @@ class MovieStore:
         self._live = (now, version or "")
         return self._live[1]
 
+    async def seen(self, user_id: int) -> frozenset[int]:
+        """Every movie the user has interacted with, archived or not."""
+        async with self.pool.acquire() as conn:
+            return frozenset(await conn.fetchval(_SEEN_SQL, user_id))
+
     async def history(self, user_id: int) -> History:
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_INTERACTIONS_SQL, user_id, self.HISTORY_LIMIT, 3.5)
-        seen = frozenset(r["movie_id"] for r in rows)
+            seen_ids = await conn.fetchval(_SEEN_SQL, user_id)
+            rows = await conn.fetch(_INTERACTIONS_SQL, user_id, self.RECENT_LIMIT, 3.5)
+        # The window's rows too: a row written without its user_items row (by an older
+        # writer) is still seen.
+        seen = frozenset(seen_ids).union(r["movie_id"] for r in rows)
         liked: list[tuple[str, np.ndarray[Any, Any]]] = []
         liked_ids: set[int] = set()
         genre_lists: list[Sequence[str]] = []

@@ -10,9 +10,21 @@ import redis.asyncio as aioredis
 _PREFIX = "recs:v1"
 
 
+# A user's generation: bumped by every writer that invalidates the user's list (the speed
+# layer, after it commits the user's events). A reader that computed a list from data read
+# before a bump must not cache it (see RecommendationCache.set); the key outlives any compute.
+_GENERATION_PREFIX = "recs:gen"
+GENERATION_TTL_SECONDS = 2 * 3600
+
+
 def recommendations_key(user_id: int) -> str:
     """The key of one user's cached recommendation list."""
     return f"{_PREFIX}:{user_id}"
+
+
+def generation_key(user_id: int) -> str:
+    """The key of one user's invalidation counter."""
+    return f"{_GENERATION_PREFIX}:{user_id}"
 
 
 def create_client(redis_url: str, timeout_seconds: float = 0.05) -> aioredis.Redis:

@@ -25,4 +25,4 @@ freeze services "# The services' venv (.venv, the app image): every package pinn
 # Regenerate with scripts/lock.sh after changing pyproject.toml's dependencies." -e "$EXTRAS"
 freeze airflow "# Airflow's own venv (.venvs/airflow, the airflow image): apache-airflow and all it pulls in, pinned.
 # Airflow's published constraints live on GitHub, out of reach here; this is the same idea,
-# resolved from PyPI. Regenerate with scripts/lock.sh." "apache-airflow==$AIRFLOW_VERSION"
+# resolved from PyPI. Regenerate with scripts/lock.sh." "apache-airflow==$AIRFLOW_VERSION" psycopg2-binary asyncpg

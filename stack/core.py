@@ -2,8 +2,8 @@
 
     up:  prepare programs (initdb, Kafka format, render configs) -> supervisord
          -> stage infra (postgres, redis, kafka) healthy
-         -> bootstrap: role/database/vector, migrations, Kafka topic
-         -> stage app (services) healthy -> stage edge (envoy) healthy
+         -> bootstrap: role/database/vector, migrations, Kafka topic, Airflow's database
+         -> stage app (services, streaming, Airflow) healthy -> stage edge (envoy) healthy
          -> demo data if `movies` is empty -> first model (hook)
     down: supervisord shutdown, wait for it and every port to close.
 
@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from . import checks, supervisor
+from . import airflow, checks, supervisor
 from .config import StackConfig, StackError
-from .programs import STAGES, Program, enabled
+from .programs import PROGRAMS, STAGES, Program, enabled
 
 
 def say(msg: str) -> None:
@@ -163,6 +163,7 @@ AFTER_STAGE: dict[str, list[Step]] = {
         Step("postgres-bootstrap", postgres_bootstrap),
         Step("migrate", migrate),
         Step("kafka-topic", kafka_topic),
+        Step("airflow-db", airflow.bootstrap),
     ],
     "app": [],
     "edge": [Step("demo-data", demo_data), Step("first-model", first_model)],
@@ -226,6 +227,17 @@ def _locked(cfg: StackConfig) -> Iterator[None]:
         yield
 
 
+def _configured(cfg: StackConfig, programs: list[Program]) -> list[Program]:
+    """What supervisord's config lists: the enabled programs, plus the disabled ones that a
+    running supervisord already has. STACK_DISABLE means "this `up` does not start it": a
+    partial `up` (a test session that leaves Airflow out) must not stop what a full one started,
+    and `supervisorctl update` stops every program that leaves the config."""
+    if not supervisor.running(cfg):
+        return programs
+    known = [p for p in PROGRAMS if p not in programs and supervisor.info(cfg, p.name) is not None]
+    return [p for p in PROGRAMS if p in programs or p in known]
+
+
 def up(cfg: StackConfig | None = None) -> StackConfig:
     cfg = cfg or StackConfig.load()
     with _locked(cfg):
@@ -242,7 +254,7 @@ def _up(cfg: StackConfig) -> StackConfig:
     for p in programs:
         if p.prepare:
             p.prepare(cfg)
-    supervisor.render(cfg, programs)
+    supervisor.render(cfg, _configured(cfg, programs))
     supervisor.start(cfg)
     for stage in STAGES:
         staged = [p for p in programs if p.stage == stage]
@@ -270,9 +282,10 @@ def ports(cfg: StackConfig) -> dict[str, int]:
         "envoy": cfg.port("ENVOY_PORT"),
         "envoy-admin": cfg.port("ENVOY_ADMIN_PORT"),
         "web": cfg.port("WEB_PORT"),
+        "airflow-api": cfg.port("AIRFLOW_PORT"),
     }
     off = cfg.disabled
-    return {k: v for k, v in names.items() if k.split("-")[0] not in off}
+    return {k: v for k, v in names.items() if k not in off and k.split("-")[0] not in off}
 
 
 def down(cfg: StackConfig | None = None, timeout: float = 120) -> None:

@@ -246,8 +246,9 @@ def bench_tools(cfg: StackConfig) -> None:
 def airflow_venv(cfg: StackConfig) -> None:
     """Airflow (apache-airflow 3.3.2) in its own venv at .venvs/airflow: batch/airflow_env.sh
     (idempotent itself; stamped here on the script's hash so the usual run costs nothing).
-    Its metadata database (`airflow db migrate`, AIRFLOW_HOME=.stack/airflow) is made by the
-    DAG tests' fixture, which needs it; the DAG runs its tasks with the project's .venv."""
+    The stack's Airflow keeps its metadata in PostgreSQL (bootstrap step `airflow-db`,
+    stack/airflow.py); the DAG tests' `dag.test()` in SQLite beside it (AIRFLOW_HOME=.stack/airflow).
+    The DAG runs its tasks with the project's .venv."""
     script = ROOT / "batch" / "airflow_env.sh"
     if not script.exists():
         return

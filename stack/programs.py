@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checks
+from . import airflow, checks
 from .config import StackConfig, StackError
 
 # infra: databases and brokers; app: gRPC services (and later the streaming job);
@@ -436,6 +436,20 @@ def service(name: str, package: str, grpc_service: str, port_key: str) -> Progra
     )
 
 
+def airflow_program(name: str, subcommand: str, ready: Callable[[StackConfig], str]) -> Program:
+    return Program(
+        name=name,
+        stage="app",
+        command=lambda cfg: airflow.command(subcommand),
+        ready=ready,
+        prepare=airflow.prepare,
+        env=airflow.airflow_env,
+        stopwaitsecs=30,
+        startsecs=5,
+        ready_timeout=180,
+    )
+
+
 PROGRAMS: list[Program] = [
     Program(
         "postgres",
@@ -493,6 +507,13 @@ PROGRAMS: list[Program] = [
         cwd=lambda cfg: WEB_DIR,
         env=lambda cfg: _sha_env("STACK_WEB_BUILD_SHA", web_stamp(cfg)),
     ),
+    # Airflow 3 (stack/airflow.py), started with the app stage: the API server first (the
+    # others report through it), then the scheduler that runs recsys_daily at 02:00 UTC and the
+    # processor that parses dags/. Last in the list so that adding them to a running stack
+    # leaves the other programs' supervisord priorities, and so the programs, untouched.
+    airflow_program("airflow-api", "api-server", airflow.api_ready),
+    airflow_program("airflow-scheduler", "scheduler", airflow.component_ready("scheduler")),
+    airflow_program("airflow-dag-processor", "dag-processor", airflow.component_ready("dag_processor")),
 ]
 
 

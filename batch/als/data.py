@@ -1,4 +1,7 @@
-"""Extract for training: the archive's last N days plus the recent window still in PostgreSQL.
+"""Extract for training: the training window's events, from the archive and from PostgreSQL.
+
+The window ends at the newest event held anywhere and reaches `recsys.windows.TRAINING_DAYS`
+back (`--days`).
 
 The archive (written by `batch.archive`) holds interactions older than 48 h as Parquet
 partitioned by `date=YYYY-MM-DD`; PostgreSQL holds the rest. A row may be in both for a moment
@@ -7,14 +10,17 @@ partitioned by `date=YYYY-MM-DD`; PostgreSQL holds the rest. A row may be in bot
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from batch.archive.job import archived_dates, partition_path
+from recsys import windows
 
 EVENT_SCHEMA = T.StructType(
     [
@@ -46,30 +52,58 @@ def read_recent(database_url: str, since: datetime) -> pd.DataFrame:
     return pdf
 
 
+def _newest_in_postgres(database_url: str) -> datetime | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT max(occurred_at) FROM rt_user_interactions").fetchone()
+    return row[0] if row else None
+
+
+def _newest_in_archive(spark: SparkSession, archive_uri: str) -> datetime | None:
+    dates = archived_dates(spark, archive_uri)
+    if not dates:
+        return None
+    newest = spark.read.schema(EVENT_SCHEMA).parquet(partition_path(archive_uri, dates[-1]))
+    # As epoch seconds: a collected timestamp would come back naive, in the driver's zone.
+    row = newest.agg(F.max(F.col("occurred_at").cast("double"))).first()
+    return None if row is None or row[0] is None else datetime.fromtimestamp(row[0], UTC)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The training window: `days` days back from the newest event held anywhere."""
+
+    since: datetime
+    until: datetime
+
+
+def training_window(
+    spark: SparkSession, database_url: str, archive_uri: str, days: int
+) -> Window | None:
+    """None when there is no event at all. The end is the newest event, not the wall clock:
+    imported history (MovieLens ends in 1998) trains as well as last night's events."""
+    candidates = [
+        t for t in (_newest_in_postgres(database_url), _newest_in_archive(spark, archive_uri)) if t
+    ]
+    if not candidates:
+        return None
+    until = max(candidates)
+    return Window(since=until - timedelta(days=days), until=until)
+
+
 def archive_dates(since: datetime, until: datetime) -> list[str]:
     days = (until.date() - since.date()).days
     return [(since.date() + timedelta(days=d)).isoformat() for d in range(days + 1)]
 
 
-def read_archive(spark: SparkSession, archive_uri: str, since: datetime) -> DataFrame:
-    """Archived interactions of the partitions dated `since` .. today (none if no archive yet)."""
-    until = datetime.now(UTC)
-    paths = [f"{archive_uri.rstrip('/')}/date={d}" for d in archive_dates(since, until)]
-    if "://" not in archive_uri:
-        paths = [p for p in paths if Path(p).is_dir()]
-    frames = []
-    for path in paths:
-        try:
-            frames.append(spark.read.schema(EVENT_SCHEMA).parquet(path).select(*COLUMNS))
-        except Exception as exc:  # a missing partition on an object store
-            if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
-                raise
-    if not frames:
+def read_archive(spark: SparkSession, archive_uri: str, window: Window) -> DataFrame:
+    """Archived interactions of the window (none if the archive has no partition in it)."""
+    wanted = set(archive_dates(window.since, window.until))
+    paths = [partition_path(archive_uri, d) for d in archived_dates(spark, archive_uri) if d in wanted]
+    if not paths:
         return spark.createDataFrame([], EVENT_SCHEMA)
-    out = frames[0]
-    for frame in frames[1:]:
-        out = out.unionByName(frame)
-    return out.where(F.col("occurred_at") >= F.lit(since))
+    # One read of every partition: a year is ~365 directories.
+    archived = spark.read.schema(EVENT_SCHEMA).parquet(*paths).select(*COLUMNS)
+    return archived.where(F.col("occurred_at") >= F.lit(window.since))
 
 
 def union_events(archived: DataFrame, recent: DataFrame) -> DataFrame:
@@ -83,12 +117,27 @@ def union_events(archived: DataFrame, recent: DataFrame) -> DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Extract:
+    """What training reads, and how much came from where (recorded in the model's trained_on)."""
+
+    events: DataFrame
+    window: Window
+    from_archive: int
+    from_postgres: int
+
+
 def extract_events(
-    spark: SparkSession, database_url: str, archive_uri: str, days: int = 30
-) -> DataFrame:
-    since = datetime.now(UTC) - timedelta(days=days)
-    recent = spark.createDataFrame(read_recent(database_url, since), EVENT_SCHEMA)
-    return union_events(read_archive(spark, archive_uri, since), recent)
+    spark: SparkSession, database_url: str, archive_uri: str, days: int = windows.TRAINING_DAYS
+) -> Extract | None:
+    """The window's events from the archive and PostgreSQL; None when there is no event."""
+    window = training_window(spark, database_url, archive_uri, days)
+    if window is None:
+        return None
+    recent_rows = read_recent(database_url, window.since)
+    recent = spark.createDataFrame(recent_rows, EVENT_SCHEMA)
+    archived = read_archive(spark, archive_uri, window).cache()
+    return Extract(union_events(archived, recent), window, archived.count(), len(recent_rows))
 
 
 def split_holdout(

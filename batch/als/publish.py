@@ -6,7 +6,8 @@ Publishing never leaves readers with half a model:
    user vectors to `model_user_factors` and its top-N lists to `batch_recommendations`, all
    keyed by version, beside the live version's rows; nobody reads them yet.
 2. `switch` then, in ONE transaction, copies the staged rows into `movies.embedding` /
-   `movies.popularity` / `user_profiles.preference_vector` (stamping `model_version`) and flips
+   `movies.popularity` / `user_profiles.preference_vector` (stamping `model_version`), folds in
+   the users with a history the version did not train on (`fold_in_untrained`), and flips
    `models` (old live -> retired, new -> live). A reader sees the old model or the new one.
 3. The previous versions' staged rows stay, so `rollback` is the same switch to an older version.
 """
@@ -25,6 +26,9 @@ import psycopg
 import redis
 from pgvector.psycopg import register_vector
 
+from batch.foldin import gram
+from batch.streaming.sink import ModelEmbeddings, compute_profiles
+from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import recommendations_key
 
 # Serialises publishers (switch, rollback) across processes.
@@ -157,6 +161,50 @@ def stage(
                 copy.write_row((version, int(row[0]), int(row[1]), int(row[2]), float(row[3])))
 
 
+def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
+    """Inside the switch: a vector of `version` for every user with a history (user_items) the
+    version did not train on (history older than the training window, say), folded in over
+    that whole history, as the speed layer would at their next event. Returns how many.
+    """
+    ids, mat = staged_items(conn, version)
+    if not len(ids):
+        return 0
+    row = conn.execute("SELECT params FROM models WHERE version = %s", (version,)).fetchone()
+    params = (row[0] if row else None) or {}
+    factors = mat.astype(np.float64)
+    model = ModelEmbeddings(
+        key=(),
+        version=version,
+        index={int(m): i for i, m in enumerate(ids)},
+        factors=factors,
+        gram=gram(factors),
+        alpha=float(params.get("alpha", DEFAULT_ALPHA)),
+        reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+    )
+    rows = conn.execute(
+        """
+        SELECT s.user_id, s.movie_id, s.signal, s.events, s.ratings FROM user_items s
+        WHERE NOT EXISTS (SELECT 1 FROM model_user_factors f
+                          WHERE f.model_version = %s AND f.user_id = s.user_id)
+        """,
+        (version,),
+    ).fetchall()
+    folded = [(p.user_id, _vec(p.vector)) for p in compute_profiles(rows, model) if p.vector is not None]
+    with conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO user_profiles (user_id, preference_vector, model_version)
+            VALUES (%s, %s::vector, %s)
+            ON CONFLICT (user_id) DO UPDATE SET
+                preference_vector = EXCLUDED.preference_vector,
+                model_version = EXCLUDED.model_version,
+                updated_at = now()
+            """,
+            [(user_id, vec, version) for user_id, vec in folded],
+        )
+    return len(folded)
+
+
 def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -> str | None:
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
@@ -186,8 +234,9 @@ def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -
         """,
         {"v": version},
     )
+    fold_in_untrained(conn, version)
     # A vector from another model lives in another space: users the new model does not know
-    # lose it (serving falls back to the popular tier until the speed layer folds them in).
+    # and who have no history to fold in lose it.
     conn.execute(
         """
         UPDATE user_profiles SET preference_vector = NULL, model_version = %(v)s, updated_at = now()

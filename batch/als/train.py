@@ -7,7 +7,7 @@
     python -m batch.als.train --stage publish --version V    # stage rows + atomic switch
     python -m batch.als.train --stage invalidate              # drop cached lists
 
-Extract: the archive's last `--days` days plus PostgreSQL's recent window (batch.als.data).
+Extract: the `--days` days up to the newest event, from the archive and PostgreSQL (batch.als.data).
 Transform: event signals (batch.weights) -> a deterministic 80/20 holdout of (user, movie)
 pairs -> Spark implicit ALS on the 80 % (batch.als.model). Evaluate: the new and the live
 model's item factors on the same holdout (batch.als.evaluate); the new one is `rejected` when
@@ -34,6 +34,7 @@ import pandas as pd
 
 from batch.als import publish
 from batch.als.model import AlsParams, collect_factors, pad, to_pandas, top_n_excluding_seen
+from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
 
@@ -66,11 +67,12 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
     started = time.perf_counter()
     spark = build_session("recsys-als-train")
     try:
-        events = extract_events(spark, settings.database_url, settings.archive_uri, days).cache()
-        n_events = events.count()
-        if n_events == 0:
-            log.warning("no interactions in the last %d days: nothing to train", days)
+        extract = extract_events(spark, settings.database_url, settings.archive_uri, days)
+        if extract is None:
+            log.warning("no interactions at all: nothing to train")
             return None
+        events = extract.events.cache()
+        n_events = events.count()
         strengths = interaction_strengths(events).cache()
         train, holdout = split_holdout(strengths, HOLDOUT_PERCENT)
         train = train.cache()
@@ -97,13 +99,18 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
         items.to_parquet(out / "items.parquet")
         to_pandas(strengths).to_parquet(out / "strengths.parquet")
         to_pandas(holdout.select("user_id", "movie_id")).to_parquet(out / "holdout.parquet")
+        # What the model learned from, for anyone who asks what a version was trained on:
+        # events once each (a row archived but not yet deleted is in both sources).
         trained_on = {
             "events": n_events,
+            "events_archive": extract.from_archive,
+            "events_postgres": extract.from_postgres,
             "pairs": len(pd.read_parquet(out / "strengths.parquet")),
             "users": len(factors.user_ids),
             "movies": len(factors.item_ids),
             "days": days,
-            "until": datetime.now(UTC).isoformat(),
+            "since": extract.window.since.isoformat(),
+            "until": extract.window.until.isoformat(),
         }
     finally:
         spark.stop()
@@ -217,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=["all", "fit", "evaluate", "publish", "invalidate"], default="all")
     parser.add_argument("--version", help="the model version (evaluate, publish)")
     parser.add_argument("--params", help='JSON overriding ALS params, e.g. \'{"rank": 32}\'')
-    parser.add_argument("--days", type=int, default=30, help="training window (default 30)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=windows.TRAINING_DAYS,
+        help="training window, back from the newest event (default %(default)s)",
+    )
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument(
         "--first-run", action="store_true", help="do nothing if a model is already live (make up)"

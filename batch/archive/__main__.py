@@ -1,6 +1,6 @@
-"""`python -m batch.archive`: move interactions older than 48 h to the Parquet archive.
+"""`python -m batch.archive`: move interactions older than the recent window to the Parquet archive.
 
-    python -m batch.archive [--hours 48]
+    python -m batch.archive [--hours 48]      # default: recsys.windows.RECENT
 
 The archive is ARCHIVE_URI (a local folder by default; `s3a://bucket/path` for MinIO, with
 the hadoop-aws package and fs.s3a.* settings passed via SPARK_CONF_* / spark-defaults).
@@ -14,13 +14,19 @@ from datetime import timedelta
 
 from batch.archive.job import archive
 from batch.common.spark import build_session
+from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--hours", type=float, default=48.0, help="archive rows older than this")
+    parser.add_argument(
+        "--hours",
+        type=float,
+        default=windows.RECENT / timedelta(hours=1),
+        help="archive rows older than this (default %(default)s)",
+    )
     opts = parser.parse_args(argv)
     settings = Settings.from_env()
     setup_logging("batch-archive", settings.log_level)

@@ -1,4 +1,5 @@
-"""Archive job: interactions older than 48 h -> Parquet by date, then (verified) out of PostgreSQL.
+"""Archive job: interactions older than the recent window (`recsys.windows.RECENT`, 48 h) ->
+Parquet by date, then (verified) out of PostgreSQL.
 
 extract: the rows of `rt_user_interactions` older than the cutoff, and the archive's existing
 rows of the dates they fall on. transform: union, one row per `event_id`, a `date` partition
@@ -15,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -23,6 +23,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
+
+from recsys import windows
 
 log = logging.getLogger("batch.archive")
 
@@ -87,20 +89,13 @@ def partition_path(archive_uri: str, date: str) -> str:
 
 
 def read_partitions(spark: SparkSession, archive_uri: str, dates: list[str]) -> DataFrame:
-    frames = []
-    for d in dates:
-        path = partition_path(archive_uri, d)
-        if "://" not in archive_uri and not Path(path).is_dir():
-            continue
-        try:
-            frames.append(spark.read.schema(ARCHIVE_SCHEMA).parquet(path).select(*COLUMNS))
-        except Exception as exc:
-            if "PATH_NOT_FOUND" not in str(exc) and "does not exist" not in str(exc):
-                raise
-    out = spark.createDataFrame([], ARCHIVE_SCHEMA)
-    for frame in frames:
-        out = out.unionByName(frame)
-    return out
+    """The rows of the given dates' partitions (those that exist), in one read: an imported
+    history touches hundreds or thousands of dates, and a read per date costs seconds each."""
+    present = set(archived_dates(spark, archive_uri))
+    paths = [partition_path(archive_uri, d) for d in dates if d in present]
+    if not paths:
+        return spark.createDataFrame([], ARCHIVE_SCHEMA)
+    return spark.read.schema(ARCHIVE_SCHEMA).parquet(*paths).select(*COLUMNS)
 
 
 def delete_archived(
@@ -118,6 +113,70 @@ def delete_archived(
     return deleted
 
 
+def archived_dates(spark: SparkSession, archive_uri: str) -> list[str]:
+    """The dates the archive has a partition for, oldest first (any Hadoop filesystem)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    root = jvm.org.apache.hadoop.fs.Path(archive_uri)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(root):
+        return []
+    names = [status.getPath().getName() for status in fs.listStatus(root) if status.isDirectory()]
+    return sorted(n.removeprefix("date=") for n in names if n.startswith("date="))
+
+
+def event_ids(spark: SparkSession, archive_uri: str) -> set[str]:
+    """Every event id the archive holds (one column of every partition: cheap next to a
+    training run, and what an importer needs to file each event once whatever its date)."""
+    paths = [partition_path(archive_uri, d) for d in archived_dates(spark, archive_uri)]
+    if not paths:
+        return set()
+    rows = spark.read.schema(ARCHIVE_SCHEMA).parquet(*paths).select("event_id").collect()
+    return {r.event_id for r in rows}
+
+
+@dataclass(frozen=True)
+class Written:
+    dates: list[str]
+    # The event ids the archive did not hold before (the importer counts exactly these once).
+    new_event_ids: list[str]
+
+
+def write_rows(spark: SparkSession, archive_uri: str, rows: pd.DataFrame) -> Written:
+    """Merge `rows` (ARCHIVE_SCHEMA columns) into their date partitions and check them back.
+
+    The one writer of the archive's layout: the nightly archive task and the importer (which
+    files history older than the recent window here) both go through it. Raises
+    ArchiveVerificationError if a written partition lacks a row.
+    """
+    new = spark.createDataFrame(rows[COLUMNS], ARCHIVE_SCHEMA)
+    dates = sorted(rows["occurred_at"].dt.strftime("%Y-%m-%d").unique().tolist())
+    existing = read_partitions(spark, archive_uri, dates).localCheckpoint(eager=True)
+    new_ids = [
+        r.event_id for r in new.select("event_id").join(existing, "event_id", "left_anti").collect()
+    ]
+    merged = merge_partitions(new, existing).localCheckpoint(eager=True)
+    expected = merged.count()
+    (
+        merged.repartition("date")
+        .write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy("date")
+        .parquet(archive_uri)
+    )
+    # Verify: read the written partitions back before anyone deletes the source rows.
+    written = read_partitions(spark, archive_uri, dates)
+    n_written = written.count()
+    ids = spark.createDataFrame(rows[["event_id"]])
+    missing = ids.join(written.select("event_id"), "event_id", "left_anti").count()
+    if n_written != expected or missing:
+        raise ArchiveVerificationError(
+            f"archive check failed: wrote {n_written} rows, expected {expected}; "
+            f"{missing} extracted rows missing"
+        )
+    return Written(dates, new_ids)
+
+
 def archive_once(
     spark: SparkSession,
     database_url: str,
@@ -129,33 +188,9 @@ def archive_once(
     old = read_old_rows(database_url, cutoff, limit)
     if old.empty:
         return ArchiveResult(cutoff, 0, [], 0)
-    new = spark.createDataFrame(old, ARCHIVE_SCHEMA)
-    dates = sorted(old["occurred_at"].dt.strftime("%Y-%m-%d").unique().tolist())
-    existing = read_partitions(spark, archive_uri, dates).localCheckpoint(eager=True)
-    merged = merge_partitions(new, existing).localCheckpoint(eager=True)
-    expected = merged.count()
-    (
-        merged.repartition("date")
-        .write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy("date")
-        .parquet(archive_uri)
-    )
-    # Verify: read the written partitions back before deleting anything.
-    written = read_partitions(spark, archive_uri, dates)
-    n_written = written.count()
-    ids = spark.createDataFrame(old[["event_id"]])
-    missing = ids.join(written.select("event_id"), "event_id", "left_anti").count()
-    if n_written != expected or missing:
-        raise ArchiveVerificationError(
-            f"archive check failed: wrote {n_written} rows, expected {expected}; "
-            f"{missing} extracted rows missing"
-        )
+    dates = write_rows(spark, archive_uri, old).dates
     deleted = delete_archived(database_url, old["event_id"].tolist(), cutoff)
-    log.info(
-        "archived",
-        extra={"rows": len(old), "dates": dates, "partition_rows": n_written, "deleted": deleted},
-    )
+    log.info("archived", extra={"rows": len(old), "dates": dates, "deleted": deleted})
     return ArchiveResult(cutoff, len(old), dates, deleted)
 
 
@@ -163,11 +198,11 @@ def archive(
     spark: SparkSession,
     database_url: str,
     archive_uri: str,
-    older_than: timedelta = timedelta(hours=48),
+    older_than: timedelta = windows.RECENT,
     now: datetime | None = None,
     batch_rows: int = 1_000_000,
 ) -> list[ArchiveResult]:
-    """Archive everything older than `older_than`, in batches of `batch_rows`."""
+    """Archive everything older than `older_than` (the recent window), in batches of `batch_rows`."""
     cutoff = (now or datetime.now(UTC)) - older_than
     results = []
     while True:

@@ -4,11 +4,14 @@ Batches are small (seconds of events), so the driver writes them with psycopg in
 transaction per batch. Every write is idempotent, so replaying a batch after a crash
 changes nothing:
 - rt_user_interactions: INSERT ... ON CONFLICT (event_id) DO NOTHING;
-- user_profiles: recomputed from the user's rows in rt_user_interactions (counts too),
-  never incremented;
+- user_items (the user's whole history, batch.history): only the rows that INSERT returned
+  are added, in the same statement, so a replayed event adds nothing;
+- user_profiles: the vector folded in over ALL the user's user_items rows (archived history
+  included), the counts their sums; recomputed, never incremented;
 - recommendation_feedback: ON CONFLICT (event_id), filling a missing position only.
 Cache keys are deleted after the commit, so a reader cannot re-cache the old profile from
-a transaction that has not committed yet.
+a transaction that has not committed yet; the users' generations are bumped with the delete,
+so a reader that read before the commit cannot cache its list after the delete either.
 """
 
 from __future__ import annotations
@@ -24,21 +27,29 @@ import psycopg
 import redis
 from pgvector.psycopg import register_vector
 
-from batch.foldin import aggregate_signals, fold_in, gram
+from batch.foldin import fold_in, gram
+from batch.history import RETURNING, USER_ITEMS, record_new_events
 from batch.streaming.pending import trim_applied
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
-from recsys.cache import recommendations_key
+from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
 
 log = logging.getLogger(__name__)
 
 EMBEDDING_DIM = 64
 
-INSERT_INTERACTION = """
+# One statement per batch: the events as arrays (one round trip), and exactly the rows
+# inserted (not the replayed ones) added to the users' histories.
+INSERT_INTERACTIONS = record_new_events(
+    f"""
     INSERT INTO rt_user_interactions
         (event_id, user_id, movie_id, event_type, rating, request_id, occurred_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::real[],
+                         %s::text[], %s::timestamptz[])
     ON CONFLICT (event_id) DO NOTHING
-"""
+    {RETURNING}
+    """
+)
+EVENT_FIELDS = ("event_id", "user_id", "movie_id", "event_type", "rating", "request_id", "occurred_at")
 
 # Position is 1-based (1 = the first item served), NULL when the movie was not in the list
 # or the log row is not there yet; the backfill below fills it in once the log row lands.
@@ -62,10 +73,6 @@ BACKFILL_FEEDBACK = """
      WHERE f.position IS NULL AND f.request_id = l.request_id
        AND f.recorded_at > now() - interval '1 hour'
        AND array_position(l.movie_ids, f.movie_id) IS NOT NULL
-"""
-
-USER_INTERACTIONS = """
-    SELECT user_id, movie_id, event_type, rating FROM rt_user_interactions WHERE user_id = ANY(%s)
 """
 
 UPSERT_PROFILE = """
@@ -124,26 +131,28 @@ class Profile:
 
 
 def compute_profiles(rows: Iterable[Sequence[Any]], model: ModelEmbeddings) -> list[Profile]:
-    """Fold-in vectors and counts from (user_id, movie_id, event_type, rating) rows.
+    """Fold-in vectors and counts from user_items rows (user_id, movie_id, signal, events, ratings).
 
-    A user none of whose movies has an embedding gets no vector (the old one stays).
+    The rows are a user's whole history, one per movie with its summed signal, so the vector
+    is the fold-in over every event the user ever sent (the same as folding in the events one
+    by one: batch.foldin sums repeated items first). A user none of whose movies has an
+    embedding gets no vector (the old one stays).
     """
     by_user: dict[int, list[Sequence[Any]]] = defaultdict(list)
     for row in rows:
         by_user[row[0]].append(row)
     profiles = []
-    for user_id, events in by_user.items():
-        ratings = sum(1 for e in events if e[2] == "rate")
-        known = [e for e in events if e[1] in model.index]
+    for user_id, items in by_user.items():
+        known = [r for r in items if r[1] in model.index]
         vector = None
         if known:
-            items, signals = aggregate_signals(
-                [e[1] for e in known], [event_signal(e[2], e[3]) for e in known]
-            )
-            factors = model.factors[[model.index[int(i)] for i in items]]
+            factors = model.factors[[model.index[r[1]] for r in known]]
+            signals = np.array([r[2] for r in known], dtype=np.float64)
             x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
             vector = x.astype(np.float32) if x.any() else None
-        profiles.append(Profile(user_id, vector, len(events), ratings))
+        events = sum(int(r[3]) for r in items)
+        ratings = sum(int(r[4]) for r in items)
+        profiles.append(Profile(user_id, vector, events, ratings))
     return profiles
 
 
@@ -188,9 +197,19 @@ class SpeedLayerSink:
                 self._conn.close()
             self._conn = None
             raise
-        self._redis.delete(*[recommendations_key(u) for u in users])
+        self.invalidate(users)
         stats["pending_trimmed"] = trim_applied(self._redis, events)
         return stats
+
+    def invalidate(self, users: list[int]) -> None:
+        """Delete the users' lists and bump their generations, so a list computed from data
+        read before this commit is not cached after the delete (RecommendationCache.set)."""
+        with self._redis.pipeline(transaction=True) as pipe:
+            for user in users:
+                pipe.incr(generation_key(user))
+                pipe.expire(generation_key(user), GENERATION_TTL_SECONDS)
+            pipe.delete(*[recommendations_key(u) for u in users])
+            pipe.execute()
 
     def _write(
         self, events: list[dict[str, Any]], feedback: list[dict[str, Any]], users: list[int]
@@ -199,25 +218,14 @@ class SpeedLayerSink:
         with conn.transaction():
             model = self._embeddings(conn)
             with conn.cursor() as cur:
-                cur.executemany(
-                    INSERT_INTERACTION,
-                    [
-                        (
-                            e["event_id"],
-                            e["user_id"],
-                            e["movie_id"],
-                            e["event_type"],
-                            e["rating"],
-                            e["request_id"],
-                            e["occurred_at"],
-                        )
-                        for e in events
-                    ],
-                )
+                row = cur.execute(
+                    INSERT_INTERACTIONS, [[e[f] for e in events] for f in EVENT_FIELDS]
+                ).fetchone()
+                inserted = int(row[0]) if row else 0
                 if feedback:
                     cur.executemany(INSERT_FEEDBACK, feedback)
                 cur.execute(BACKFILL_FEEDBACK)
-                rows = cur.execute(USER_INTERACTIONS, (users,)).fetchall()
+                rows = cur.execute(USER_ITEMS, (users,)).fetchall()
                 profiles = compute_profiles(rows, model)
                 cur.executemany(
                     UPSERT_PROFILE,
@@ -234,6 +242,7 @@ class SpeedLayerSink:
                 )
         return {
             "events": len(events),
+            "inserted": inserted,
             "users": len(users),
             "vectors": sum(p.vector is not None for p in profiles),
             "feedback": len(feedback),

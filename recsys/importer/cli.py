@@ -4,9 +4,11 @@
     recsys-import synthetic [--movies N] [--users N] [--interactions N] [--seed S] [--days D]
 
 Common options (before or after the subcommand): --database-url URL (default: DATABASE_URL from
-the environment / .env), --no-progress. Every file is validated before anything is written;
-the load is one transaction and idempotent. Exit codes: 0 done, 1 malformed input or the
-database refused (message on stderr: `file:line: reason`), 2 bad arguments.
+the environment / .env), --archive-uri URI (default: ARCHIVE_URI), --no-progress. Events older
+than the recent window (48 h) are filed into the archive, the rest into PostgreSQL. Every file
+is validated before anything is written; the load is one transaction and idempotent. Exit
+codes: 0 done, 1 malformed input or the database refused (message on stderr:
+`file:line: reason`), 2 bad arguments.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from recsys.importer import movielens, synthetic
+from recsys.importer.history import Archive
 from recsys.importer.loader import LoadError, load
 from recsys.importer.model import Dataset, ImportFormatError
 
@@ -40,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--database-url",
         default=argparse.SUPPRESS,
         help="PostgreSQL URL (default: DATABASE_URL from the environment or .env)",
+    )
+    common.add_argument(
+        "--archive-uri",
+        default=argparse.SUPPRESS,
+        help="where history older than the recent window goes (default: ARCHIVE_URI)",
     )
     common.add_argument(
         "--no-progress",
@@ -93,6 +101,15 @@ def _database_url(opts: argparse.Namespace) -> str:
     return url
 
 
+def _archive(opts: argparse.Namespace) -> Archive:
+    from recsys.config import merged_env
+
+    try:
+        return Archive.from_env(merged_env(), getattr(opts, "archive_uri", None))
+    except ValueError as exc:
+        raise LoadError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     opts = parser.parse_args(argv)
@@ -112,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             except ValueError as exc:
                 parser.error(str(exc))
-        result = load(dataset, _database_url(opts), progress=progress)
+        result = load(dataset, _database_url(opts), progress=progress, archive=_archive(opts))
     except ImportFormatError as exc:
         print(f"recsys-import: {exc}", file=sys.stderr)
         print("recsys-import: nothing was imported", file=sys.stderr)

@@ -1,10 +1,13 @@
 """Load a validated `Dataset` into PostgreSQL in one transaction.
 
 COPY into temporary tables, then upsert: movies by id (title/year/genres updated when they
-changed, embeddings and model columns untouched), interactions by event id (existing ones
-are kept), then recompute `movies.popularity` (interactions per movie) for the imported
-movies and the `user_profiles` counts for the imported users. Any failure rolls the whole
-import back. Imports are serialised with an advisory lock, so two at once cannot interleave.
+changed, embeddings and model columns untouched); interactions older than the recent window
+into the archive (`history.Archive`), the others into `rt_user_interactions` by event id
+(existing ones are kept); then add the events new to the system to `movies.popularity` and
+to the users' histories (`user_items`, batch.history), whose sums are the `user_profiles`
+counts (whole history, so a re-import adds nothing). Any failure rolls
+the database back (an archive already written keeps its rows; a re-import writes the same
+ones again). Imports are serialised with an advisory lock, so two at once cannot interleave.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from tqdm import tqdm
 
+from batch.history import accumulate_sql
+from recsys.importer.history import Archive
 from recsys.importer.model import Dataset
 
 # Any fixed key; pg_advisory_xact_lock releases it at commit or rollback.
@@ -37,13 +42,15 @@ class LoadResult:
     movies_inserted: int
     movies_updated: int
     interactions_inserted: int
+    interactions_archived: int
     seconds: float
 
     def summary(self) -> str:
         return (
             f"{self.source}: {self.movies} movies ({self.movies_inserted} new, "
             f"{self.movies_updated} updated), {self.interactions} interactions "
-            f"({self.interactions_inserted} new), {self.users} users in {self.seconds:.1f} s"
+            f"({self.interactions_inserted} new in the recent window, {self.interactions_archived} "
+            f"new in the archive), {self.users} users in {self.seconds:.1f} s"
         )
 
 
@@ -77,7 +84,10 @@ def _copy(
         bar.update(total - bar.n)
 
 
-def load(dataset: Dataset, database_url: str, progress: bool = False) -> LoadResult:
+def load(
+    dataset: Dataset, database_url: str, progress: bool = False, archive: Archive | None = None
+) -> LoadResult:
+    """With `archive`, events older than its cutoff go to the archive, not to PostgreSQL."""
     started = time.monotonic()
     users = sorted(dataset.user_ids)
     try:
@@ -135,41 +145,87 @@ def load(dataset: Dataset, database_url: str, progress: bool = False) -> LoadRes
             movies_inserted = sum(flags)
             movies_updated = len(flags) - movies_inserted
 
+            # History first (older than the recent window): into the archive, inside this
+            # transaction, so a failure here rolls the database back too. An event that is in
+            # PostgreSQL already stays there (the nightly archive task moves it).
+            archived_new: set[str] = set()
+            skip_recent: set[str] = set()
+            if archive is not None:
+                old = [i for i in dataset.interactions if archive.is_history(i)]
+                cur.execute(
+                    "SELECT event_id FROM rt_user_interactions WHERE event_id = ANY(%s)",
+                    ([i.event_id for i in old],),
+                )
+                in_window = {r[0] for r in cur.fetchall()}
+                recent = [i for i in dataset.interactions if not archive.is_history(i)]
+                filed = archive.file([i for i in old if i.event_id not in in_window], recent)
+                archived_new, skip_recent = filed.new_ids, filed.recent_archived
             cur.execute(
-                """
-                INSERT INTO rt_user_interactions
-                       (event_id, user_id, movie_id, event_type, rating, occurred_at)
-                SELECT event_id, user_id, movie_id, event_type, rating, occurred_at
-                  FROM import_events
-                ON CONFLICT (event_id) DO NOTHING
-                """
+                "CREATE TEMP TABLE import_archived (event_id text, is_new boolean) ON COMMIT DROP"
             )
-            interactions_inserted = cur.rowcount
+            _copy(
+                cur,
+                "import_archived",
+                ("event_id", "is_new"),
+                [*((e, True) for e in archived_new), *((e, False) for e in skip_recent)],
+                len(archived_new) + len(skip_recent),
+                progress,
+            )
 
-            # Popularity = interactions per movie, for every imported movie.
+            # The events this import adds (inserted into the window, or new to the archive):
+            # popularity, profile counts and user histories grow by exactly these, so a
+            # re-import adds nothing.
+            cur.execute(
+                "CREATE TEMP TABLE import_new_events (event_id text, user_id bigint, movie_id bigint, "
+                "event_type text, rating real, occurred_at timestamptz) ON COMMIT DROP"
+            )
             cur.execute(
                 """
-                UPDATE movies AS m SET popularity = c.n, updated_at = now()
-                  FROM (SELECT t.movie_id, count(i.movie_id) AS n
-                          FROM import_movies t
-                          LEFT JOIN rt_user_interactions i ON i.movie_id = t.movie_id
-                         GROUP BY t.movie_id) AS c
-                 WHERE m.movie_id = c.movie_id AND m.popularity <> c.n
+                WITH inserted AS (
+                    INSERT INTO rt_user_interactions
+                           (event_id, user_id, movie_id, event_type, rating, occurred_at)
+                    SELECT event_id, user_id, movie_id, event_type, rating, occurred_at
+                      FROM import_events
+                     WHERE (%(cutoff)s::timestamptz IS NULL OR occurred_at >= %(cutoff)s)
+                       AND event_id NOT IN (SELECT event_id FROM import_archived)
+                    ON CONFLICT (event_id) DO NOTHING
+                    RETURNING event_id, user_id, movie_id, event_type, rating, occurred_at)
+                INSERT INTO import_new_events
+                SELECT * FROM inserted
+                UNION ALL
+                SELECT e.event_id, e.user_id, e.movie_id, e.event_type, e.rating, e.occurred_at
+                  FROM import_events e JOIN import_archived a USING (event_id) WHERE a.is_new
+                """,
+                {"cutoff": archive.cutoff if archive else None},
+            )
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE occurred_at >= %(cutoff)s OR %(cutoff)s::timestamptz "
+                "IS NULL), count(*) FROM import_new_events",
+                {"cutoff": archive.cutoff if archive else None},
+            )
+            counted = cur.fetchone()
+            interactions_inserted, interactions_new = (counted[0], counted[1]) if counted else (0, 0)
+
+            cur.execute(
+                """
+                UPDATE movies AS m SET popularity = m.popularity + c.n, updated_at = now()
+                  FROM (SELECT movie_id, count(*) AS n FROM import_new_events GROUP BY movie_id) AS c
+                 WHERE m.movie_id = c.movie_id
                 """
             )
-            # Profiles (counts only; vectors come from the model) for every imported user.
+            # The users' whole histories (batch.history: seen sets, fold-in signals, counts)
+            # grow by exactly the new events; the profile counts are their sums (vectors come
+            # from the model), as the streaming sink keeps them.
+            cur.execute(accumulate_sql("import_new_events"))
             cur.execute(
                 """
                 INSERT INTO user_profiles AS p (user_id, interaction_count, rating_count)
-                SELECT i.user_id, count(*), count(i.rating)
-                  FROM rt_user_interactions i
-                 WHERE i.user_id IN (SELECT DISTINCT user_id FROM import_events)
-                 GROUP BY i.user_id
+                SELECT user_id, sum(events), sum(ratings) FROM user_items
+                 WHERE user_id IN (SELECT DISTINCT user_id FROM import_new_events)
+                 GROUP BY user_id
                 ON CONFLICT (user_id) DO UPDATE
                    SET interaction_count = EXCLUDED.interaction_count,
                        rating_count = EXCLUDED.rating_count, updated_at = now()
-                 WHERE (p.interaction_count, p.rating_count)
-                       IS DISTINCT FROM (EXCLUDED.interaction_count, EXCLUDED.rating_count)
                 """
             )
             cur.execute("ANALYZE movies")
@@ -191,5 +247,6 @@ def load(dataset: Dataset, database_url: str, progress: bool = False) -> LoadRes
         movies_inserted=movies_inserted,
         movies_updated=movies_updated,
         interactions_inserted=interactions_inserted,
+        interactions_archived=interactions_new - interactions_inserted,
         seconds=time.monotonic() - started,
     )

@@ -239,3 +239,53 @@ def test_archive_verified_delete_and_idempotent(batch_env: dict[str, str]) -> No
         assert pg_count() == 10
     finally:
         spark.stop()
+
+
+def test_publish_folds_in_users_with_a_history_the_model_did_not_train_on(
+    batch_env: dict[str, str],
+) -> None:
+    """A user whose whole history is older than the training window (only in user_items) gets a
+    vector of the published model: the fold-in over that history, not nothing."""
+    from batch.als.publish import connect, staged_items, switch
+    from batch.foldin import fold_in, gram
+
+    env = batch_env
+    version = live(env)
+    assert version is not None, "run after the training test (a live model)"
+    old_user, stranger = BASE + 9_000, BASE + 9_001
+    movies = [BASE + m for m in range(MOVIES_PER_CLUSTER)][:6]  # cluster 0
+    with connect(env["DATABASE_URL"]) as conn:
+        ids, mat = staged_items(conn, version)
+        conn.execute("DELETE FROM user_items WHERE user_id IN (%s, %s)", (old_user, stranger))
+        for m in movies:
+            conn.execute(
+                "INSERT INTO user_items (user_id, movie_id, signal, events, ratings) "
+                "VALUES (%s, %s, 5, 1, 1)",
+                (old_user, m),
+            )
+        conn.execute(  # a movie the model has no factors for
+            "INSERT INTO user_items (user_id, movie_id, signal, events) VALUES (%s, 987654321, 1, 1)",
+            (stranger,),
+        )
+        conn.commit()
+        assert switch(conn, version) == version
+        rows = dict(
+            conn.execute(
+                "SELECT user_id, preference_vector FROM user_profiles WHERE user_id IN (%s, %s) "
+                "AND model_version = %s",
+                (old_user, stranger, version),
+            ).fetchall()
+        )
+        params = conn.execute("SELECT params FROM models WHERE version = %s", (version,)).fetchone()[0]  # type: ignore[index]
+    assert rows.get(stranger) is None, "no embedded movie in the history: no vector"
+    got = np.asarray(rows[old_user].to_numpy(), dtype=np.float64)
+    index = {int(m): i for i, m in enumerate(ids)}
+    factors = mat.astype(np.float64)
+    expected = fold_in(
+        factors[[index[m] for m in movies]],
+        np.full(len(movies), 5.0),
+        gram(factors),
+        alpha=float(params.get("alpha", 1.0)),
+        reg_param=float(params.get("reg_param", params.get("regParam", 0.1))),
+    )
+    assert float(got @ expected / (np.linalg.norm(got) * np.linalg.norm(expected))) >= 0.999

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 from alembic import command
@@ -64,10 +65,12 @@ def import_db(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def db(import_db: str) -> str:
-    """The module's database, emptied of what the importer writes."""
+def db(import_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The module's database, emptied of what the importer writes; an empty archive of the
+    test's own (ARCHIVE_URI, which the importer files history older than 48 h into)."""
     with psycopg.connect(import_db) as conn:
-        conn.execute("TRUNCATE movies, rt_user_interactions, user_profiles")
+        conn.execute("TRUNCATE movies, rt_user_interactions, user_profiles, user_items")
+    monkeypatch.setenv("ARCHIVE_URI", str(tmp_path / "archive"))
     return import_db
 
 
@@ -105,37 +108,69 @@ def recsys_import(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+EVENT_COLUMNS = ["event_id", "user_id", "movie_id", "event_type", "rating", "occurred_at"]
+
+
+def archived(start: datetime | None = None) -> pd.DataFrame:
+    """The rows of the test's archive (ARCHIVE_URI), read with pyarrow, not with our reader."""
+    root = Path(os.environ["ARCHIVE_URI"])
+    parts = sorted(root.glob("date=*/*.parquet"))
+    if not parts:
+        return pd.DataFrame(columns=[*EVENT_COLUMNS, "date"])
+    frames = [pd.read_parquet(f).assign(date=f.parent.name.removeprefix("date=")) for f in parts]
+    out = pd.concat(frames, ignore_index=True)
+    out["occurred_at"] = pd.to_datetime(out["occurred_at"], utc=True)
+    return out
+
+
+def all_events(url: str) -> pd.DataFrame:
+    """Every imported event: PostgreSQL's recent window and the archive, each event once."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM rt_user_interactions").fetchall()
+    recent = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    recent["occurred_at"] = pd.to_datetime(recent["occurred_at"], utc=True)
+    both = pd.concat([recent, archived()[EVENT_COLUMNS]], ignore_index=True)
+    assert not both["event_id"].duplicated().any(), "an event is both archived and in PostgreSQL"
+    return both
+
+
 def counts(url: str) -> tuple[int, int, int]:
+    """movies, events (PostgreSQL + archive), profiles."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM movies), (SELECT count(*) FROM rt_user_interactions), "
-            "(SELECT count(*) FROM user_profiles)"
+            "SELECT (SELECT count(*) FROM movies), (SELECT count(*) FROM user_profiles)"
         ).fetchone()
     assert row is not None
-    return row
+    return row[0], len(all_events(url)), row[1]
+
+
+def check_window_and_archive(url: str) -> None:
+    """PostgreSQL holds only the last 48 h; every archived row sits in its UTC day's partition."""
+    cutoff = datetime.now(UTC) - timedelta(hours=48, minutes=5)
+    with psycopg.connect(url) as conn:
+        old = conn.execute("SELECT count(*) FROM rt_user_interactions WHERE occurred_at < %s", (cutoff,))
+        assert old.fetchone() == (0,)
+    rows = archived()
+    assert (rows["occurred_at"].dt.strftime("%Y-%m-%d") == rows["date"]).all()
 
 
 def check_derived_columns(url: str) -> None:
-    """popularity = interactions per movie; profile counts = interactions / ratings per user."""
+    """popularity = interactions per movie; profile counts = interactions / ratings per user,
+    over the whole history (the archive too)."""
+    events = all_events(url)
+    check_window_and_archive(url)
     with psycopg.connect(url) as conn:
-        bad_movies = conn.execute(
-            """SELECT count(*) FROM movies m
-                 LEFT JOIN (SELECT movie_id, count(*) AS n FROM rt_user_interactions GROUP BY movie_id) c
-                   USING (movie_id)
-                WHERE m.popularity <> coalesce(c.n, 0)"""
-        ).fetchone()
-        bad_users = conn.execute(
-            """SELECT count(*) FROM user_profiles p
-                 FULL JOIN (SELECT user_id, count(*) AS n, count(rating) AS r
-                              FROM rt_user_interactions GROUP BY user_id) c USING (user_id)
-                WHERE (p.interaction_count, p.rating_count) IS DISTINCT FROM (c.n, c.r)"""
-        ).fetchone()
-        orphans = conn.execute(
-            "SELECT count(*) FROM rt_user_interactions i WHERE NOT EXISTS "
-            "(SELECT 1 FROM movies m WHERE m.movie_id = i.movie_id) OR NOT EXISTS "
-            "(SELECT 1 FROM user_profiles p WHERE p.user_id = i.user_id)"
-        ).fetchone()
-    assert (bad_movies, bad_users, orphans) == ((0,), (0,), (0,))
+        popularity = dict(conn.execute("SELECT movie_id, popularity FROM movies").fetchall())
+        profiles = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT user_id, interaction_count, rating_count FROM user_profiles")
+        }
+        movie_ids = {r[0] for r in conn.execute("SELECT movie_id FROM movies")}
+    per_movie = events.groupby("movie_id").size().to_dict()
+    assert popularity == {m: per_movie.get(m, 0) for m in popularity}
+    per_user = events.groupby("user_id").agg(n=("event_id", "size"), r=("rating", "count"))
+    assert profiles == {int(u): (int(x.n), int(x.r)) for u, x in per_user.iterrows()}
+    assert set(events["movie_id"]) <= movie_ids
 
 
 # --------------------------------------------------------------------------- MovieLens
@@ -148,7 +183,10 @@ def test_movielens_100k(db: str, movielens_dir: Path) -> None:
     first_seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert counts(db) == (1_682, 100_000, 943)
-    assert "1682 movies (1682 new" in done.stdout and "100000 interactions (100000 new)" in done.stdout
+    # All of it is history (1997-98): filed into the archive, none into the 48 h window.
+    assert "1682 movies (1682 new" in done.stdout
+    assert "100000 interactions (0 new in the recent window, 100000 new in the archive)" in done.stdout
+    assert len(archived()) == 100_000 and archived()["date"].nunique() > 200
     check_derived_columns(db)
 
     # Popularity and profiles against an independent count of u.data.
@@ -161,23 +199,23 @@ def test_movielens_100k(db: str, movielens_dir: Path) -> None:
         ) == (per_movie)
         assert dict(conn.execute("SELECT user_id, rating_count FROM user_profiles").fetchall()) == per_user
         movies = {r[0]: r[1:] for r in conn.execute("SELECT movie_id, title, year, genres FROM movies")}
-        event = conn.execute(
-            "SELECT user_id, movie_id, event_type, rating, occurred_at FROM rt_user_interactions "
-            "WHERE event_id = 'ml100k:196:242'"
-        ).fetchone()
-        types = conn.execute("SELECT DISTINCT event_type FROM rt_user_interactions").fetchall()
+    events = all_events(db).set_index("event_id")
+    one = events.loc["ml100k:196:242"]
+    event = (one.user_id, one.movie_id, one.event_type, one.rating, one.occurred_at.to_pydatetime())
+    types = sorted(events["event_type"].unique())
     assert movies[1] == ("Toy Story", 1995, ["Animation", "Children's", "Comedy"])
     assert movies[543] == ("Misérables, Les", 1995, ["Drama", "Musical"])  # latin-1 in u.item
     assert movies[267] == ("unknown", None, [])
     assert movies[1412][:2] == ("Land Before Time III: The Time of the Great Giving (V)", 1995)
     assert event == (196, 242, "rate", 3.0, datetime.fromtimestamp(881250949, UTC))
-    assert types == [("rate",)]
+    assert types == ["rate"]
 
     # Again, format auto-detected: nothing new, same counts.
     started = time.monotonic()
     again = recsys_import(db, "movielens", str(src))
     assert again.returncode == 0, again.stderr
-    assert "(0 new, 0 updated)" in again.stdout and "(0 new)" in again.stdout
+    assert "(0 new, 0 updated)" in again.stdout
+    assert "(0 new in the recent window, 0 new in the archive)" in again.stdout
     assert counts(db) == (1_682, 100_000, 943)
     check_derived_columns(db)
     print(f"\nml-100k: first import {first_seconds:.1f} s, re-import {time.monotonic() - started:.1f} s")
@@ -192,12 +230,13 @@ def test_movielens_latest_small(db: str, movielens_dir: Path) -> None:
     assert counts(db) == (9_742, 100_836, 610)
     check_derived_columns(db)
 
+    events = all_events(db)
+    halves = events.groupby("rating").size().to_dict()
+    span = (events["occurred_at"].min().to_pydatetime(), events["occurred_at"].max().to_pydatetime())
     with psycopg.connect(db) as conn:
-        halves = dict(conn.execute("SELECT rating, count(*) FROM rt_user_interactions GROUP BY 1").fetchall())
         movies = {r[0]: r[1:] for r in conn.execute("SELECT movie_id, title, year, genres FROM movies")}
         no_year = conn.execute("SELECT count(*) FROM movies WHERE year IS NULL").fetchone()
         no_genre = conn.execute("SELECT count(*) FROM movies WHERE genres = '{}'").fetchone()
-        span = conn.execute("SELECT min(occurred_at), max(occurred_at) FROM rt_user_interactions").fetchone()
         crlf = conn.execute(
             "SELECT count(*) FROM movies "
             "WHERE title ~ '[\\r\\n]' OR array_to_string(genres, '|') ~ '[\\r\\n]'"
@@ -355,23 +394,22 @@ def test_synthetic_default_demo_data(db: str) -> None:
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert counts(db) == (2_000, 50_000, 500)
-    assert seconds < 20, f"the default demo import took {seconds:.1f} s"
+    # ~12 s of it is the Spark session that files the 12 older days into the archive.
+    assert seconds < 60, f"the default demo import took {seconds:.1f} s"
     check_derived_columns(db)
     now = datetime.now(UTC)
+    events = all_events(db)
+    span = (events["occurred_at"].min(), events["occurred_at"].max())
+    rated = (events["rating"].notna().sum(), (events["event_type"] == "rate").sum())
     with psycopg.connect(db) as conn:
-        span = conn.execute("SELECT min(occurred_at), max(occurred_at) FROM rt_user_interactions").fetchone()
-        types = dict(
-            conn.execute("SELECT event_type, count(*) FROM rt_user_interactions GROUP BY 1").fetchall()
-        )
-        rated = conn.execute(
-            "SELECT count(*) FILTER (WHERE rating IS NOT NULL), count(*) FILTER (WHERE event_type = 'rate') "
-            "FROM rt_user_interactions"
-        ).fetchone()
         popular = conn.execute("SELECT count(*) FROM movies WHERE popularity > 0").fetchone()
-    assert span is not None and now - timedelta(days=14, minutes=5) <= span[0] and span[1] <= now
-    assert set(types) == {"view", "click", "watch", "rate", "like", "dislike"}
-    assert rated is not None and rated[0] == rated[1] > 0
+        in_window = conn.execute("SELECT count(*) FROM rt_user_interactions").fetchone()
+    assert now - timedelta(days=14, minutes=5) <= span[0] and span[1] <= now
+    assert set(events["event_type"]) == {"view", "click", "watch", "rate", "like", "dislike"}
+    assert rated[0] == rated[1] > 0
     assert popular is not None and popular[0] > 1_000
+    # 2 of the 14 days are in the window, the rest archived.
+    assert in_window is not None and 0.08 * 50_000 < in_window[0] < 0.2 * 50_000
 
     again = recsys_import(db, "synthetic")
     assert again.returncode == 0, again.stderr

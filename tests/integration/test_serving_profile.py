@@ -11,6 +11,7 @@ import grpc
 import psycopg
 import pytest
 
+from batch.history import RETURNING, record_new_events
 from recsys.v1 import profile_service_pb2 as pb
 from recsys.v1 import profile_service_pb2_grpc as pb_grpc
 from tests.tokens import auth_headers, authed_channel
@@ -28,6 +29,7 @@ def seeded(stack):
         def clean() -> None:
             db.execute("DELETE FROM rt_user_interactions WHERE user_id IN (%s, %s)", (U_ACTIVE, U_VECTOR))
             db.execute("DELETE FROM user_profiles WHERE user_id IN (%s, %s)", (U_ACTIVE, U_VECTOR))
+            db.execute("DELETE FROM user_items WHERE user_id IN (%s, %s)", (U_ACTIVE, U_VECTOR))
             db.execute("DELETE FROM movies WHERE movie_id = %s", (MOVIE,))
 
         clean()
@@ -36,10 +38,13 @@ def seeded(stack):
             (MOVIE, ["ProfTestA", "ProfTestB"]),
         )
         for event, rating in (("view", None), ("rate", 4.5), ("like", None)):
+            # As the speed layer writes an event: into the window and the user's history.
             db.execute(
-                "INSERT INTO rt_user_interactions"
-                " (event_id, user_id, movie_id, event_type, rating, occurred_at)"
-                " VALUES (%s, %s, %s, %s, %s, now())",
+                record_new_events(
+                    "INSERT INTO rt_user_interactions"
+                    " (event_id, user_id, movie_id, event_type, rating, occurred_at)"
+                    f" VALUES (%s, %s, %s, %s, %s, now()) {RETURNING}"
+                ),
                 (uuid.uuid4().hex, U_ACTIVE, MOVIE, event, rating),
             )
         vector = "[" + ",".join(["0.5"] * 64) + "]"

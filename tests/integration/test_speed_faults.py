@@ -112,7 +112,8 @@ def _assert_exactly_once(db: psycopg.Connection[Any], flow: Flow, timeout: float
     assert len(set(ids)) == len(ids)
     got = wait_for(lambda: _landed(db, ids) == len(ids), timeout, interval=1.0)
     assert got, f"{len(ids) - _landed(db, ids)} of {len(ids)} accepted events missing"
-    # Profiles are recomputed from the table, so replays after the crash cannot double count.
+    # Profiles are recomputed from the users' histories, so replays after the crash cannot
+    # double count.
     time.sleep(1)
     rows = db.execute(
         "SELECT p.user_id, p.interaction_count, (SELECT count(*) FROM rt_user_interactions i "
@@ -120,6 +121,15 @@ def _assert_exactly_once(db: psycopg.Connection[Any], flow: Flow, timeout: float
         (flow.users,),
     ).fetchall()
     assert rows and all(r[1] == r[2] for r in rows), rows
+    # The users' histories are incremented, not recomputed: only by the rows an insert
+    # returned, so a replayed batch adds nothing (every event here is a click, signal 1).
+    history = db.execute(
+        "SELECT i.user_id, count(*), (SELECT sum(s.events) FROM user_items s WHERE s.user_id = i.user_id), "
+        "(SELECT sum(s.signal) FROM user_items s WHERE s.user_id = i.user_id) "
+        "FROM rt_user_interactions i WHERE i.user_id = ANY(%s) GROUP BY i.user_id",
+        (flow.users,),
+    ).fetchall()
+    assert history and all(r[1] == r[2] == r[3] for r in history), history
 
 
 def _users() -> list[int]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from batch.foldin import gram
+from batch.foldin import aggregate_signals, fold_in, gram
 from batch.streaming.sink import EMBEDDING_DIM, ModelEmbeddings, compute_profiles
 from batch.streaming.transforms import (
     decode_events,
@@ -15,6 +15,7 @@ from batch.streaming.transforms import (
     parse_events,
     touched_users,
 )
+from batch.weights import event_signal
 
 pytestmark = pytest.mark.spark
 
@@ -122,12 +123,37 @@ def test_compute_profiles_counts_and_vectors() -> None:
     factors = np.vstack(
         [d + 0.05 * rng.standard_normal((5, EMBEDDING_DIM)), 0.3 * rng.standard_normal((20, EMBEDDING_DIM))]
     )
-    rows = [(1, 100 + i, "rate", 5.0) for i in range(5)] + [(1, 100, "click", None), (2, 999, "view", None)]
+    # user_items rows (user_id, movie_id, summed signal, events, ratings): user 1 rated 5
+    # movies 5 stars (+5 each) and also clicked movie 100 (+1).
+    rows = [(1, 100, 6.0, 2, 1)] + [(1, 100 + i, 5.0, 1, 1) for i in range(1, 5)] + [(2, 999, 0.5, 1, 0)]
     profiles = {p.user_id: p for p in compute_profiles(rows, _model(factors))}
     assert profiles[1].interaction_count == 6 and profiles[1].rating_count == 5
     assert profiles[1].vector is not None and float(profiles[1].vector @ d) > 0
     # Movie 999 has no embedding: counts, but no vector.
     assert profiles[2].vector is None and profiles[2].interaction_count == 1
+
+
+def test_compute_profiles_equals_fold_in_over_every_event() -> None:
+    """Summed signals per movie give the vector of folding in the raw events one by one."""
+    rng = np.random.default_rng(1)
+    factors = 0.3 * rng.standard_normal((30, EMBEDDING_DIM))
+    model = _model(factors)
+    events = [
+        (int(m), t, r)
+        for m, t, r in zip(
+            rng.integers(100, 130, 80),
+            rng.choice(["view", "click", "watch", "like", "dislike", "rate"], 80),
+            rng.choice([0.5, 2.5, 3.0, 4.5, 5.0], 80),
+            strict=True,
+        )
+    ]
+    signals = [event_signal(t, float(r) if t == "rate" else None) for _, t, r in events]
+    items, totals = aggregate_signals([m for m, _, _ in events], signals)
+    expected = fold_in(factors[items - 100], totals, model.gram, alpha=1.0, reg_param=0.1)
+    rows = [(7, int(m), float(s), 1, 0) for m, s in zip(items, totals, strict=True)]
+    (profile,) = compute_profiles(rows, model)
+    assert profile.vector is not None
+    np.testing.assert_allclose(profile.vector, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_decode_and_split_on_the_driver_match_parse_events(spark) -> None:

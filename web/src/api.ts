@@ -217,7 +217,8 @@ export interface ApiClient {
   getRecommendations(userId: string, q?: RecommendationsQuery, signal?: AbortSignal): Promise<Recommendations>
   listMovies(q?: MoviesQuery, signal?: AbortSignal): Promise<MoviePage>
   getMovie(movieId: string, signal?: AbortSignal): Promise<Movie>
-  getSimilarMovies(movieId: string, limit?: number, signal?: AbortSignal): Promise<SimilarMovies>
+  /** With `userId`, the movies that user has already interacted with are left out. */
+  getSimilarMovies(movieId: string, limit?: number, signal?: AbortSignal, userId?: string): Promise<SimilarMovies>
   postEvent(event: NewEvent): Promise<string>
   getProfile(userId: string, signal?: AbortSignal): Promise<Profile>
 }
@@ -357,8 +358,11 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       return normalizeMovie(body.movie)
     },
 
-    async getSimilarMovies(movieId, limit, signal) {
-      const qs = limit !== undefined ? `?limit=${limit}` : ''
+    async getSimilarMovies(movieId, limit, signal, userId) {
+      const params = new URLSearchParams()
+      if (limit !== undefined) params.set('limit', String(limit))
+      if (userId) params.set('userId', userId)
+      const qs = params.toString() ? `?${params.toString()}` : ''
       const body = await request<GetSimilarMoviesResponseJson>(`/v1/movies/${seg(movieId)}/similar${qs}`, { signal })
       return {
         movieId: String(body.movieId ?? movieId),

@@ -45,11 +45,11 @@ export function MovieDialog({ api, userId, movie, requestId, onClose, onOpenMovi
     closeRef.current?.focus()
     const controller = new AbortController()
     api
-      .getSimilarMovies(movie.movieId, 8, controller.signal)
+      .getSimilarMovies(movie.movieId, 8, controller.signal, userId)
       .then(setSimilar)
       .catch((err: Error) => err.name !== 'AbortError' && setSimilarError(err))
     return () => controller.abort()
-  }, [api, movie.movieId])
+  }, [api, movie.movieId, userId])
 
   // Escape closes the dialog wherever focus is (a button that just got disabled drops it to body).
   const onCloseRef = useRef(onClose)

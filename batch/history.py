@@ -1,0 +1,58 @@
+"""A user's whole history, compact: one `user_items` row per (user, movie) they ever touched.
+
+`rt_user_interactions` is a 48 h window (the nightly archive moves older rows to Parquet);
+`user_items` is the user's memory, kept by every writer of interactions (the streaming sink,
+the importer) in the same transaction as its insert:
+- the seen set of every serving tier (a row = seen, archived or not);
+- the summed signal per movie (batch.weights), which is all fold-in needs: with the item
+  factors fixed, ALS's user step depends on a user's events only through that sum;
+- the counts behind the profile (events, ratings, dislikes per movie).
+
+Exactly once: a writer adds only the rows its own INSERT ... ON CONFLICT (event_id) DO NOTHING
+returned, so an event replayed by Spark, or imported twice, is not counted again.
+Cost: a user's rows are bounded by the catalogue, not by the length of their history.
+"""
+
+from __future__ import annotations
+
+from batch.weights import signal_sql
+
+# What an INSERT into rt_user_interactions must RETURN for `record_new_events`.
+RETURNING = "RETURNING user_id, movie_id, event_type, rating, occurred_at"
+
+
+def accumulate_sql(source: str) -> str:
+    """Add the events of `source` (user_id, movie_id, event_type, rating, occurred_at) to user_items."""
+    return f"""
+    INSERT INTO user_items AS u (user_id, movie_id, signal, events, ratings, dislikes, last_at)
+    SELECT user_id, movie_id, sum({signal_sql()}), count(*),
+           count(*) FILTER (WHERE event_type = 'rate'), count(*) FILTER (WHERE event_type = 'dislike'),
+           max(occurred_at)
+      FROM {source}
+     GROUP BY user_id, movie_id
+    ON CONFLICT (user_id, movie_id) DO UPDATE SET
+        signal = u.signal + EXCLUDED.signal,
+        events = u.events + EXCLUDED.events,
+        ratings = u.ratings + EXCLUDED.ratings,
+        dislikes = u.dislikes + EXCLUDED.dislikes,
+        last_at = greatest(u.last_at, EXCLUDED.last_at)
+    """
+
+
+def record_new_events(insert_returning: str) -> str:
+    """One statement: run `insert_returning` and add exactly the rows it inserted to user_items.
+
+    `insert_returning` is an INSERT into rt_user_interactions ... ON CONFLICT (event_id) DO
+    NOTHING ending in `RETURNING` (above). The statement returns one row: how many it inserted.
+    """
+    return (
+        f"WITH inserted AS ({insert_returning}), "
+        f"added AS ({accumulate_sql('inserted')}) "
+        "SELECT count(*) FROM inserted"
+    )
+
+
+# Fold-in and profile input of some users: one row per movie, bounded by the catalogue.
+USER_ITEMS = """
+    SELECT user_id, movie_id, signal, events, ratings FROM user_items WHERE user_id = ANY(%s)
+"""
