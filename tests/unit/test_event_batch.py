@@ -145,3 +145,19 @@ def test_request_time_fold_in_is_the_streams() -> None:
     assert before.vector is not None and not np.allclose(before.vector, stream.vector)
     assert stream.vector is not None and mine is not None
     np.testing.assert_allclose(mine, stream.vector)
+
+
+async def test_redis_away_costs_request_time_freshness_only() -> None:
+    """Nothing listens on port 1: the push reports failure at once (the event is durable
+    anyway), and the Recommender reads no entry and no pending event instead of failing."""
+    from event_svc.pending import PendingWriter
+    from recommender_svc.cache import RecommendationCache
+    from recsys.cache import create_client
+
+    client = create_client("redis://127.0.0.1:1/0", timeout_seconds=0.1)
+    try:
+        event = Event("e-1", 42, 7, "like", None, None, 1_700_000_000_000)
+        assert await PendingWriter(client).push([event]) is False
+        assert await RecommendationCache(client, 60).get_with_pending(42) == (None, [])
+    finally:
+        await client.aclose()
