@@ -22,7 +22,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from recsys.v1 import event_service_pb2 as pb
@@ -36,6 +36,7 @@ MAX_AGE = timedelta(days=2)
 RATING_MIN, RATING_MAX = 0.5, 5.0
 
 _EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # The proto enum as the lower-case names stored in rt_user_interactions.event_type.
 EVENT_TYPE_NAMES: dict[int, str] = {
@@ -65,7 +66,20 @@ class Event:
         return str(self.user_id).encode()
 
     def value(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # The fields in declaration order (what json.dumps(asdict(self)) wrote), without asdict's
+        # deep copy: it was most of PostEvents' CPU (bench/ingest.py).
+        return _ENCODER.encode(
+            {
+                "event_id": self.event_id,
+                "user_id": self.user_id,
+                "movie_id": self.movie_id,
+                "event_type": self.event_type,
+                "rating": self.rating,
+                "request_id": self.request_id,
+                "occurred_at_ms": self.occurred_at_ms,
+                "schema": self.schema,
+            }
+        ).encode()
 
 
 def check_request(request: pb.PostEventRequest, check: Checks, now: datetime) -> Event | None:

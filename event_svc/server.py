@@ -1,12 +1,14 @@
-"""Wires the Event service: settings, Postgres catalogue, Kafka producer, gRPC server."""
+"""Wires the Event service: settings, Postgres catalogue, Kafka producer, Redis, gRPC server."""
 
 from __future__ import annotations
 
 import grpc
 
 from event_svc.catalogue import MovieCatalogue
+from event_svc.pending import PendingWriter
 from event_svc.producer import EventProducer, producer_config
 from event_svc.servicer import EventServicer
+from recsys import cache as rcache
 from recsys.config import Settings
 from recsys.db import create_pool
 from recsys.grpcserver import serve
@@ -26,13 +28,17 @@ async def main() -> None:
     catalogue = MovieCatalogue(pool)
     await catalogue.start()
     producer = EventProducer(producer_config(settings.kafka_bootstrap_servers), settings.kafka_topic)
-    servicer = EventServicer(catalogue, producer)
+    # The pending-event lists (recsys.pending): best effort, so a short timeout; Redis being away
+    # costs request-time freshness only.
+    redis = rcache.create_client(settings.redis_url, timeout_seconds=0.1)
+    servicer = EventServicer(catalogue, producer, pending=PendingWriter(redis))
 
     def register(server: grpc.aio.Server) -> None:
         event_service_pb2_grpc.add_EventServiceServicer_to_server(servicer, server)
 
     async def on_stop() -> None:
         producer.close()
+        await redis.aclose()
         await catalogue.stop()
         await pool.close()
 

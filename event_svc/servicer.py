@@ -1,14 +1,18 @@
-"""EventService handlers: validate, produce durably, answer with the event id."""
+"""EventService handlers: validate, produce durably, answer with the event id (or one per event)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import grpc
 
 from event_svc.catalogue import MovieCatalogue
-from event_svc.events import Clock, check_request, utc_now
-from event_svc.producer import EventProducer
+from event_svc.events import Clock, Event, check_request, utc_now
+from event_svc.pending import PendingWriter
+from event_svc.producer import EventProducer, Headers
+from recsys.errors import FieldViolation, Unavailable
+from recsys.grpcserver import principal_var
 from recsys.telemetry import inject_headers
 from recsys.v1 import event_service_pb2 as pb
 from recsys.v1 import event_service_pb2_grpc as pb_grpc
@@ -16,14 +20,43 @@ from recsys.validation import Checks
 
 log = logging.getLogger(__name__)
 
+# The most events one PostEvents call may carry (a bigger request is refused as a whole).
+MAX_BATCH = 500
+
+OK = grpc.StatusCode.OK.value[0]
+INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED.value[0]
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
+
+
+@dataclass
+class _Slot:
+    """One event of a batch on its way: its result, and the event once it passed the checks."""
+
+    result: pb.EventResult
+    event: Event | None = None
+
+
+def _invalid(result: pb.EventResult, violations: list[FieldViolation]) -> None:
+    result.code = INVALID_ARGUMENT
+    result.message = "; ".join(str(v) for v in violations)
+    result.violations.extend(pb.EventViolation(field=v.field, description=v.description) for v in violations)
+
 
 class EventServicer(pb_grpc.EventServiceServicer):
     """A thin durable-ack path: everything else happens in the streaming job."""
 
-    def __init__(self, catalogue: MovieCatalogue, producer: EventProducer, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        catalogue: MovieCatalogue,
+        producer: EventProducer,
+        clock: Clock = utc_now,
+        pending: PendingWriter | None = None,
+    ) -> None:
         self._catalogue = catalogue
         self._producer = producer
         self._clock = clock
+        self._pending = pending
 
     async def PostEvent(
         self, request: pb.PostEventRequest, context: grpc.aio.ServicerContext
@@ -35,4 +68,78 @@ class EventServicer(pb_grpc.EventServiceServicer):
         check.done()
         assert event is not None
         await self._producer.send(event.key(), event.value(), list(inject_headers()))
+        if self._pending is not None:
+            await self._pending.push([event])
         return pb.PostEventResponse(event_id=event.event_id)
+
+    async def PostEvents(
+        self, request: pb.PostEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PostEventsResponse:
+        """Every event checked on its own; the valid ones produced together, then awaited together.
+
+        Who may post what: the interceptor has checked the request's `user_id` against the
+        token (a user token must name itself there). Each event is then checked here: a user
+        token may post only its own events; another user's event gets PERMISSION_DENIED on its
+        own and the rest of the batch goes on (a service token may post for anyone).
+        """
+        check = Checks()
+        if not request.events:
+            check.fail("events", "must hold at least one event")
+        check.max_items("events", request.events, MAX_BATCH)
+        if request.user_id < 0:
+            check.positive("user_id", request.user_id)
+        check.done()
+
+        principal = principal_var.get()
+        now = self._clock()
+        slots: list[_Slot] = []
+        for i, item in enumerate(request.events):
+            result = pb.EventResult(index=i)
+            slots.append(_Slot(result))
+            if item.user_id == 0 and request.user_id:
+                own = pb.PostEventRequest()
+                own.CopyFrom(item)
+                own.user_id = request.user_id
+                item = own
+            result.event_id = item.event_id
+            if principal is not None and item.user_id > 0 and not principal.may_act_for(item.user_id):
+                result.code = PERMISSION_DENIED
+                result.message = f"the token of {principal.subject!r} may not act for user {item.user_id}"
+                continue
+            event_check = Checks()
+            event = check_request(item, event_check, now)
+            if item.movie_id > 0:
+                try:
+                    if not await self._catalogue.exists(item.movie_id):
+                        event_check.fail("movie_id", f"no movie {item.movie_id} in the catalogue")
+                except Unavailable as err:
+                    result.code, result.message = UNAVAILABLE, err.message
+                    continue
+            if event_check.violations or event is None:
+                _invalid(result, event_check.violations)
+                continue
+            slots[-1].event = event
+            result.event_id = event.event_id
+
+        # An event id twice in one batch is one event: produced once, both answered alike.
+        unique: dict[str, Event] = {}
+        for slot in slots:
+            if slot.event is not None:
+                unique.setdefault(slot.event.event_id, slot.event)
+        events = list(unique.values())
+        headers: Headers = list(inject_headers())
+        outcomes = await self._producer.send_many([(e.key(), e.value(), headers) for e in events])
+        failed = {e.event_id: err for e, err in zip(events, outcomes, strict=True) if err is not None}
+        if self._pending is not None:
+            await self._pending.push(e for e in events if e.event_id not in failed)
+
+        response = pb.PostEventsResponse()
+        for slot in slots:
+            if slot.event is not None and slot.event.event_id in failed:
+                slot.result.code, slot.result.message = UNAVAILABLE, failed[slot.event.event_id].message
+            if slot.result.code == OK:
+                response.accepted += 1
+            else:
+                response.rejected += 1
+        response.results.extend(slot.result for slot in slots)
+        return response

@@ -11,8 +11,12 @@ from redis.exceptions import RedisError
 
 from recommender_svc.ranking import CachedEntry, CachedList
 from recsys.cache import generation_key, recommendations_key
+from recsys.pending import MAX_LEN, PendingEvent, decode_all, pending_key
 
 log = logging.getLogger(__name__)
+
+# KEYS: the user's cached list, their pending-event list; ARGV[1]: the last index to read.
+_GET_WITH_PENDING = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, ARGV[1])}"
 
 # SET the list (KEYS[1]) only while the user's generation (KEYS[2]) is the one the caller read.
 _SET_IF_GENERATION = """
@@ -38,6 +42,7 @@ class RecommendationCache:
         self.ttl_seconds = ttl_seconds
         self.errors = 0
         self._warned_at: float | None = None
+        self._get_with_pending = client.register_script(_GET_WITH_PENDING)
 
     def _failed(self, op: str, err: Exception) -> None:
         self.errors += 1
@@ -66,6 +71,25 @@ class RecommendationCache:
         # is bytes; redis-py's annotation covers both client modes (bytes | str).
         raw = cast("bytes | None", raw)
         return CachedEntry.parse(raw) if raw is not None else None
+
+    async def get_with_pending(self, user_id: int) -> tuple[CachedEntry | None, list[PendingEvent]]:
+        """The user's entry and pending events (recsys.pending), in one command.
+
+        A script (EVALSHA; redis-py loads it again after a Redis restart) rather than a
+        pipeline: one command costs the cache-hit path about what the plain GET did.
+        Either part is empty on a miss, an unreadable value or any Redis error.
+        """
+        try:
+            raw, pending = await self._get_with_pending(
+                keys=[recommendations_key(user_id), pending_key(user_id)], args=[MAX_LEN - 1]
+            )
+        except (RedisError, OSError) as err:
+            self._failed("get", err)
+            return None, []
+        self._recovered()
+        raw = cast("bytes | None", raw)
+        entry = CachedEntry.parse(raw) if raw is not None else None
+        return entry, decode_all(pending) if pending else []
 
     async def generation(self, user_id: int) -> bytes | None:
         """The user's invalidation generation (b"" before the first), None when unreadable.

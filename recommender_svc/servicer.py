@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from recommender_svc.cache import RecommendationCache
+from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.ranking import (
     POPULAR_REASON,
     BadPageToken,
@@ -31,6 +32,7 @@ from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore, to_array
 from recsys.errors import NotFound, PermissionDenied, Unauthenticated
 from recsys.grpcserver import current_request_id, principal_var
+from recsys.pending import PendingEvent
 from recsys.v1 import (
     movie_pb2,
     profile_service_pb2,
@@ -99,8 +101,10 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         serve_log: ServeLogWriter,
         *,
         profile_timeout_seconds: float = 0.5,
+        pending: PendingFoldIn | None = None,
     ) -> None:
         self.store = store
+        self.pending = pending
         self.cache = cache
         self.profiles = profiles
         self.serve_log = serve_log
@@ -122,18 +126,23 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         for i, genre in enumerate(request.genres):
             if not genre.strip():
                 check.fail(f"genres[{i}]", "must not be empty")
+            check.max_len(f"genres[{i}]", genre, 100)
         check.done()
 
         user_id = request.user_id
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
         live = await self.store.live_model()
-        cached = await self.cache.get(user_id)
+        cached, pending = await self.cache.get_with_pending(user_id)
+        if pending:
+            cached = None  # the list predates events the user has posted since: fold them in
         if cached is not None and live and cached.model_version != live:
             cached = None  # computed with another model: its invalidation was missed
         if cached is not None and not exclude and not genres and cached.count >= limit:
             return self._cache_hit(user_id, limit, cached, started)
-        answer = await self.cascade(user_id, limit, exclude, genres, cached=cached, live=live)
+        answer = await self.cascade(
+            user_id, limit, exclude, genres, cached=cached, live=live, pending=pending
+        )
 
         request_id = current_request_id()
         response = pb.GetRecommendationsResponse(
@@ -212,6 +221,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         *,
         cached: CachedEntry | None,
         live: str,
+        pending: Sequence[PendingEvent] = (),
     ) -> Answer:
         """Cache -> realtime (pgvector) -> batch -> popular; short answers are topped up with popular.
 
@@ -222,6 +232,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
 
         `cached` is the user's cache entry (already checked against `live`, the live model),
         read by the caller, which serves the common case (no filters) from it directly.
+
+        `pending` are the user's events that Kafka has and the stream has not applied yet
+        (recsys.pending): the realtime tier then uses the vector with them folded in
+        (recommender_svc.freshness), excludes their movies, and caches nothing (the stream's
+        own answer replaces it within a trigger). Without a live model, or when the fold-in
+        cannot be computed, the stored vector answers as before.
         """
         listed = cached.to_list() if cached is not None else None
         if listed is not None:
@@ -230,15 +246,26 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 hit = Answer(pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]])
                 return await self._top_up(hit, frozenset(), exclude, genres, limit)
 
-        # Read before the vector and the history: the list is cached only if no event of the
-        # user was committed (and invalidated) after this read.
+        # The generation first: the list is cached only if no event of the user was committed
+        # (and its list invalidated) after this read (RecommendationCache.set).
         generation = await self.cache.generation(user_id)
-        vector, history = await asyncio.gather(self._vector(user_id), self.store.history(user_id))
+        # The vector next, then the history: the history then is at least as new as the vector.
+        # Read side by side, a micro-batch committing in between gave a vector that knows events
+        # the history did not (its movies not excluded) (found by
+        # tests/integration/test_request_freshness.py).
+        vector = await self._vector_with(user_id, pending, live)
+        history = await self.store.history(user_id)
+        if pending:
+            history = History(
+                history.seen | {p.movie_id for p in pending}, history.liked, history.genre_lists
+            )
         user_genres = taste_genres(history.genre_lists)
         answer: Answer | None = None
         if vector is not None and (not live or vector.model_version == live):
+            # A list with pending events folded in is not cached: the stream has not applied them.
+            cache_as = None if pending else generation
             answer = await self._realtime(
-                user_id, vector, history, user_genres, limit, exclude, genres, generation
+                user_id, vector, history, user_genres, limit, exclude, genres, cache_as
             )
         if answer is None and live:
             ranked = await self.store.batch(live, user_id, history.seen | exclude, genres, limit)
@@ -260,19 +287,21 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         genres: frozenset[str],
         generation: bytes | None,
     ) -> Answer | None:
+        """`generation` is the user's cache generation read before the vector (None: do not cache)."""
         k = max(CACHE_SIZE, limit)
         ranked = await self.store.nearest(vector.vector, history.seen, (), k)
         if not ranked.items:
             return None
         explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
         exhaustive = len(explained) < k
-        self._in_background(
-            self.cache.set(
-                user_id,
-                CachedList(vector.model_version, vector.updated_at, exhaustive, explained[:CACHE_SIZE]),
-                generation,
+        if generation is not None:
+            self._in_background(
+                self.cache.set(
+                    user_id,
+                    CachedList(vector.model_version, vector.updated_at, exhaustive, explained[:CACHE_SIZE]),
+                    generation,
+                )
             )
-        )
         items = apply_filters(explained, exclude, genres)
         if len(items) < limit and not exhaustive:
             # The filters ate the unfiltered list; ask the index again with them pushed down.
@@ -298,6 +327,16 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         popular = await self.store.popular(sorted(seen | exclude | taken), sorted(genres), missing)
         answer.items.extend((c, pb.TIER_POPULAR) for c in with_reason(popular, POPULAR_REASON))
         return answer
+
+    async def _vector_with(
+        self, user_id: int, pending: Sequence[PendingEvent], live: str
+    ) -> UserVector | None:
+        """With pending events, the vector they make (the stream's fold-in, now); else the stored one."""
+        if pending and live and self.pending is not None:
+            fresh = await self.pending.vector(user_id, pending)
+            if fresh is not None:
+                return UserVector(fresh, live, time.time())
+        return await self._vector(user_id)
 
     async def _vector(self, user_id: int) -> UserVector | None:
         """The user's vector from the Profile service; None when it has none or cannot answer."""

@@ -316,6 +316,18 @@ def _sha_env(key: str, path: Path) -> dict[str, str]:
     return {key: hashlib.sha256(path.read_bytes()).hexdigest()[:16]} if path.exists() else {}
 
 
+def envoy_env(cfg: StackConfig) -> dict[str, str]:
+    """Envoy reads its config, the descriptor (transcoder) and the OpenAPI document (served at
+    /openapi.yaml) once, at start: a change to any of them restarts it (`make proto`, `make up`)."""
+    from .envoy import DESCRIPTOR, OPENAPI
+
+    return {
+        **_sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml"),
+        **_sha_env("STACK_ENVOY_DESCRIPTOR_SHA", DESCRIPTOR),
+        **_sha_env("STACK_ENVOY_OPENAPI_SHA", OPENAPI),
+    }
+
+
 def envoy_command(cfg: StackConfig) -> list[str]:
     return [
         str(cfg.venv / "bin" / "envoy"),
@@ -482,7 +494,7 @@ PROGRAMS: list[Program] = [
         checks.envoy,
         prepare=envoy_prepare,
         ready_timeout=30,
-        env=lambda cfg: _sha_env("STACK_ENVOY_CONFIG_SHA", cfg.dir / "envoy" / "envoy.yaml"),
+        env=envoy_env,
     ),
     # The web client: the built app (web/dist) served by `vite preview` on WEB_PORT.
     Program(

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 MAX_OFFSETS_PER_TRIGGER = 100_000
+# The executor's Kafka consumer reads a batch's offset range up to the end of the log, and a
+# fetch at the end waits fetch.max.wait.ms (500 ms by default) for data that is not coming:
+# that wait was ~1 s of every micro-batch, a 5-record one included (bench/freshness.md, #16).
+FETCH_MAX_WAIT_MS = 10
 MAX_TRACE_LINKS = 32
 RESTART_BACKOFF_SECONDS = 5.0
 FEEDBACK_FIELDS = ("event_id", "request_id", "user_id", "movie_id", "event_type", "occurred_at")
@@ -134,6 +138,7 @@ def start_query(
         .option("startingOffsets", args.starting_offsets)
         .option("includeHeaders", "true")
         .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
+        .option("kafka.fetch.max.wait.ms", FETCH_MAX_WAIT_MS)
         .load()
     )
     query = (

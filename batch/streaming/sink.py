@@ -29,6 +29,7 @@ from pgvector.psycopg import register_vector
 
 from batch.foldin import fold_in, gram
 from batch.history import RETURNING, USER_ITEMS, record_new_events
+from batch.streaming.pending import trim_applied
 from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
 
@@ -197,6 +198,7 @@ class SpeedLayerSink:
             self._conn = None
             raise
         self.invalidate(users)
+        stats["pending_trimmed"] = trim_applied(self._redis, events)
         return stats
 
     def invalidate(self, users: list[int]) -> None:

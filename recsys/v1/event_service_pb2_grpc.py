@@ -40,6 +40,11 @@ class EventServiceStub:
                 request_serializer=recsys_dot_v1_dot_event__service__pb2.PostEventRequest.SerializeToString,
                 response_deserializer=recsys_dot_v1_dot_event__service__pb2.PostEventResponse.FromString,
                 _registered_method=True)
+        self.PostEvents = channel.unary_unary(
+                '/recsys.v1.EventService/PostEvents',
+                request_serializer=recsys_dot_v1_dot_event__service__pb2.PostEventsRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_event__service__pb2.PostEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EventServiceServicer:
@@ -53,6 +58,16 @@ class EventServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PostEvents(self, request, context):
+        """PostEvents records up to 500 events in one call. Each event is validated on its own and
+        answered with its own result, in request order; an event is acknowledged only once it is
+        durable, and the valid events of a batch are made durable together. A user token may post
+        only its own events (an event of another user is refused with PERMISSION_DENIED on its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EventServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +75,11 @@ def add_EventServiceServicer_to_server(servicer, server):
                     servicer.PostEvent,
                     request_deserializer=recsys_dot_v1_dot_event__service__pb2.PostEventRequest.FromString,
                     response_serializer=recsys_dot_v1_dot_event__service__pb2.PostEventResponse.SerializeToString,
+            ),
+            'PostEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostEvents,
+                    request_deserializer=recsys_dot_v1_dot_event__service__pb2.PostEventsRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_event__service__pb2.PostEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -90,6 +110,33 @@ class EventService:
             '/recsys.v1.EventService/PostEvent',
             recsys_dot_v1_dot_event__service__pb2.PostEventRequest.SerializeToString,
             recsys_dot_v1_dot_event__service__pb2.PostEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.EventService/PostEvents',
+            recsys_dot_v1_dot_event__service__pb2.PostEventsRequest.SerializeToString,
+            recsys_dot_v1_dot_event__service__pb2.PostEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,12 @@ class EventServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EventServiceAsyncStub: ...
     PostEvent: _grpc.UnaryUnaryMultiCallable[_event_service_pb2.PostEventRequest, _event_service_pb2.PostEventResponse]
     """PostEvent records one user event; it answers only once the event is durable."""
+    PostEvents: _grpc.UnaryUnaryMultiCallable[_event_service_pb2.PostEventsRequest, _event_service_pb2.PostEventsResponse]
+    """PostEvents records up to 500 events in one call. Each event is validated on its own and
+    answered with its own result, in request order; an event is acknowledged only once it is
+    durable, and the valid events of a batch are made durable together. A user token may post
+    only its own events (an event of another user is refused with PERMISSION_DENIED on its own).
+    """
 
 @_typing.type_check_only
 class EventServiceAsyncStub(EventServiceStub):
@@ -43,6 +49,12 @@ class EventServiceAsyncStub(EventServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PostEvent: _aio.UnaryUnaryMultiCallable[_event_service_pb2.PostEventRequest, _event_service_pb2.PostEventResponse]  # type: ignore[assignment]
     """PostEvent records one user event; it answers only once the event is durable."""
+    PostEvents: _aio.UnaryUnaryMultiCallable[_event_service_pb2.PostEventsRequest, _event_service_pb2.PostEventsResponse]  # type: ignore[assignment]
+    """PostEvents records up to 500 events in one call. Each event is validated on its own and
+    answered with its own result, in request order; an event is acknowledged only once it is
+    durable, and the valid events of a batch are made durable together. A user token may post
+    only its own events (an event of another user is refused with PERMISSION_DENIED on its own).
+    """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     """EventService accepts user events and makes them durable in Kafka."""
@@ -54,5 +66,17 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_event_service_pb2.PostEventResponse, _abc.Awaitable[_event_service_pb2.PostEventResponse]]:
         """PostEvent records one user event; it answers only once the event is durable."""
+
+    @_abc_1.abstractmethod
+    def PostEvents(
+        self,
+        request: _event_service_pb2.PostEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_event_service_pb2.PostEventsResponse, _abc.Awaitable[_event_service_pb2.PostEventsResponse]]:
+        """PostEvents records up to 500 events in one call. Each event is validated on its own and
+        answered with its own result, in request order; an event is acknowledged only once it is
+        durable, and the valid events of a batch are made durable together. A user token may post
+        only its own events (an event of another user is refused with PERMISSION_DENIED on its own).
+        """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

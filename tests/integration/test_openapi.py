@@ -4,16 +4,25 @@ runs thousands)."""
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.error
 import urllib.request
 
+import grpc
 import pytest
 import yaml
 from google.api import annotations_pb2
 from google.protobuf.descriptor import FileDescriptor
 
 from bench.fuzz import fuzz, load_schema
-from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
+from recsys.v1 import (
+    event_service_pb2,
+    profile_service_pb2,
+    recommender_service_pb2,
+    recommender_service_pb2_grpc,
+    session_service_pb2,
+)
 from stack.config import ROOT
 from tests.tokens import auth_headers, service_token
 
@@ -108,3 +117,46 @@ def test_anonymous_fuzzing_gets_documented_refusals(stack):
     assert report.statuses[401] > 0
     assert report.server_errors == 0, report.summary()
     assert not report.failures, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/movies?query=a%00b", "query"),
+        ("/v1/movies?genre=a%00b", "genre"),
+        ("/v1/users/15/recommendations?genres=Drama&genres=a%00b", "genres[1]"),
+    ],
+)
+def test_text_with_nul_is_a_400_naming_the_field(stack, path, field):
+    """Found by fuzzing: PostgreSQL text cannot hold U+0000, and these were 500s."""
+    request = urllib.request.Request(f"{stack.envoy_url}{path}", headers=auth_headers())
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 400
+    assert json.loads(err.value.read())["message"].startswith(f"{field}: must not contain NUL")
+
+
+def test_envoys_own_errors_are_status_json_for_rest_and_stay_grpc_for_grpc(stack):
+    """The transcoder's 400 for an unparsable request and jwt_authn's 401 are google.rpc.Status
+    JSON on REST (they were text/plain); a native gRPC call still gets grpc-status/grpc-message."""
+    for path, headers, status, code in [
+        ("/v1/movies/abc", {}, 400, 3),
+        ("/v1/movies/1", {"authorization": "Bearer not-a-jwt"}, 401, 16),
+    ]:
+        request = urllib.request.Request(f"{stack.envoy_url}{path}", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=10)
+        assert err.value.code == status
+        assert err.value.headers["content-type"] == "application/json"
+        body = json.loads(err.value.read())
+        assert body["code"] == code and body["message"], body
+    with grpc.insecure_channel(stack.envoy_grpc_addr) as channel:
+        stub = recommender_service_pb2_grpc.RecommenderServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as rpc_err:
+            stub.GetMovie(
+                recommender_service_pb2.GetMovieRequest(movie_id=1),
+                metadata=(("authorization", "Bearer not-a-jwt"),),
+                timeout=10,
+            )
+    assert rpc_err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert not rpc_err.value.details().startswith("{"), rpc_err.value.details()

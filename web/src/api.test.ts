@@ -1,4 +1,4 @@
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, expectTypeOf, it, vi } from 'vitest'
 import {
   ApiError,
   createApi,
@@ -9,6 +9,12 @@ import {
   SignInUnavailableError,
   UnauthorizedError,
   UnavailableError,
+  type EventType,
+  type Movie,
+  type NewEvent,
+  type Profile,
+  type Recommendations,
+  type Tier,
 } from './api'
 import { SESSION_KEY, SessionStore, type Session } from './session'
 import { json, mockFetch, recs, session as signedIn, sessionAnswer } from './test/fakeApi'
@@ -16,6 +22,26 @@ import { json, mockFetch, recs, session as signedIn, sessionAnswer } from './tes
 const BASE = 'http://api.test:8080/'
 
 describe('api client', () => {
+  // Checked by tsc (npm run typecheck): the app's shapes come from the protos' generated JSON
+  // types (src/gen/, `make proto`), with the fields the transcoder omits filled in.
+  it('takes its shapes from the JSON types generated from the protos', () => {
+    expectTypeOf<Movie>().toEqualTypeOf<{
+      movieId: string
+      title: string
+      year: number
+      genres: string[]
+      popularity: string
+    }>()
+    expectTypeOf<Tier>().toEqualTypeOf<'TIER_UNSPECIFIED' | 'TIER_CACHE' | 'TIER_REALTIME' | 'TIER_BATCH' | 'TIER_POPULAR'>()
+    expectTypeOf<EventType>().not.toEqualTypeOf<'EVENT_TYPE_UNSPECIFIED'>()
+    expectTypeOf<Recommendations['items'][number]['score']>().toEqualTypeOf<number>()
+    expectTypeOf<Recommendations['userId']>().toEqualTypeOf<string>()
+    expectTypeOf<Profile['updatedAt']>().toEqualTypeOf<string | undefined>()
+    expectTypeOf<Profile['interactionCount']>().toEqualTypeOf<string>()
+    expectTypeOf<NewEvent['userId']>().toEqualTypeOf<string>()
+    expectTypeOf<NewEvent['occurredAt']>().toEqualTypeOf<string | undefined>()
+  })
+
   it('builds recommendation URLs with repeated params and parses the answer', async () => {
     const fetch = mockFetch([{ match: /^\/v1\/users\/7\/recommendations$/, respond: () => json(recs('TIER_REALTIME', [1, 2])) }])
     const api = createApi(BASE, fetch)

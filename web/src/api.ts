@@ -1,107 +1,83 @@
 // The typed REST client of the recsys API (Envoy's gRPC-JSON transcoder).
 // This module is the only place that knows URLs. Proto3 JSON rules apply:
-// lowerCamelCase fields, int64 values as strings, enums by name.
+// lowerCamelCase fields, int64 values as strings, enums by name, timestamps as RFC 3339 strings.
+// The shapes of requests and answers are the protos' own JSON types, generated into src/gen/ by
+// `make proto` (protoc-gen-es, json_types=true): `XxxJson` is message recsys.v1.Xxx as proto3
+// JSON. Only types are imported, so none of the protobuf runtime reaches the bundle.
 //
 // Authentication: signIn() asks the gateway for an access token (POST /v1/sessions) and keeps it
 // in a SessionStore; every request then carries `Authorization: Bearer <token>`. A 401 answer
 // ends the session (the app shows sign-in again); a 403 is an action outside the token's rights.
 
+import type { EventTypeJson, PostEventRequestJson, PostEventResponseJson } from './gen/recsys/v1/event_service_pb'
+import type { MovieJson } from './gen/recsys/v1/movie_pb'
+import type { GetProfileResponseJson, InteractionJson, ProfileJson } from './gen/recsys/v1/profile_service_pb'
+import type {
+  GetMovieResponseJson,
+  GetRecommendationsRequestJson,
+  GetRecommendationsResponseJson,
+  GetSimilarMoviesResponseJson,
+  ListMoviesRequestJson,
+  ListMoviesResponseJson,
+  RecommendedMovieJson,
+  SimilarMovieJson,
+  TierJson,
+} from './gen/recsys/v1/recommender_service_pb'
+import type { CreateSessionRequestJson, CreateSessionResponseJson } from './gen/recsys/v1/session_service_pb'
 import { SessionStore, type Session } from './session'
 
 export type { Session } from './session'
 
-export type Tier = 'TIER_UNSPECIFIED' | 'TIER_CACHE' | 'TIER_REALTIME' | 'TIER_BATCH' | 'TIER_POPULAR'
+/** A float or double in proto3 JSON: a number, or NaN and the infinities spelled as strings. */
+type FloatJson = number | 'NaN' | 'Infinity' | '-Infinity'
 
-export type EventType =
-  | 'EVENT_TYPE_VIEW'
-  | 'EVENT_TYPE_CLICK'
-  | 'EVENT_TYPE_WATCH'
-  | 'EVENT_TYPE_RATE'
-  | 'EVENT_TYPE_LIKE'
-  | 'EVENT_TYPE_DISLIKE'
+/**
+ * A proto3 JSON message as the app holds it: every field present. The transcoder leaves out
+ * fields at their default value (0, "", false, [], the zero enum value); the client puts them
+ * back, and makes floats plain numbers. Message fields are spelled out by each view below.
+ */
+type Filled<T> = { [K in keyof T]-?: [Exclude<T[K], undefined>] extends [FloatJson] ? number : Exclude<T[K], undefined> }
 
-export interface Movie {
-  movieId: string
-  title: string
-  year: number
-  genres: string[]
-  popularity: string
-}
+/** The serving cascade's layer (recsys.v1.Tier). */
+export type Tier = TierJson
 
-export interface RecommendedMovie {
-  movie: Movie
-  score: number
-  tier: Tier
-  position: number
-  reason: string
-}
+/** What a user can do with a movie (recsys.v1.EventType; the zero value is refused). */
+export type EventType = Exclude<EventTypeJson, 'EVENT_TYPE_UNSPECIFIED'>
 
-export interface Recommendations {
-  userId: string
-  items: RecommendedMovie[]
-  tier: Tier
-  modelVersion: string
-  requestId: string
-}
+/** recsys.v1.Movie: movieId and popularity are int64, so strings. */
+export type Movie = Filled<MovieJson>
 
-export interface SimilarMovie {
-  movie: Movie
-  score: number
-}
+export type RecommendedMovie = Filled<Omit<RecommendedMovieJson, 'movie'>> & { movie: Movie }
 
-export interface SimilarMovies {
-  movieId: string
-  items: SimilarMovie[]
-  modelVersion: string
-}
+/** GetRecommendationsResponse. */
+export type Recommendations = Filled<Omit<GetRecommendationsResponseJson, 'items'>> & { items: RecommendedMovie[] }
 
-export interface MoviePage {
-  movies: Movie[]
-  nextPageToken: string
-}
+export type SimilarMovie = Filled<Omit<SimilarMovieJson, 'movie'>> & { movie: Movie }
 
-export interface Interaction {
-  eventId: string
-  movie?: Movie
-  type: EventType
-  rating: number
-  occurredAt?: string
-}
+/** GetSimilarMoviesResponse. */
+export type SimilarMovies = Filled<Omit<GetSimilarMoviesResponseJson, 'items'>> & { items: SimilarMovie[] }
 
-export interface Profile {
-  userId: string
-  hasPreferenceVector: boolean
-  interactionCount: string
-  ratingCount: string
-  modelVersion: string
-  updatedAt?: string
-  topGenres: string[]
-  recentInteractions: Interaction[]
-}
+/** ListMoviesResponse. */
+export type MoviePage = Filled<Omit<ListMoviesResponseJson, 'movies'>> & { movies: Movie[] }
 
-export interface NewEvent {
-  userId: string
-  movieId: string
-  type: EventType
-  /** 0.5 to 5, for EVENT_TYPE_RATE only. */
-  rating?: number
-  /** The requestId of the serve, when acting on a recommended movie. */
-  requestId?: string
-  eventId?: string
-}
+/** One event of the profile; movie and occurredAt (RFC 3339) stay absent when the server sent none. */
+export type Interaction = Filled<Omit<InteractionJson, 'movie' | 'occurredAt'>> &
+  Pick<InteractionJson, 'occurredAt'> & { movie?: Movie }
 
-export interface RecommendationsQuery {
-  limit?: number
-  genres?: string[]
-  excludeMovieIds?: string[]
-}
+/** recsys.v1.Profile; updatedAt (RFC 3339) stays absent when the server sent none. */
+export type Profile = Filled<Omit<ProfileJson, 'updatedAt' | 'recentInteractions'>> &
+  Pick<ProfileJson, 'updatedAt'> & { recentInteractions: Interaction[] }
 
-export interface MoviesQuery {
-  query?: string
-  genre?: string
-  pageSize?: number
-  pageToken?: string
-}
+/** PostEventRequest: who did what to which movie is required; rating (0.5 to 5) is for
+ * EVENT_TYPE_RATE only; requestId is the serve's, when acting on a recommended movie. */
+export type NewEvent = PostEventRequestJson &
+  Required<Pick<PostEventRequestJson, 'userId' | 'movieId'>> & { type: EventType }
+
+/** GetRecommendationsRequest's query parameters (the user is in the path). */
+export type RecommendationsQuery = Omit<GetRecommendationsRequestJson, 'userId'>
+
+/** ListMoviesRequest's query parameters. */
+export type MoviesQuery = ListMoviesRequestJson
 
 /** Any error answer of the API; message is the server's (it names the field for 400). */
 export class ApiError extends Error {
@@ -225,8 +201,10 @@ async function errorFromResponse(res: Response): Promise<ApiError> {
 
 type FetchLike = (input: string, init?: RequestInit) => Promise<Response>
 
-/** Who to sign in as: an existing user by id, or a new user with this display name. */
-export type SignInRequest = { userId: string } | { displayName: string }
+/** Who to sign in as (CreateSessionRequest): an existing user by id, or a new user with this display name. */
+export type SignInRequest =
+  | Required<Pick<CreateSessionRequestJson, 'userId'>>
+  | Required<Pick<CreateSessionRequestJson, 'displayName'>>
 
 export interface ApiClient {
   readonly baseUrl: string
@@ -245,7 +223,12 @@ export interface ApiClient {
   getProfile(userId: string, signal?: AbortSignal): Promise<Profile>
 }
 
-function normalizeMovie(m: Partial<Movie> | undefined): Movie {
+/** A float of the JSON as a number ("NaN" and the infinities included); 0 when absent. */
+function num(v: FloatJson | undefined): number {
+  return Number(v ?? 0)
+}
+
+function normalizeMovie(m: MovieJson | undefined): Movie {
   return {
     movieId: String(m?.movieId ?? ''),
     title: m?.title ?? '',
@@ -305,10 +288,10 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
 
     async signIn(who) {
       // New users come from the session endpoint too: POST /v1/users needs a service token.
-      const payload = 'userId' in who ? { userId: who.userId } : { displayName: who.displayName }
-      let body: Partial<Omit<Session, 'userId'>> & { userId?: string | number }
+      const payload: CreateSessionRequestJson = 'userId' in who ? { userId: who.userId } : { displayName: who.displayName }
+      let body: CreateSessionResponseJson
       try {
-        body = await request('/v1/sessions', { method: 'POST', body: JSON.stringify(payload) }, true)
+        body = await request<CreateSessionResponseJson>('/v1/sessions', { method: 'POST', body: JSON.stringify(payload) }, true)
       } catch (err) {
         if (err instanceof ApiError && err.status === 501)
           throw new SignInUnavailableError(
@@ -340,7 +323,7 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       for (const g of q.genres ?? []) params.append('genres', g)
       for (const id of q.excludeMovieIds ?? []) params.append('excludeMovieIds', id)
       const qs = params.toString()
-      const body = await request<Partial<Recommendations>>(
+      const body = await request<GetRecommendationsResponseJson>(
         `/v1/users/${seg(userId)}/recommendations${qs ? `?${qs}` : ''}`,
         { signal },
       )
@@ -348,12 +331,12 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
         userId: String(body.userId ?? userId),
         items: (body.items ?? []).map((it) => ({
           movie: normalizeMovie(it.movie),
-          score: Number(it.score ?? 0),
-          tier: (it.tier ?? 'TIER_UNSPECIFIED') as Tier,
+          score: num(it.score),
+          tier: it.tier ?? 'TIER_UNSPECIFIED',
           position: Number(it.position ?? 0),
           reason: it.reason ?? '',
         })),
-        tier: (body.tier ?? 'TIER_UNSPECIFIED') as Tier,
+        tier: body.tier ?? 'TIER_UNSPECIFIED',
         modelVersion: body.modelVersion ?? '',
         requestId: body.requestId ?? '',
       }
@@ -366,12 +349,12 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       if (q.pageSize !== undefined) params.set('pageSize', String(q.pageSize))
       if (q.pageToken) params.set('pageToken', q.pageToken)
       const qs = params.toString()
-      const body = await request<Partial<MoviePage>>(`/v1/movies${qs ? `?${qs}` : ''}`, { signal })
+      const body = await request<ListMoviesResponseJson>(`/v1/movies${qs ? `?${qs}` : ''}`, { signal })
       return { movies: (body.movies ?? []).map(normalizeMovie), nextPageToken: body.nextPageToken ?? '' }
     },
 
     async getMovie(movieId, signal) {
-      const body = await request<{ movie?: Movie }>(`/v1/movies/${seg(movieId)}`, { signal })
+      const body = await request<GetMovieResponseJson>(`/v1/movies/${seg(movieId)}`, { signal })
       return normalizeMovie(body.movie)
     },
 
@@ -380,24 +363,21 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
       if (limit !== undefined) params.set('limit', String(limit))
       if (userId) params.set('userId', userId)
       const qs = params.toString() ? `?${params.toString()}` : ''
-      const body = await request<Partial<SimilarMovies>>(`/v1/movies/${seg(movieId)}/similar${qs}`, { signal })
+      const body = await request<GetSimilarMoviesResponseJson>(`/v1/movies/${seg(movieId)}/similar${qs}`, { signal })
       return {
         movieId: String(body.movieId ?? movieId),
-        items: (body.items ?? []).map((it) => ({ movie: normalizeMovie(it.movie), score: Number(it.score ?? 0) })),
+        items: (body.items ?? []).map((it) => ({ movie: normalizeMovie(it.movie), score: num(it.score) })),
         modelVersion: body.modelVersion ?? '',
       }
     },
 
     async postEvent(event) {
-      const payload: Record<string, unknown> = {
-        userId: event.userId,
-        movieId: event.movieId,
-        type: event.type,
-      }
+      const payload: PostEventRequestJson = { userId: event.userId, movieId: event.movieId, type: event.type }
       if (event.rating !== undefined) payload.rating = event.rating
       if (event.requestId) payload.requestId = event.requestId
       if (event.eventId) payload.eventId = event.eventId
-      const body = await request<{ eventId?: string }>('/v1/events', {
+      if (event.occurredAt) payload.occurredAt = event.occurredAt
+      const body = await request<PostEventResponseJson>('/v1/events', {
         method: 'POST',
         body: JSON.stringify(payload),
       })
@@ -405,7 +385,7 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
     },
 
     async getProfile(userId, signal) {
-      const body = await request<{ profile?: Partial<Profile> }>(`/v1/users/${seg(userId)}/profile`, { signal })
+      const body = await request<GetProfileResponseJson>(`/v1/users/${seg(userId)}/profile`, { signal })
       const p = body.profile ?? {}
       return {
         userId: String(p.userId ?? userId),
@@ -418,8 +398,8 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
         recentInteractions: (p.recentInteractions ?? []).map((i) => ({
           eventId: i.eventId ?? '',
           movie: i.movie ? normalizeMovie(i.movie) : undefined,
-          type: i.type,
-          rating: Number(i.rating ?? 0),
+          type: i.type ?? 'EVENT_TYPE_UNSPECIFIED',
+          rating: num(i.rating),
           occurredAt: i.occurredAt,
         })),
       }

@@ -7,17 +7,15 @@
 // tab), while a reload keeps it, so the app survives a refresh without signing in again. Signing
 // in is one click on the development issuer, so a new tab asking for it costs little.
 
-/** An access token and who it acts for (CreateSessionResponse, plus the name the person typed). */
-export interface Session {
-  accessToken: string
-  tokenType: string
-  /** The user the token acts for (int64 as a string). */
-  userId: string
-  /** When the token stops being accepted (RFC 3339), if the issuer said. */
-  expiresAt?: string
-  /** The display name given when this session created its user (client-side only). */
-  displayName?: string
-}
+import type { CreateSessionResponseJson } from './gen/recsys/v1/session_service_pb'
+
+/** An access token and who it acts for: CreateSessionResponse's JSON (userId an int64 string,
+ * expiresAt RFC 3339 and absent when the issuer did not say), plus the name the person typed. */
+export type Session = Required<Pick<CreateSessionResponseJson, 'accessToken' | 'tokenType' | 'userId'>> &
+  Pick<CreateSessionResponseJson, 'expiresAt'> & {
+    /** The display name given when this session created its user (client-side only). */
+    displayName?: string
+  }
 
 /** Why the session ended: signed out on purpose, the token expired, or the API refused it (401). */
 export type EndReason = 'signed-out' | 'expired' | 'rejected'

@@ -1,4 +1,7 @@
 import { vi } from 'vitest'
+import type { MovieJson } from '../gen/recsys/v1/movie_pb'
+import type { GetRecommendationsResponseJson, TierJson } from '../gen/recsys/v1/recommender_service_pb'
+import type { CreateSessionResponseJson } from '../gen/recsys/v1/session_service_pb'
 import { SessionStore } from '../session'
 
 /** A fetch mock at the boundary: routes are matched by method + path prefix, in order. */
@@ -24,7 +27,8 @@ export function mockFetch(routes: Route[]) {
   return fn
 }
 
-export const movie = (id: number, title: string, genres: string[] = ['Comedy']) => ({
+/** Fixtures are typed by the protos' JSON types, so they are what the transcoder can answer. */
+export const movie = (id: number, title: string, genres: string[] = ['Comedy']): MovieJson => ({
   movieId: String(id),
   title,
   year: 1990 + (id % 30),
@@ -32,7 +36,7 @@ export const movie = (id: number, title: string, genres: string[] = ['Comedy']) 
   popularity: String(100 - id),
 })
 
-export function recs(tier: string, ids: number[], requestId = 'req-1') {
+export function recs(tier: TierJson, ids: number[], requestId = 'req-1'): GetRecommendationsResponseJson {
   return {
     userId: '7',
     items: ids.map((id, i) => ({
@@ -56,6 +60,6 @@ export function session(userId: string, token = `tok-${userId}`): SessionStore {
 }
 
 /** The body of a CreateSessionResponse. */
-export function sessionAnswer(userId: string, token = `tok-${userId}`) {
+export function sessionAnswer(userId: string, token = `tok-${userId}`): CreateSessionResponseJson {
   return { accessToken: token, tokenType: 'Bearer', userId, expiresAt: '2999-01-01T00:00:00Z' }
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/event_service.proto.
  */
 export const file_recsys_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yZWNzeXMvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJcmVjc3lzLnYxItABChBQb3N0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAMSEAoIbW92aWVfaWQYAyABKAMSIgoEdHlwZRgEIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSEwoGcmF0aW5nGAUgASgCSACIAQESEgoKcmVxdWVzdF9pZBgGIAEoCRIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHX3JhdGluZyIlChFQb3N0RXZlbnRSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCSqqAQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABITCg9FVkVOVF9UWVBFX1ZJRVcQARIUChBFVkVOVF9UWVBFX0NMSUNLEAISFAoQRVZFTlRfVFlQRV9XQVRDSBADEhMKD0VWRU5UX1RZUEVfUkFURRAEEhMKD0VWRU5UX1RZUEVfTElLRRAFEhYKEkVWRU5UX1RZUEVfRElTTElLRRAGMnMKDEV2ZW50U2VydmljZRJjCglQb3N0RXZlbnQSGy5yZWNzeXMudjEuUG9zdEV2ZW50UmVxdWVzdBocLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXNwb25zZSIbyvMYAggCgtPkkwIPIgovdjEvZXZlbnRzOgEqYgZwcm90bzM", [file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp]);
+  fileDesc("Ch1yZWNzeXMvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJcmVjc3lzLnYxItABChBQb3N0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAMSEAoIbW92aWVfaWQYAyABKAMSIgoEdHlwZRgEIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSEwoGcmF0aW5nGAUgASgCSACIAQESEgoKcmVxdWVzdF9pZBgGIAEoCRIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHX3JhdGluZyIlChFQb3N0RXZlbnRSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCSJRChFQb3N0RXZlbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgDEisKBmV2ZW50cxgCIAMoCzIbLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXF1ZXN0IjQKDkV2ZW50VmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJInwKC0V2ZW50UmVzdWx0Eg0KBWluZGV4GAEgASgFEhAKCGV2ZW50X2lkGAIgASgJEgwKBGNvZGUYAyABKAUSDwoHbWVzc2FnZRgEIAEoCRItCgp2aW9sYXRpb25zGAUgAygLMhkucmVjc3lzLnYxLkV2ZW50VmlvbGF0aW9uImEKElBvc3RFdmVudHNSZXNwb25zZRInCgdyZXN1bHRzGAEgAygLMhYucmVjc3lzLnYxLkV2ZW50UmVzdWx0EhAKCGFjY2VwdGVkGAIgASgFEhAKCHJlamVjdGVkGAMgASgFKqoBCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhMKD0VWRU5UX1RZUEVfVklFVxABEhQKEEVWRU5UX1RZUEVfQ0xJQ0sQAhIUChBFVkVOVF9UWVBFX1dBVENIEAMSEwoPRVZFTlRfVFlQRV9SQVRFEAQSEwoPRVZFTlRfVFlQRV9MSUtFEAUSFgoSRVZFTlRfVFlQRV9ESVNMSUtFEAYy4QEKDEV2ZW50U2VydmljZRJjCglQb3N0RXZlbnQSGy5yZWNzeXMudjEuUG9zdEV2ZW50UmVxdWVzdBocLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXNwb25zZSIbyvMYAggCgtPkkwIPIgovdjEvZXZlbnRzOgEqEmwKClBvc3RFdmVudHMSHC5yZWNzeXMudjEuUG9zdEV2ZW50c1JlcXVlc3QaHS5yZWNzeXMudjEuUG9zdEV2ZW50c1Jlc3BvbnNlIiHK8xgCCAKC0+STAhUiEC92MS9ldmVudHM6YmF0Y2g6ASpiBnByb3RvMw", [file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp]);
 
 /**
  * PostEventRequest is one user event.
@@ -171,6 +171,262 @@ export const PostEventResponseSchema: GenMessage<PostEventResponse, {jsonType: P
   messageDesc(file_recsys_v1_event_service, 1);
 
 /**
+ * PostEventsRequest is a batch of user events.
+ *
+ * @generated from message recsys.v1.PostEventsRequest
+ */
+export type PostEventsRequest = Message<"recsys.v1.PostEventsRequest"> & {
+  /**
+   * user_id is the caller's user: required with a user token (it must be the token's user),
+   * optional with a service token. An event whose user_id is 0 takes this one.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * events are the events, at most 500; each is validated like a PostEventRequest.
+   *
+   * @generated from field: repeated recsys.v1.PostEventRequest events = 2;
+   */
+  events: PostEventRequest[];
+};
+
+/**
+ * PostEventsRequest is a batch of user events.
+ *
+ * @generated from message recsys.v1.PostEventsRequest
+ */
+export type PostEventsRequestJson = {
+  /**
+   * user_id is the caller's user: required with a user token (it must be the token's user),
+   * optional with a service token. An event whose user_id is 0 takes this one.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId?: string;
+
+  /**
+   * events are the events, at most 500; each is validated like a PostEventRequest.
+   *
+   * @generated from field: repeated recsys.v1.PostEventRequest events = 2;
+   */
+  events?: PostEventRequestJson[];
+};
+
+/**
+ * Describes the message recsys.v1.PostEventsRequest.
+ * Use `create(PostEventsRequestSchema)` to create a new message.
+ */
+export const PostEventsRequestSchema: GenMessage<PostEventsRequest, {jsonType: PostEventsRequestJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_event_service, 2);
+
+/**
+ * EventViolation is one bad field of one event.
+ *
+ * @generated from message recsys.v1.EventViolation
+ */
+export type EventViolation = Message<"recsys.v1.EventViolation"> & {
+  /**
+   * field is the event's field, named as in PostEventRequest (e.g. "rating").
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * description says what is wrong with it.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * EventViolation is one bad field of one event.
+ *
+ * @generated from message recsys.v1.EventViolation
+ */
+export type EventViolationJson = {
+  /**
+   * field is the event's field, named as in PostEventRequest (e.g. "rating").
+   *
+   * @generated from field: string field = 1;
+   */
+  field?: string;
+
+  /**
+   * description says what is wrong with it.
+   *
+   * @generated from field: string description = 2;
+   */
+  description?: string;
+};
+
+/**
+ * Describes the message recsys.v1.EventViolation.
+ * Use `create(EventViolationSchema)` to create a new message.
+ */
+export const EventViolationSchema: GenMessage<EventViolation, {jsonType: EventViolationJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_event_service, 3);
+
+/**
+ * EventResult is the outcome of one event of a batch.
+ *
+ * @generated from message recsys.v1.EventResult
+ */
+export type EventResult = Message<"recsys.v1.EventResult"> & {
+  /**
+   * index is the event's position in PostEventsRequest.events.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * event_id is the event's id: the one given, or the one assigned to an accepted event without one.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * code is a google.rpc.Code: 0 OK (durable), 3 INVALID_ARGUMENT, 7 PERMISSION_DENIED,
+   * 14 UNAVAILABLE (not durable; retry it with the same event_id).
+   *
+   * @generated from field: int32 code = 3;
+   */
+  code: number;
+
+  /**
+   * message is the error, every bad field named ("rating: is required with EVENT_TYPE_RATE").
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * violations are the bad fields, one entry each (INVALID_ARGUMENT only).
+   *
+   * @generated from field: repeated recsys.v1.EventViolation violations = 5;
+   */
+  violations: EventViolation[];
+};
+
+/**
+ * EventResult is the outcome of one event of a batch.
+ *
+ * @generated from message recsys.v1.EventResult
+ */
+export type EventResultJson = {
+  /**
+   * index is the event's position in PostEventsRequest.events.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index?: number;
+
+  /**
+   * event_id is the event's id: the one given, or the one assigned to an accepted event without one.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId?: string;
+
+  /**
+   * code is a google.rpc.Code: 0 OK (durable), 3 INVALID_ARGUMENT, 7 PERMISSION_DENIED,
+   * 14 UNAVAILABLE (not durable; retry it with the same event_id).
+   *
+   * @generated from field: int32 code = 3;
+   */
+  code?: number;
+
+  /**
+   * message is the error, every bad field named ("rating: is required with EVENT_TYPE_RATE").
+   *
+   * @generated from field: string message = 4;
+   */
+  message?: string;
+
+  /**
+   * violations are the bad fields, one entry each (INVALID_ARGUMENT only).
+   *
+   * @generated from field: repeated recsys.v1.EventViolation violations = 5;
+   */
+  violations?: EventViolationJson[];
+};
+
+/**
+ * Describes the message recsys.v1.EventResult.
+ * Use `create(EventResultSchema)` to create a new message.
+ */
+export const EventResultSchema: GenMessage<EventResult, {jsonType: EventResultJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_event_service, 4);
+
+/**
+ * PostEventsResponse answers every event of a batch.
+ *
+ * @generated from message recsys.v1.PostEventsResponse
+ */
+export type PostEventsResponse = Message<"recsys.v1.PostEventsResponse"> & {
+  /**
+   * results has one entry per event, in request order.
+   *
+   * @generated from field: repeated recsys.v1.EventResult results = 1;
+   */
+  results: EventResult[];
+
+  /**
+   * accepted is how many events are durable (code 0).
+   *
+   * @generated from field: int32 accepted = 2;
+   */
+  accepted: number;
+
+  /**
+   * rejected is how many are not (any other code).
+   *
+   * @generated from field: int32 rejected = 3;
+   */
+  rejected: number;
+};
+
+/**
+ * PostEventsResponse answers every event of a batch.
+ *
+ * @generated from message recsys.v1.PostEventsResponse
+ */
+export type PostEventsResponseJson = {
+  /**
+   * results has one entry per event, in request order.
+   *
+   * @generated from field: repeated recsys.v1.EventResult results = 1;
+   */
+  results?: EventResultJson[];
+
+  /**
+   * accepted is how many events are durable (code 0).
+   *
+   * @generated from field: int32 accepted = 2;
+   */
+  accepted?: number;
+
+  /**
+   * rejected is how many are not (any other code).
+   *
+   * @generated from field: int32 rejected = 3;
+   */
+  rejected?: number;
+};
+
+/**
+ * Describes the message recsys.v1.PostEventsResponse.
+ * Use `create(PostEventsResponseSchema)` to create a new message.
+ */
+export const PostEventsResponseSchema: GenMessage<PostEventsResponse, {jsonType: PostEventsResponseJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_event_service, 5);
+
+/**
  * EventType is what a user did with a movie.
  *
  * @generated from enum recsys.v1.EventType
@@ -254,6 +510,19 @@ export const EventService: GenService<{
     methodKind: "unary";
     input: typeof PostEventRequestSchema;
     output: typeof PostEventResponseSchema;
+  },
+  /**
+   * PostEvents records up to 500 events in one call. Each event is validated on its own and
+   * answered with its own result, in request order; an event is acknowledged only once it is
+   * durable, and the valid events of a batch are made durable together. A user token may post
+   * only its own events (an event of another user is refused with PERMISSION_DENIED on its own).
+   *
+   * @generated from rpc recsys.v1.EventService.PostEvents
+   */
+  postEvents: {
+    methodKind: "unary";
+    input: typeof PostEventsRequestSchema;
+    output: typeof PostEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_recsys_v1_event_service, 0);

@@ -1,0 +1,145 @@
+"""Request-time freshness: the user's pending events folded in for this one request.
+
+Events the Event service has made durable but the streaming job has not applied yet sit in
+the user's pending list (recsys.pending). The vector the stream will store once it applies
+them is the fold-in (batch.foldin, the stream's own code and weights) over the user's stored
+interactions plus those events, against the live model's item factors. This computes exactly
+that, per request, so an answer given right after a POST already reflects it:
+
+- one query: the user's whole history (user_items, the summed signal per movie), plus the
+  pending events that are not stored yet (by event id: an event the stream applied but has
+  not trimmed yet counts once), summed per movie with its embedding;
+- the Gram matrix YtY of the item factors and the model's alpha / reg_param, kept per live
+  model and re-checked every few seconds (the same key the stream uses: live version, count
+  and last change of the embeddings).
+
+Any failure (Postgres slow or away) returns None: the caller falls back to the stored vector.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from batch.foldin import fold_in, gram
+from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
+from recommender_svc.store import to_array
+from recsys.pending import PendingEvent
+
+log = logging.getLogger(__name__)
+
+_MODEL_KEY_SQL = """
+SELECT (SELECT version FROM models WHERE status = 'live'), count(embedding), max(updated_at) FROM movies
+"""
+_MODEL_SQL = """
+SELECT (SELECT params FROM models WHERE status = 'live') AS params,
+       (SELECT array_agg(embedding) FROM movies WHERE embedding IS NOT NULL) AS embeddings
+"""
+
+# The user's whole history (user_items: the summed signal per movie, archived events included,
+# batch/history.py) plus the pending events not stored yet (an applied event is in the window),
+# summed per movie with its embedding (a movie the model has no factors for is left out, as the
+# stream does).
+_SIGNALS_SQL = """
+WITH ev AS (
+    SELECT movie_id, signal FROM user_items WHERE user_id = $1
+    UNION ALL
+    SELECT p.movie_id, p.signal
+    FROM unnest($2::text[], $3::bigint[], $4::float8[]) AS p(event_id, movie_id, signal)
+    WHERE NOT EXISTS (SELECT 1 FROM rt_user_interactions i WHERE i.event_id = p.event_id)
+)
+SELECT s.movie_id, s.signal, m.embedding
+FROM (SELECT movie_id, sum(signal) AS signal FROM ev GROUP BY movie_id) s
+JOIN movies m USING (movie_id)
+WHERE m.embedding IS NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class FoldInModel:
+    """What fold-in needs of the live model besides the user's own items."""
+
+    key: tuple[Any, ...]
+    gram: np.ndarray[Any, Any]
+    alpha: float
+    reg_param: float
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return dict(value or {})
+
+
+Row = tuple[int, float, Any]
+
+
+def fold_rows(rows: Sequence[Row], model: FoldInModel) -> np.ndarray[Any, Any] | None:
+    """The fold-in vector of (movie_id, summed signal, embedding) rows, one per movie; None when
+    uninformative. The same steps as the stream's batch.streaming.sink.compute_profiles.
+    """
+    if not rows:
+        return None
+    factors = np.array([np.asarray(r[2], dtype=np.float64) for r in rows])
+    signals = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
+    return x.astype(np.float32) if x.any() else None
+
+
+class PendingFoldIn:
+    """Computes a user's vector with their pending events, on the serving pool."""
+
+    MODEL_CHECK_SECONDS = 5.0
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._model: FoldInModel | None = None
+        self._checked_at = 0.0
+
+    async def _current_model(self, conn: asyncpg.Connection) -> FoldInModel | None:
+        now = time.monotonic()
+        if self._model is not None and now - self._checked_at < self.MODEL_CHECK_SECONDS:
+            return self._model
+        key = tuple(await conn.fetchrow(_MODEL_KEY_SQL) or ())
+        self._checked_at = now
+        if self._model is None or self._model.key != key:
+            row = await conn.fetchrow(_MODEL_SQL)
+            if row is None or not row["embeddings"]:
+                self._model = None
+                return None
+            factors = np.array([to_array(e) for e in row["embeddings"]], dtype=np.float64)
+            params = _params(row["params"])
+            self._model = FoldInModel(
+                key=key,
+                gram=gram(factors),
+                alpha=float(params.get("alpha", DEFAULT_ALPHA)),
+                reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+            )
+            log.info("fold-in model loaded", extra={"model": key[0], "movies": len(factors)})
+        return self._model
+
+    async def vector(self, user_id: int, pending: Sequence[PendingEvent]) -> np.ndarray[Any, Any] | None:
+        """The user's vector with `pending` folded in; None when it cannot be computed."""
+        try:
+            async with self.pool.acquire() as conn:
+                model = await self._current_model(conn)
+                if model is None:
+                    return None
+                rows = await conn.fetch(
+                    _SIGNALS_SQL,
+                    user_id,
+                    [p.event_id for p in pending],
+                    [p.movie_id for p in pending],
+                    [event_signal(p.event_type, p.rating) for p in pending],
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            log.warning("pending fold-in failed; serving the stored vector", extra={"error": repr(err)})
+            return None
+        return fold_rows([(r["movie_id"], r["signal"], to_array(r["embedding"])) for r in rows], model)
