@@ -242,6 +242,7 @@ def ingest(
     seconds: int,
     connections: int,
     batch: int,
+    delay_ms: int = 0,
 ) -> dict[str, Any]:
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -268,10 +269,20 @@ def ingest(
         "USER_BASE": "7000000000",
         "TOKENS": ",".join(tokens),
         "BATCH": str(batch),
+        "DELAY_MS": str(delay_ms),
     }
     lua = str(ROOT / "bench" / script)
     res = subprocess.run(
-        [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", lua, cfg.envoy_url],
+        [
+            wrk,
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            lua,
+            cfg.envoy_url,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -353,6 +364,8 @@ def main() -> None:
     parser.add_argument("--triggers", default="1,5")
     parser.add_argument("--skip-durable", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--skip-single", action="store_true", help="no PostEvent ingest run")
+    parser.add_argument("--delay-ms", type=int, default=0, help="pace the PostEvents run (ingest_batch.lua)")
     args = parser.parse_args()
 
     cfg = StackConfig.load()
@@ -370,12 +383,14 @@ def main() -> None:
         if not args.skip_ingest:
             wait_for_stack_job(cfg)
             movies = [m for ids in clusters.values() for m in ids]
-            for kind, script, connections, batch in (
-                ("PostEvents", "ingest_batch.lua", args.connections, args.batch),
-                ("PostEvent", "ingest.lua", args.single_connections, 1),
-            ):
+            runs = [("PostEvents", "ingest_batch.lua", args.connections, args.batch)]
+            if not args.skip_single:
+                runs.append(("PostEvent", "ingest.lua", args.single_connections, 1))
+            for kind, script, connections, batch in runs:
                 print(f"ingest with {kind}: wrk {connections} connections, {args.seconds} s ...", flush=True)
-                ingests[kind] = ing = ingest(cfg, settings, script, movies, args.seconds, connections, batch)
+                ingests[kind] = ing = ingest(
+                    cfg, settings, script, movies, args.seconds, connections, batch, args.delay_ms
+                )
                 print(f"  {ing}", flush=True)
                 time.sleep(3)
 

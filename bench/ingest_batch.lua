@@ -9,6 +9,9 @@ local tokens = {}
 for t in string.gmatch(os.getenv("TOKENS") or "", "[^,]+") do tokens[#tokens + 1] = t end
 local batch = tonumber(os.getenv("BATCH") or "200")
 local user_base = tonumber(os.getenv("USER_BASE") or "7000000000")
+-- DELAY_MS > 0 paces the load: each connection waits that long after an answer before its next
+-- request (the rate is then about connections * BATCH / (DELAY_MS + latency)).
+local delay_ms = tonumber(os.getenv("DELAY_MS") or "0")
 local types = { "EVENT_TYPE_VIEW", "EVENT_TYPE_CLICK", "EVENT_TYPE_WATCH", "EVENT_TYPE_LIKE" }
 local bodies = {}
 local counter = 0
@@ -41,6 +44,12 @@ request = function()
     ["authorization"] = "Bearer " .. tokens[(counter + (tid or 0)) % #tokens + 1],
   }
   return wrk.format("POST", "/v1/events:batch", headers, bodies[counter % #bodies + 1])
+end
+
+if delay_ms > 0 then
+  delay = function()
+    return delay_ms
+  end
 end
 
 done = function(summary, latency, requests)

@@ -43,6 +43,7 @@ class RecommendationCache:
         self.errors = 0
         self._warned_at: float | None = None
         self._get_with_pending = client.register_script(_GET_WITH_PENDING)
+        self._set_if_generation = client.register_script(_SET_IF_GENERATION)
 
     def _failed(self, op: str, err: Exception) -> None:
         self.errors += 1
@@ -112,14 +113,9 @@ class RecommendationCache:
         if generation is None:
             return
         try:
-            await self.client.eval(
-                _SET_IF_GENERATION,
-                2,
-                recommendations_key(user_id),
-                generation_key(user_id),
-                value.encode(),
-                self.ttl_seconds,
-                generation,
+            await self._set_if_generation(
+                keys=[recommendations_key(user_id), generation_key(user_id)],
+                args=[value.encode(), self.ttl_seconds, generation],
             )
         except (RedisError, OSError) as err:
             self._failed("set", err)

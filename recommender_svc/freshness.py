@@ -2,13 +2,14 @@
 
 Events the Event service has made durable but the streaming job has not applied yet sit in
 the user's pending list (recsys.pending). The vector the stream will store once it applies
-them is the fold-in (batch.foldin, the stream's own code and weights) over the user's stored
-interactions plus those events, against the live model's item factors. This computes exactly
-that, per request, so an answer given right after a POST already reflects it:
+them is the fold-in (batch.foldin, the stream's own code and weights) over the user's whole
+history (user_items: one summed signal per movie, batch.history) plus those events, against the
+live model's item factors. This computes exactly that, per request, so an answer given right
+after a POST already reflects it:
 
-- one query: the user's whole history (user_items, the summed signal per movie), plus the
-  pending events that are not stored yet (by event id: an event the stream applied but has
-  not trimmed yet counts once), summed per movie with its embedding;
+- one query: the user's user_items signals, plus the signals of the pending events the stream
+  has not stored yet (by event id in the window: an event the stream applied but has not
+  trimmed yet counts once), summed per movie, each with its movie's embedding;
 - the Gram matrix YtY of the item factors and the model's alpha / reg_param, kept per live
   model and re-checked every few seconds (the same key the stream uses: live version, count
   and last change of the embeddings).
@@ -43,10 +44,8 @@ SELECT (SELECT params FROM models WHERE status = 'live') AS params,
        (SELECT array_agg(embedding) FROM movies WHERE embedding IS NOT NULL) AS embeddings
 """
 
-# The user's whole history (user_items: the summed signal per movie, archived events included,
-# batch/history.py) plus the pending events not stored yet (an applied event is in the window),
-# summed per movie with its embedding (a movie the model has no factors for is left out, as the
-# stream does).
+# The user's whole history and the pending events not stored yet, as one summed signal per
+# movie with its embedding (a movie the model has no factors for is left out, as the stream does).
 _SIGNALS_SQL = """
 WITH ev AS (
     SELECT movie_id, signal FROM user_items WHERE user_id = $1
@@ -54,10 +53,10 @@ WITH ev AS (
     SELECT p.movie_id, p.signal
     FROM unnest($2::text[], $3::bigint[], $4::float8[]) AS p(event_id, movie_id, signal)
     WHERE NOT EXISTS (SELECT 1 FROM rt_user_interactions i WHERE i.event_id = p.event_id)
-)
+),
+summed AS (SELECT movie_id, sum(signal)::float8 AS signal FROM ev GROUP BY movie_id)
 SELECT s.movie_id, s.signal, m.embedding
-FROM (SELECT movie_id, sum(signal) AS signal FROM ev GROUP BY movie_id) s
-JOIN movies m USING (movie_id)
+FROM summed s JOIN movies m USING (movie_id)
 WHERE m.embedding IS NOT NULL
 """
 
@@ -82,13 +81,14 @@ Row = tuple[int, float, Any]
 
 
 def fold_rows(rows: Sequence[Row], model: FoldInModel) -> np.ndarray[Any, Any] | None:
-    """The fold-in vector of (movie_id, summed signal, embedding) rows, one per movie; None when
-    uninformative. The same steps as the stream's batch.streaming.sink.compute_profiles.
+    """The fold-in vector of (movie_id, summed signal, embedding) rows; None when uninformative.
+
+    The same steps as the stream's batch.streaming.sink.compute_profiles for one user.
     """
     if not rows:
         return None
     factors = np.array([np.asarray(r[2], dtype=np.float64) for r in rows])
-    signals = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    signals = np.array([r[1] for r in rows], dtype=np.float64)
     x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
     return x.astype(np.float32) if x.any() else None
 

@@ -246,13 +246,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 hit = Answer(pb.TIER_CACHE, listed.model_version, [(c, pb.TIER_CACHE) for c in hits[:limit]])
                 return await self._top_up(hit, frozenset(), exclude, genres, limit)
 
-        # The generation first: the list is cached only if no event of the user was committed
-        # (and its list invalidated) after this read (RecommendationCache.set).
+        # The generation first (the list is cached only if no event of the user was committed,
+        # and invalidated, after this read), then the vector, then the history: the history is
+        # then at least as new as the vector. Read side by side, a micro-batch committing in
+        # between gave a vector that knows events the history did not (their movies not
+        # excluded; found by tests/integration/test_request_freshness.py).
         generation = await self.cache.generation(user_id)
-        # The vector next, then the history: the history then is at least as new as the vector.
-        # Read side by side, a micro-batch committing in between gave a vector that knows events
-        # the history did not (its movies not excluded) (found by
-        # tests/integration/test_request_freshness.py).
         vector = await self._vector_with(user_id, pending, live)
         history = await self.store.history(user_id)
         if pending:
@@ -265,7 +264,15 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             # A list with pending events folded in is not cached: the stream has not applied them.
             cache_as = None if pending else generation
             answer = await self._realtime(
-                user_id, vector, history, user_genres, limit, exclude, genres, cache_as
+                user_id,
+                vector,
+                history,
+                user_genres,
+                limit,
+                exclude,
+                genres,
+                generation,
+                cache=not pending,
             )
         if answer is None and live:
             ranked = await self.store.batch(live, user_id, history.seen | exclude, genres, limit)
@@ -286,6 +293,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         exclude: frozenset[int],
         genres: frozenset[str],
         generation: bytes | None,
+        *,
+        cache: bool = True,
     ) -> Answer | None:
         """`generation` is the user's cache generation read before the vector (None: do not cache)."""
         k = max(CACHE_SIZE, limit)
@@ -294,7 +303,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             return None
         explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
         exhaustive = len(explained) < k
-        if generation is not None:
+        if cache:
             self._in_background(
                 self.cache.set(
                     user_id,

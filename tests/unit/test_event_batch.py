@@ -12,6 +12,7 @@ import pytest
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
+from batch.weights import event_signal
 from event_svc.events import Event
 from event_svc.servicer import MAX_BATCH, EventServicer
 from recommender_svc.freshness import FoldInModel, fold_rows
@@ -129,13 +130,18 @@ def test_request_time_fold_in_is_the_streams() -> None:
         key=(), version="v", index={m: m for m in range(50)}, factors=factors, gram=gram(factors),
         alpha=2.0, reg_param=0.05,
     )  # fmt: skip
-    # user_items rows (user, movie, summed signal, events, ratings): rate 5 + view on 3, like 4,
-    # dislike 9.
-    rows = [(1, 3, 5.5, 2, 1), (1, 4, 4.0, 1, 0), (1, 9, -4.0, 1, 0)]
-    (stream,) = compute_profiles(rows, model)
+    # The user's whole history as the stream keeps it: user_items rows, one per movie.
+    stored = {3: event_signal("rate", 5.0) + event_signal("view"), 4: event_signal("like")}
+    items = [(1, m, signal, 1, 0) for m, signal in stored.items()]
+    (before,) = compute_profiles(items, model)
+    # Pending: a dislike of a new movie and another view of a stored one.
+    pending = {9: event_signal("dislike"), 3: event_signal("view")}
+    after = {m: stored.get(m, 0.0) + pending.get(m, 0.0) for m in stored.keys() | pending.keys()}
+    (stream,) = compute_profiles([(1, m, s, 1, 0) for m, s in after.items()], model)
     mine = fold_rows(
-        [(m, s, factors[m]) for _u, m, s, _e, _r in rows],
+        [(m, s, factors[m]) for m, s in after.items()],
         FoldInModel(key=(), gram=model.gram, alpha=2.0, reg_param=0.05),
     )
+    assert before.vector is not None and not np.allclose(before.vector, stream.vector)
     assert stream.vector is not None and mine is not None
     np.testing.assert_allclose(mine, stream.vector)
