@@ -261,8 +261,6 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         user_genres = taste_genres(history.genre_lists)
         answer: Answer | None = None
         if vector is not None and (not live or vector.model_version == live):
-            # A list with pending events folded in is not cached: the stream has not applied them.
-            cache_as = None if pending else generation
             answer = await self._realtime(
                 user_id,
                 vector,
@@ -296,7 +294,6 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         *,
         cache: bool = True,
     ) -> Answer | None:
-        """`generation` is the user's cache generation read before the vector (None: do not cache)."""
         k = max(CACHE_SIZE, limit)
         ranked = await self.store.nearest(vector.vector, history.seen, (), k)
         if not ranked.items:
