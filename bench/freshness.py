@@ -1,4 +1,4 @@
-"""Speed-layer benchmark: event-to-fresh-recommendation latency and sustained ingest.
+"""Speed-layer benchmark: event-to-fresh-recommendation latency through the stream.
 
     .venv/bin/python bench/freshness.py          # the local stack must be up (make up)
 
@@ -9,10 +9,8 @@ In one run, against the local stack:
     For each trigger the stack's streaming program is stopped and the job is run here with
     `--trigger-seconds T` on the same checkpoint; the stack's program is started again at
     the end.
-  * sustained ingest: wrk (bench/ingest.lua) POSTs events through Envoy for a fixed time
-    while the streaming job (default trigger) consumes; prints accepted events/s, latency,
-    and the consumer lag (Kafka end offsets minus the job's committed offsets) sampled
-    every second, with the time to drain after the load stops.
+Sustained ingest (PostEvent and PostEvents, with the consumer lag) is bench/ingest.py's, which
+uses this module's Kafka offset helpers.
 It seeds genre-clustered test movies (ids 910000000+) and removes them at the end.
 """
 
@@ -21,13 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -43,7 +38,6 @@ from batch.streaming.status import read_status  # noqa: E402
 from recsys.config import Settings  # noqa: E402
 from recsys.pending import pending_key  # noqa: E402
 from stack import supervisor  # noqa: E402
-from stack.auth import token  # noqa: E402
 from stack.config import StackConfig  # noqa: E402
 from tests.integration.test_speed_helpers import (  # noqa: E402
     connect,
@@ -220,84 +214,9 @@ def committed_offsets(cfg: StackConfig, topic: str) -> dict[int, int]:
     return {}
 
 
-def ingest(
-    cfg: StackConfig, settings: Settings, envoy: str, movies: list[int], seconds: int, connections: int
-) -> dict[str, Any]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (apt-get install wrk)")
-    topic = settings.kafka_topic
-    start_offsets = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
-    lags: list[int] = []
-    stop = threading.Event()
-
-    def sample_lag() -> None:
-        while not stop.is_set():
-            ends = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
-            done = committed_offsets(cfg, topic)
-            if done:
-                lags.append(sum(max(0, ends[p] - done.get(p, 0)) for p in ends))
-            time.sleep(1)
-
-    sampler = threading.Thread(target=sample_lag, daemon=True)
-    sampler.start()
-    tokens = [token(cfg, service=f"bench-ingest-{i}", ttl_seconds=3600) for i in range(64)]
-    env = {
-        **os.environ,
-        "MOVIES": ",".join(map(str, movies)),
-        "USER_BASE": "7000000000",
-        "TOKENS": ",".join(tokens),
-    }
-    res = subprocess.run(
-        [
-            wrk,
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(ROOT / "bench" / "ingest.lua"),
-            envoy,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    load_end = time.monotonic()
-    end_offsets = topic_end_offsets(settings.kafka_bootstrap_servers, topic)
-    produced = sum(end_offsets[p] - start_offsets.get(p, 0) for p in end_offsets)
-    drained_after = None
-    while time.monotonic() - load_end < 120:
-        done = committed_offsets(cfg, topic)
-        if done and all(done.get(p, 0) >= o for p, o in end_offsets.items()):
-            drained_after = time.monotonic() - load_end
-            break
-        time.sleep(0.2)
-    stop.set()
-    out = res.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = int(re.search(r"NON2XX (\d+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {
-        "requests_per_s": rps,
-        "accepted": total - non2xx,
-        "rejected": non2xx,
-        "accepted_per_s": (total - non2xx) / seconds,
-        "produced_to_kafka": produced,
-        "p50_ms": float(re.search(r"LATENCY_P50_MS ([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p99_ms": float(re.search(r"LATENCY_P99_MS ([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "max_lag": max(lags) if lags else None,
-        "mean_lag": statistics.mean(lags) if lags else None,
-        "drained_after_s": drained_after,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20, help="freshness samples per trigger")
-    parser.add_argument("--ingest-seconds", type=int, default=20)
-    parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--triggers", default="1,5")
     args = parser.parse_args()
 
@@ -319,18 +238,6 @@ def main() -> None:
                 flush=True,
             )
 
-    # The stack's own job (default trigger) is back; wait for it before loading it.
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if time.time() - read_status(cfg.dir)["ts"] < 5:
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(1)
-    print(f"ingest: wrk {args.connections} connections for {args.ingest_seconds} s ...", flush=True)
-    movies = [m for ids in clusters.values() for m in ids]
-    ing = ingest(cfg, settings, envoy, movies, args.ingest_seconds, args.connections)
     conn = connect(settings.database_url)
     remove_seeded(conn)
     conn.close()
@@ -347,19 +254,6 @@ def main() -> None:
             f"{trigger:>7g}s {len(lat):>4} {percentile(lat, 50):>7.2f} {percentile(lat, 95):>7.2f} "
             f"{max(lat):>7.2f}  {target}"
         )
-    print()
-    print(
-        f"sustained ingest through Envoy (wrk, {args.connections} connections, {args.ingest_seconds} s, "
-        f"streaming trigger {settings.stream_trigger_seconds:g} s)"
-    )
-    print(
-        f"  accepted {ing['accepted_per_s']:.0f} events/s ({ing['accepted']} accepted, {ing['rejected']} "
-        f"rejected), POST p50 {ing['p50_ms']:.1f} ms p99 {ing['p99_ms']:.1f} ms"
-    )
-    print(f"  produced to Kafka: {ing['produced_to_kafka']}")
-    lag = f"max {ing['max_lag']} / mean {ing['mean_lag']:.0f} events" if ing["max_lag"] is not None else "n/a"
-    drained = f"{ing['drained_after_s']:.1f} s" if ing["drained_after_s"] is not None else "NOT within 120 s"
-    print(f"  consumer lag during load: {lag}; all consumed {drained} after the load stopped")
 
 
 if __name__ == "__main__":
