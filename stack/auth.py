@@ -47,14 +47,11 @@ def token(
     if not dev_issuer_on(cfg):
         raise StackError("auth: AUTH_DEV_ISSUER is off: tokens come from the identity provider")
     prepare(cfg)
-    from recsys.auth.devissuer import DevIssuer
+    from recsys.auth.setup import dev_issuer
+    from recsys.config import Settings
 
-    issuer = DevIssuer(
-        _path(cfg, "AUTH_DEV_SIGNING_KEY"),
-        cfg.env["AUTH_ISSUER"],
-        cfg.env["AUTH_AUDIENCE"],
-        int(cfg.env.get("AUTH_TOKEN_TTL_SECONDS", "3600")),
-    )
+    issuer = dev_issuer(Settings.from_env(cfg.child_env()))
+    assert issuer is not None  # dev_issuer_on(cfg)
     if user is not None:
         return issuer.user_token(user, ttl_seconds)[0]
     if service is not None:

@@ -18,8 +18,9 @@ from functools import cache
 
 import grpc
 
+from recsys.auth import setup
 from recsys.auth.credentials import ServiceCredentials
-from recsys.auth.devissuer import DevIssuer
+from recsys.config import Settings
 from stack.auth import token
 from stack.config import StackConfig
 
@@ -91,10 +92,4 @@ def authed_channel(addr: str, tok: str | None = None) -> Iterator[grpc.Channel]:
 
 def service_credentials(name: str = "tests") -> ServiceCredentials:
     """What an in-process servicer sends to the other services (recsys.grpcclient.channel)."""
-    cfg = _cfg()
-    return ServiceCredentials(
-        issuer=DevIssuer(
-            cfg.root / cfg.env["AUTH_DEV_SIGNING_KEY"], cfg.env["AUTH_ISSUER"], cfg.env["AUTH_AUDIENCE"]
-        ),
-        name=name,
-    )
+    return setup.service_credentials(Settings.from_env(_cfg().child_env()), name)

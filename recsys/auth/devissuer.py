@@ -111,14 +111,6 @@ class DevIssuer:
         return self.token(ADMIN_SUBJECT_PREFIX + name, [ADMIN_SCOPE], ttl_seconds)
 
 
-def from_settings() -> DevIssuer:
-    """The issuer of this environment's settings (AUTH_DEV_SIGNING_KEY, AUTH_ISSUER, AUTH_AUDIENCE)."""
-    from recsys.config import Settings
-
-    settings = Settings.from_env()
-    return DevIssuer(Path(settings.auth_dev_signing_key), settings.auth_issuer, settings.auth_audience)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m recsys.auth.devissuer",
@@ -141,7 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         directory = opts.dir or Path(Settings.from_env().auth_dev_signing_key).parent
         print(ensure_keys(directory)[1])
         return
-    issuer = from_settings()
+    from recsys.auth.setup import dev_issuer
+    from recsys.config import Settings
+
+    issuer = dev_issuer(Settings.from_env())
+    if issuer is None:
+        raise SystemExit("AUTH_DEV_ISSUER is off: tokens come from the identity provider")
     if opts.user is not None:
         token, _ = issuer.user_token(opts.user, opts.ttl)
     elif opts.service:
