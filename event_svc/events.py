@@ -10,8 +10,11 @@ Validation decisions:
 - `rating` is required for EVENT_TYPE_RATE (0.5..5) and rejected for every other type,
   so a client bug never slips a meaningless number into the data.
 - `occurred_at` defaults to now; up to MAX_CLOCK_SKEW in the future is accepted (client
-  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too:
-  the speed layer only holds a short window.
+  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too for
+  user callers: a client's clock or queue should not be days behind. A service caller (an
+  importer, a replay of a dataset with its own timestamps: bench/lifecycle.py) may backfill
+  events of any age: they take the same path, and the nightly archive files what is older than
+  the recent window (recsys.windows) like any other row.
 - `event_id` is at most 64 characters of [A-Za-z0-9._:-]; a UUID4 is assigned when empty.
   A client that retries with the same id is harmless (the sink is idempotent on it).
 """
@@ -82,8 +85,12 @@ class Event:
         ).encode()
 
 
-def check_request(request: pb.PostEventRequest, check: Checks, now: datetime) -> Event | None:
+def check_request(
+    request: pb.PostEventRequest, check: Checks, now: datetime, max_age: timedelta | None = MAX_AGE
+) -> Event | None:
     """Validate every field that needs no lookup; returns the event when nothing failed.
+
+    `max_age=None` accepts an `occurred_at` of any age (a service's backfill).
 
     The caller adds the catalogue check for `movie_id` to the same `check` and calls
     `check.done()`, so one answer names every bad field.
@@ -110,8 +117,8 @@ def check_request(request: pb.PostEventRequest, check: Checks, now: datetime) ->
         occurred = request.occurred_at.ToDatetime(tzinfo=UTC)
         if occurred > now + MAX_CLOCK_SKEW:
             check.fail("occurred_at", f"is in the future ({occurred.isoformat()})")
-        elif occurred < now - MAX_AGE:
-            check.fail("occurred_at", f"is older than {MAX_AGE.days} days ({occurred.isoformat()})")
+        elif max_age is not None and occurred < now - max_age:
+            check.fail("occurred_at", f"is older than {max_age.days} days ({occurred.isoformat()})")
         occurred = min(occurred, now)
 
     event_id = request.event_id or str(uuid.uuid4())

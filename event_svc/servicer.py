@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
 from event_svc.catalogue import MovieCatalogue
-from event_svc.events import Clock, Event, check_request, utc_now
+from event_svc.events import MAX_AGE, Clock, Event, check_request, utc_now
 from event_svc.pending import PendingWriter
 from event_svc.producer import EventProducer, Headers
 from recsys.errors import FieldViolation, Unavailable
@@ -43,6 +44,12 @@ def _invalid(result: pb.EventResult, violations: list[FieldViolation]) -> None:
     result.violations.extend(pb.EventViolation(field=v.field, description=v.description) for v in violations)
 
 
+def _max_age() -> timedelta | None:
+    """How old an event the caller may send: any age for a service (a backfill), else MAX_AGE."""
+    principal = principal_var.get()
+    return None if principal is not None and principal.is_service else MAX_AGE
+
+
 class EventServicer(pb_grpc.EventServiceServicer):
     """A thin durable-ack path: everything else happens in the streaming job."""
 
@@ -62,7 +69,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
         self, request: pb.PostEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.PostEventResponse:
         check = Checks()
-        event = check_request(request, check, self._clock())
+        event = check_request(request, check, self._clock(), _max_age())
         if request.movie_id > 0 and not await self._catalogue.exists(request.movie_id):
             check.fail("movie_id", f"no movie {request.movie_id} in the catalogue")
         check.done()
@@ -91,7 +98,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
         check.done()
 
         principal = principal_var.get()
-        now = self._clock()
+        now, max_age = self._clock(), _max_age()
         slots: list[_Slot] = []
         for i, item in enumerate(request.events):
             result = pb.EventResult(index=i)
@@ -107,7 +114,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
                 result.message = f"the token of {principal.subject!r} may not act for user {item.user_id}"
                 continue
             event_check = Checks()
-            event = check_request(item, event_check, now)
+            event = check_request(item, event_check, now, max_age)
             if item.movie_id > 0:
                 try:
                     if not await self._catalogue.exists(item.movie_id):

@@ -86,3 +86,16 @@ def test_past_timestamp_is_kept() -> None:
     past = NOW - timedelta(hours=1)
     event, _ = _check(occurred_at=_ts(past))
     assert event is not None and event.occurred_at_ms == int(past.timestamp() * 1000)
+
+
+def test_a_backfill_may_carry_any_age() -> None:
+    """max_age=None is what a service caller gets (event_svc.servicer): a replay keeps its times."""
+    old = datetime(1998, 4, 1, 12, 0, tzinfo=UTC)
+    base = {"user_id": 1, "movie_id": 2, "type": pb.EVENT_TYPE_CLICK, "occurred_at": _ts(old)}
+    refused = Checks()
+    assert check_request(pb.PostEventRequest(**base), refused, NOW) is None
+    assert [v.field for v in refused.violations] == ["occurred_at"]
+    accepted = Checks()
+    event = check_request(pb.PostEventRequest(**base), accepted, NOW, max_age=None)
+    assert accepted.violations == []
+    assert event is not None and event.occurred_at_ms == int(old.timestamp() * 1000)
