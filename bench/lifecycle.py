@@ -96,6 +96,8 @@ STACK_ENV = {
 # What a fresh stack directory may keep from the developer's: built tools and downloaded jars.
 REUSED = ("bin", "jars", "build", "kafka/libs")
 TYPES = {"rate": "EVENT_TYPE_RATE"}
+# The evaluate task's verdict, as the night's outcome (a candidate is published).
+PUBLISHED = {"candidate": "published", "rejected": "rejected by the gate", "none": "nothing to train"}
 
 
 # --- the stack --------------------------------------------------------------------------------
@@ -332,6 +334,31 @@ class Night:
     window_expected: int
 
 
+def quiet_the_schedule(api: airflow.Api) -> list[str]:
+    """Fail the DAG's own scheduled run of today (a fresh stack runs the latest 02:00 at once):
+    its archive would use today's date as "now" in the middle of the replay, and with
+    max_active_runs=1 it would hold the simulated nights back. Returns the runs it stopped."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            dag = api.get(f"/api/v2/dags/{DAG}")
+        except Exception:  # not parsed yet
+            dag = {}
+        due = dag.get("next_dagrun_logical_date")
+        # The scheduler has created today's run once the next one is due after today's 02:00.
+        if due and datetime.fromisoformat(due.replace("Z", "+00:00")) > datetime.now(UTC):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{DAG} was not scheduled within 300 s: {dag}")
+        time.sleep(2)
+    stopped = []
+    for run in api.get(f"/api/v2/dags/{DAG}/dagRuns")["dag_runs"]:
+        if not run["dag_run_id"].startswith("lifecycle__") and run["state"] in ("queued", "running"):
+            api.patch(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}", {"state": "failed"})
+            stopped.append(run["dag_run_id"])
+    return stopped
+
+
 def run_night(
     cfg: StackConfig, api: airflow.Api, db: psycopg.Connection[Any], replay: Replay, at: datetime
 ) -> Night:
@@ -431,6 +458,9 @@ def measure_day(gw: Gateway, oracle: Oracle, replay: Replay, d: int, apply_secon
 def report(days: list[Day], night0: Night, boot: int, replay: Replay, total_s: float) -> str:
     last = days[-1]
     ratio = last.ndcg / last.oracle_ndcg if last.oracle_ndcg else float("nan")
+    nights = [night0, *(d.night for d in days if d.night)]
+    all_windows_right = all(n.window_rows == n.window_expected for n in nights)
+    night_minutes = [n.seconds / 60 for n in nights]
     lines = [
         "# bench/lifecycle.py: the system over simulated days",
         "",
@@ -445,7 +475,11 @@ def report(days: list[Day], night0: Night, boot: int, replay: Replay, total_s: f
         f" (ratio {ratio:.3f}; target >= 0.9)**",
         f"- profile counts right: {sum(d.profiles_right for d in days)} of {sum(d.profiles for d in days)}"
         " users checked (each day's active users)",
-        f"- night 0 (bootstrap model): {night0.status}, trained on {night0.trained_events} events",
+        f"- recent window right after every night: {all_windows_right}"
+        " (rows in `rt_user_interactions` = the dataset's events of the 48 h before the night)",
+        f"- night 0 (bootstrap model): {PUBLISHED.get(night0.status, night0.status)}, trained on"
+        f" {night0.trained_events:,} events; nights took {min(night_minutes):.1f}-"
+        f"{max(night_minutes):.1f} min",
         "",
         "Per day: the day's events; the users active the next day (targets; returning = with",
         "history); prequential NDCG@10 / recall@10 against their next-day ratings, the pipeline's",
@@ -461,7 +495,7 @@ def report(days: list[Day], night0: Night, boot: int, replay: Replay, total_s: f
     ]
     for d in days:
         n = d.night
-        night = f"{n.status} {n.seconds / 60:.1f} min" if n else "-"
+        night = f"{PUBLISHED.get(n.status, n.status)}, {n.seconds / 60:.1f} min" if n else "-"
         window = f"{n.window_rows} ({n.window_expected})" if n else "-"
         tiers = ", ".join(f"{k.removeprefix('TIER_').lower()} {v}" for k, v in sorted(d.tiers.items()))
         lines.append(
@@ -497,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         gw, api = Gateway(cfg), airflow.Api(cfg)
         with psycopg.connect(cfg.database_url, autocommit=True) as db:
+            print(f"scheduled runs stopped: {quiet_the_schedule(api)}", flush=True)
             boot = bootstrap(cfg, replay)
             night0 = run_night(cfg, api, db, replay, replay.start)
             print(f"bootstrap: {boot} events, night 0: {night0}", flush=True)

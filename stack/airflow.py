@@ -213,6 +213,9 @@ class Api:
     def post(self, path: str, body: object) -> Any:
         return self._call("POST", path, body)
 
+    def patch(self, path: str, body: object) -> Any:
+        return self._call("PATCH", path, body)
+
     def trigger(self, dag_id: str, run_id: str, logical_date: datetime) -> dict[str, Any]:
         """Queue a run of `dag_id` for `logical_date` (the tasks' idea of "tonight")."""
         body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat()}
