@@ -23,7 +23,7 @@ from google.api import annotations_pb2
 from google.protobuf import json_format
 
 from recsys.auth.policy import audience_of
-from recsys.v1 import access_pb2
+from recsys.v1 import access_pb2, event_service_pb2, event_service_pb2_grpc
 from tests.proto_rules import CASES, Case
 from tests.tokens import auth_headers, bearer
 
@@ -108,6 +108,26 @@ def test_rest_answers_400_naming_the_field(stack, case: Case) -> None:
     status = json.loads(body)
     assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0], status
     assert named(status["message"], case.field), status
+
+
+EVENT_CASES = [c for c in CASES if c.method.full_name == "recsys.v1.EventService.PostEvent"]
+
+
+@pytest.mark.parametrize("case", EVENT_CASES, ids=lambda c: c.id)
+def test_post_events_answers_an_event_that_breaks_a_rule_on_its_own(stack, case: Case) -> None:
+    """The same rules hold for each event of a batch, but a bad event gets its own result (code 3,
+    the field named) instead of failing the call. The batch holds only the bad event, so nothing
+    is produced."""
+    batch = event_service_pb2.PostEventsRequest(events=[case.request])
+    with grpc.insecure_channel(stack.envoy_grpc_addr) as channel:
+        reply = event_service_pb2_grpc.EventServiceStub(channel).PostEvents(
+            batch, metadata=bearer(), timeout=10
+        )
+    assert (reply.accepted, reply.rejected) == (0, 1), reply
+    result = reply.results[0]
+    assert result.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], result
+    assert case.field in [v.field for v in result.violations], result
+    assert named(result.message, case.field), result
 
 
 def test_every_rule_is_tested_over_rest_but_the_internal_rpc_and_the_too_long_url() -> None:
