@@ -140,7 +140,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await inner(request, context)
             except ServiceError as err:
                 code = err.code
-                await context.abort(err.code, err.message)
+                await context.abort(err.code, err.message, err.trailing_metadata())
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise

@@ -45,6 +45,10 @@ VALIDATE_PROTO = "buf/validate/validate.proto"
 VALIDATE_PACKAGE = Path("buf") / "validate"
 GOOGLE_API_PROTOS = ["google/api/annotations.proto", "google/api/http.proto"]
 DESCRIPTOR = Path("envoy") / "recsys.pb"
+# Types Envoy's transcoder must know besides ours: the google.rpc.BadRequest that an
+# INVALID_ARGUMENT carries in its status details (recsys.errors), printed in the REST body.
+# In the descriptor set only: no code of ours or the web client's is generated from them.
+DESCRIPTOR_EXTRAS = ["google/rpc/error_details.proto"]
 # The OpenAPI 3 document of the REST surface: gnostic's protoc-gen-openapi (a pinned Go tool,
 # stack/install.py) reads the google.api.http rules, so methods without one (the internal
 # GetPreferenceVector) are not in it. Options: JSON as Envoy's transcoder prints it
@@ -138,7 +142,11 @@ def web_plugin() -> Path:
 def generate_web_types(out: Path) -> None:
     plugin = web_plugin()
     descriptors = descriptor_pb2.FileDescriptorSet.FromString((out / DESCRIPTOR).read_bytes())
-    files = [f.name for f in descriptors.file if not f.name.startswith("google/protobuf/")]
+    files = [
+        f.name
+        for f in descriptors.file
+        if not f.name.startswith("google/protobuf/") and f.name not in DESCRIPTOR_EXTRAS
+    ]
     (out / WEB_GEN).mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "grpc_tools.protoc", f"--descriptor_set_in={out / DESCRIPTOR}"]
     args += [
@@ -161,32 +169,30 @@ def generate(out: Path) -> None:
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     (out / OUT_PACKAGE).mkdir(parents=True, exist_ok=True)
     (out / DESCRIPTOR.parent).mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "grpc_tools.protoc"]
-    args += [f"-I{d}" for d in include_dirs()]
+    protoc = [sys.executable, "-m", "grpc_tools.protoc", *[f"-I{d}" for d in include_dirs()]]
     # mypy-protobuf's plugins sit beside this interpreter, which need not be on PATH.
     bindir = Path(sys.executable).parent
-    args += [
-        f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
+    mypy = f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}"
+    args = [
+        *protoc,
+        mypy,
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-    ]
-    args += [
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
-        "--include_imports",
-        "--include_source_info",
-        f"--descriptor_set_out={out / DESCRIPTOR}",
         *protos,
     ]
     # protoc warns that recsys/v1/rules.proto is an unused import of the files whose options use
     # its rules inside a message literal (`string = {[recsys.v1.no_nul]: true}`): a false alarm.
     subprocess.run(args, check=True, cwd=PROTO_DIR)
-    # buf.validate's messages only (no services, so no gRPC stubs).
-    args = [sys.executable, "-m", "grpc_tools.protoc", *[f"-I{d}" for d in include_dirs()]]
-    args += [f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}", f"--python_out={out}"]
-    args += [f"--mypy_out={out}"]
-    subprocess.run([*args, VALIDATE_PROTO], check=True, cwd=PROTO_DIR)
+    # buf.validate's messages (no services, so no gRPC stubs).
+    subprocess.run(
+        [*protoc, mypy, f"--python_out={out}", f"--mypy_out={out}", VALIDATE_PROTO], check=True, cwd=PROTO_DIR
+    )
+    # Envoy's descriptor set: ours, everything they import, and the extras.
+    args = [*protoc, "--include_imports", "--include_source_info", f"--descriptor_set_out={out / DESCRIPTOR}"]
+    subprocess.run([*args, *protos, *DESCRIPTOR_EXTRAS], check=True, cwd=PROTO_DIR)
     generate_openapi(out, protos)
     generate_web_types(out)
     (out / OUT_PACKAGE / "__init__.py").write_text(

@@ -1,5 +1,6 @@
 """Every validation rule written in the protos is enforced by the running services, over gRPC and
-over REST through Envoy, and the answer names the field.
+over REST through Envoy, and the answer names the field: in the message ("limit: must be ...")
+and in the google.rpc.BadRequest of the status details.
 
 The requests come from tests/proto_rules.py, which reads the rules from the descriptors and
 breaks each one in an otherwise valid request (tests/unit/test_proto_rules.py checks those are
@@ -21,6 +22,7 @@ import grpc
 import pytest
 from google.api import annotations_pb2
 from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
 
 from recsys.auth.policy import audience_of
 from recsys.v1 import access_pb2, event_service_pb2, event_service_pb2_grpc
@@ -33,6 +35,15 @@ pytestmark = pytest.mark.stack
 def named(message: str, field: str) -> bool:
     """Whether an error message ("a: ...; b: ...") names `field` as one of its bad fields."""
     return any(part.startswith(f"{field}: ") for part in message.split("; "))
+
+
+def bad_request_fields(status: status_pb2.Status) -> list[str]:
+    """The fields of the google.rpc.BadRequest in a status's details."""
+    details = [d for d in status.details if d.Is(error_details_pb2.BadRequest.DESCRIPTOR)]
+    assert len(details) == 1, status
+    bad_request = error_details_pb2.BadRequest()
+    details[0].Unpack(bad_request)
+    return [v.field for v in bad_request.field_violations]
 
 
 def grpc_path(case: Case) -> str:
@@ -62,6 +73,9 @@ def test_grpc_refuses_the_broken_rule_naming_the_field(stack, case: Case) -> Non
             call(case.request, metadata=bearer(), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert named(err.value.details(), case.field), err.value.details()
+    trailers = dict(err.value.trailing_metadata())
+    status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert case.field in bad_request_fields(status), status
 
 
 # A GET whose breaking value cannot travel in a URL: 1001 excludeMovieIds make an 18 KB query
@@ -108,6 +122,7 @@ def test_rest_answers_400_naming_the_field(stack, case: Case) -> None:
     status = json.loads(body)
     assert status["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0], status
     assert named(status["message"], case.field), status
+    assert case.field in bad_request_fields(json_format.ParseDict(status, status_pb2.Status())), status
 
 
 EVENT_CASES = [c for c in CASES if c.method.full_name == "recsys.v1.EventService.PostEvent"]

@@ -4,6 +4,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from recsys.errors import InvalidArgument
 from recsys.v1 import event_service_pb2 as ev
@@ -74,3 +75,18 @@ async def test_the_interceptor_refuses_before_the_handler_runs() -> None:
     assert handler.seen == []
     await wrapped.unary_unary(pb.GetMovieRequest(movie_id=7), None)
     assert handler.seen == [pb.GetMovieRequest(movie_id=7)]
+
+
+def test_the_violations_travel_as_a_bad_request_in_the_status_details() -> None:
+    """What Envoy's transcoder prints as the REST body's `details`, and gRPC clients can unpack."""
+    err = InvalidArgument(violations(pb.GetRecommendationsRequest(user_id=0, genres=[" "])))
+    [(key, value)] = err.trailing_metadata()
+    status = status_pb2.Status.FromString(value)
+    assert key == "grpc-status-details-bin"
+    assert (status.code, status.message) == (3, err.message)
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [(v.field, v.description) for v in bad_request.field_violations] == [
+        ("user_id", "must be greater than 0, got 0"),
+        ("genres[0]", "must not be empty"),
+    ]
