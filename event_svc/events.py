@@ -11,8 +11,11 @@ Validation: the static rules of an event (ids, type, the rating and its range, `
 EVENT_TYPE_RATE only, the `event_id` alphabet) are in event_service.proto and are checked before
 this module sees a request (recsys.validation). What needs the clock is here:
 - `occurred_at` defaults to now; up to MAX_CLOCK_SKEW in the future is accepted (client
-  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too:
-  the speed layer only holds a short window.
+  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too for
+  user callers: a client's clock or queue should not be days behind. A service caller (an
+  importer, a replay of a dataset with its own timestamps: bench/lifecycle.py) may backfill
+  events of any age: they take the same path, and the nightly archive files what is older than
+  the recent window (recsys.windows) like any other row.
 An empty `event_id` gets a UUID4. A client that retries with the same id is harmless (the sink is
 idempotent on it).
 """
@@ -78,16 +81,18 @@ class Event:
         ).encode()
 
 
-def clock_violations(request: pb.PostEventRequest, now: datetime) -> list[FieldViolation]:
+def clock_violations(
+    request: pb.PostEventRequest, now: datetime, max_age: timedelta | None = MAX_AGE
+) -> list[FieldViolation]:
     """The rules of an event that need the clock: `occurred_at` neither in the future (beyond
-    MAX_CLOCK_SKEW) nor older than MAX_AGE."""
+    MAX_CLOCK_SKEW) nor older than `max_age` (None: any age, a service's backfill)."""
     if not request.HasField("occurred_at"):
         return []
     occurred = request.occurred_at.ToDatetime(tzinfo=UTC)
     if occurred > now + MAX_CLOCK_SKEW:
         return [FieldViolation("occurred_at", f"is in the future ({occurred.isoformat()})")]
-    if occurred < now - MAX_AGE:
-        return [FieldViolation("occurred_at", f"is older than {MAX_AGE.days} days ({occurred.isoformat()})")]
+    if max_age is not None and occurred < now - max_age:
+        return [FieldViolation("occurred_at", f"is older than {max_age.days} days ({occurred.isoformat()})")]
     return []
 
 

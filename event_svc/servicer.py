@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
 from event_svc.catalogue import MovieCatalogue
-from event_svc.events import Clock, Event, clock_violations, to_event, utc_now
+from event_svc.events import MAX_AGE, Clock, Event, clock_violations, to_event, utc_now
 from event_svc.pending import PendingWriter
 from event_svc.producer import EventProducer, Headers
 from recsys.errors import FieldViolation, InvalidArgument, Unavailable
@@ -40,6 +41,12 @@ def _invalid(result: pb.EventResult, violations: list[FieldViolation]) -> None:
     result.violations.extend(pb.EventViolation(field=v.field, description=v.description) for v in violations)
 
 
+def _max_age() -> timedelta | None:
+    """How old an event the caller may send: any age for a service (a backfill), else MAX_AGE."""
+    principal = principal_var.get()
+    return None if principal is not None and principal.is_service else MAX_AGE
+
+
 class EventServicer(pb_grpc.EventServiceServicer):
     """A thin durable-ack path: everything else happens in the streaming job."""
 
@@ -60,7 +67,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
     ) -> pb.PostEventResponse:
         # The protos' rules were checked before the call reached here (recsys.validation).
         now = self._clock()
-        bad = clock_violations(request, now)
+        bad = clock_violations(request, now, _max_age())
         if not await self._catalogue.exists(request.movie_id):
             bad.append(FieldViolation("movie_id", f"no movie {request.movie_id} in the catalogue"))
         if bad:
@@ -87,7 +94,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
         took the request's user_id, and answered with its own violations.
         """
         principal = principal_var.get()
-        now = self._clock()
+        now, max_age = self._clock(), _max_age()
         slots: list[_Slot] = []
         for i, item in enumerate(request.events):
             result = pb.EventResult(index=i)
@@ -102,7 +109,7 @@ class EventServicer(pb_grpc.EventServiceServicer):
                 result.code = PERMISSION_DENIED
                 result.message = f"the token of {principal.subject!r} may not act for user {item.user_id}"
                 continue
-            bad = violations(item) + clock_violations(item, now)
+            bad = violations(item) + clock_violations(item, now, max_age)
             if item.movie_id > 0:
                 try:
                     if not await self._catalogue.exists(item.movie_id):

@@ -89,3 +89,12 @@ def test_past_timestamp_is_kept() -> None:
     past = NOW - timedelta(hours=1)
     event, _ = _check(occurred_at=_ts(past))
     assert event is not None and event.occurred_at_ms == int(past.timestamp() * 1000)
+
+
+def test_a_backfill_may_carry_any_age() -> None:
+    """max_age=None is what a service caller gets (event_svc.servicer): a replay keeps its times."""
+    old = datetime(1998, 4, 1, 12, 0, tzinfo=UTC)
+    request = pb.PostEventRequest(user_id=1, movie_id=2, type=pb.EVENT_TYPE_CLICK, occurred_at=_ts(old))
+    assert [v.field for v in clock_violations(request, NOW)] == ["occurred_at"]
+    assert clock_violations(request, NOW, max_age=None) == []
+    assert to_event(request, NOW).occurred_at_ms == int(old.timestamp() * 1000)
