@@ -3,8 +3,9 @@
 ValidationInterceptor checks every request against the rules of its message before the handler
 runs and answers INVALID_ARGUMENT naming every bad field, as a handler's own InvalidArgument
 does ("limit: must be greater than or equal to 1 and less than or equal to 100, got 0"), so a
-client fixes them all in one round trip. Over REST, Envoy turns that into a 400 whose
-google.rpc.Status JSON carries the same message.
+client fixes them all in one round trip; the status details carry them as a google.rpc.BadRequest
+(recsys.errors). Over REST, Envoy turns that into a 400 whose google.rpc.Status JSON carries the
+same message and details.
 
 What the protos cannot say stays in the handlers, which raise InvalidArgument themselves: rules
 that need a lookup (the movie is in the catalogue), the clock (an event is not from the future)
