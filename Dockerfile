@@ -11,6 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md .env ./
 COPY constraints ./constraints
 COPY recsys ./recsys
+COPY buf ./buf
 COPY recommender_svc ./recommender_svc
 COPY event_svc ./event_svc
 COPY profile_svc ./profile_svc

@@ -71,7 +71,7 @@ from stack.config import StackConfig  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "movielens" / "ml-100k"
 DAG = "recsys_daily"
 K = 10
-POST_BATCH = 500  # EventService's MAX_BATCH
+POST_BATCH = 500  # the most events a PostEvents call may carry (event_service.proto)
 NIGHT_TIMEOUT_S = 45 * 60
 APPLY_TIMEOUT_S = 180
 # A stack of its own: nothing of the developer's stack is read or changed.

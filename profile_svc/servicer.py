@@ -1,4 +1,4 @@
-"""ProfileService handlers: validate, ask the store, shape the answer."""
+"""ProfileService handlers: ask the store, shape the answer (the requests' rules are in the protos)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from profile_svc.store import ProfileRow, ProfileStore
 from recsys.errors import NotFound
 from recsys.v1 import event_service_pb2, movie_pb2, profile_service_pb2, profile_service_pb2_grpc
-from recsys.validation import Checks
 
-MAX_DISPLAY_NAME = 100
+# How many recent interactions a profile shows when the request says nothing.
+DEFAULT_RECENT = 20
 EVENT_TYPES = {
     "view": event_service_pb2.EVENT_TYPE_VIEW,
     "click": event_service_pb2.EVENT_TYPE_CLICK,
@@ -70,19 +70,13 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     async def CreateUser(
         self, request: profile_service_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.CreateUserResponse:
-        check = Checks()
-        check.max_len("display_name", request.display_name, MAX_DISPLAY_NAME)
-        check.done()
         user_id = await self.store.create_user(request.display_name.strip() or None)
         return profile_service_pb2.CreateUserResponse(user_id=user_id)
 
     async def GetProfile(
         self, request: profile_service_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.GetProfileResponse:
-        check = Checks()
-        check.positive("user_id", request.user_id)
-        recent_limit = check.optional_range(request, "recent_limit", 0, 100, default=20)
-        check.done()
+        recent_limit = request.recent_limit if request.HasField("recent_limit") else DEFAULT_RECENT
         row = await self.store.profile(request.user_id, recent_limit)
         if row is None:
             raise NotFound(f"user {request.user_id} not found")
@@ -91,9 +85,6 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     async def GetPreferenceVector(
         self, request: profile_service_pb2.GetPreferenceVectorRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.GetPreferenceVectorResponse:
-        check = Checks()
-        check.positive("user_id", request.user_id)
-        check.done()
         found = await self.store.preference_vector(request.user_id)
         if found is None:
             return profile_service_pb2.GetPreferenceVectorResponse()
