@@ -7,14 +7,16 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
+from batch.common import jars
+
 POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
-# S3A for an `s3a://` archive store (MinIO in compose); must match pyspark's bundled Hadoop
-# (pyspark/jars/hadoop-client-api-3.5.0.jar).
-HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.5.0"
 
 
 def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
     """Spark settings for an `s3a://` ARCHIVE_URI, empty for a local one.
+
+    The S3A jars (batch.common.jars, group `s3a`) go on `spark.jars`: fetched ahead of time,
+    not resolved by Spark at the job's start (`spark.jars.packages` would need the network).
 
     The endpoint comes from S3_ENDPOINT (MinIO wants path-style addressing); credentials from
     the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, which S3A's default chain reads.
@@ -22,7 +24,7 @@ def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
     if not environ.get("ARCHIVE_URI", "").startswith("s3a://"):
         return {}
     conf = {
-        "spark.jars.packages": HADOOP_AWS,
+        "spark.jars": ",".join(str(p) for p in jars.ensure("s3a", environ=dict(environ))),
         "spark.hadoop.fs.s3a.path.style.access": "true",
     }
     endpoint = environ.get("S3_ENDPOINT")
@@ -54,8 +56,8 @@ def build_session(
     )
     conf = s3a_conf(os.environ)
     extra = dict(extra_conf or {})
-    if "spark.jars.packages" in conf and "spark.jars.packages" in extra:
-        conf["spark.jars.packages"] += "," + extra.pop("spark.jars.packages")
+    if "spark.jars" in conf and "spark.jars" in extra:
+        conf["spark.jars"] += "," + extra.pop("spark.jars")
     for key, value in {**conf, **extra}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

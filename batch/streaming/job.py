@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -24,8 +25,8 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from batch.common import jars as spark_jars
 from batch.common.spark import build_session as spark_session
-from batch.streaming.jars import ensure_jars
 from batch.streaming.sink import SpeedLayerSink
 from batch.streaming.status import clear_status, write_status
 from batch.streaming.transforms import EVENT_COLUMNS, FEEDBACK_TYPES, decode_events
@@ -52,7 +53,8 @@ def is_feedback(event: dict[str, Any]) -> bool:
 
 
 def build_session(settings: Settings, master: str) -> SparkSession:
-    jars = ensure_jars(settings.stack_dir / "jars" / "streaming")
+    where = spark_jars.jars_dir({"STACK_DIR": str(settings.stack_dir), **os.environ})
+    jars = spark_jars.ensure("streaming", where)
     return spark_session(
         "recsys-streaming",
         master=master,
