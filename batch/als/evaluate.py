@@ -63,3 +63,38 @@ def evaluate_items(
     out["holdout_users"] = float(len(users))
     out["holdout_pairs"] = float(len(holdout))
     return out
+
+
+def evaluate_popularity(
+    item_ids: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame, k: int = 10
+) -> dict[str, float]:
+    """Ranking metrics at k of the popularity floor: each item's count of positive training pairs.
+
+    The same top k for everyone (seen items excluded), over the model's items, on the same
+    holdout as `evaluate_items`.
+    """
+    if holdout.empty:
+        return {}
+    positive = train[train["strength"] > 0]
+    counts = positive.groupby("movie_id").size().reindex(item_ids, fill_value=0)
+    users = np.sort(holdout["user_id"].unique()).astype(np.int64)
+    factors = Factors(
+        users,
+        np.ones((len(users), 1), np.float32),
+        np.asarray(item_ids),
+        counts.to_numpy(dtype=np.float32)[:, None],
+    )
+    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+    return metrics.ranking_metrics(holdout, recs, k=k, catalogue_size=len(item_ids))
+
+
+def gate(
+    new_ndcg: float, popularity_ndcg: float, live_ndcg: float | None, tolerance: float
+) -> str:
+    """`candidate` or `rejected`: a new model must beat popularity outright, and must not fall
+    below the live model by more than `tolerance` (noise between two comparable models)."""
+    if new_ndcg <= popularity_ndcg:
+        return "rejected"
+    if live_ndcg is not None and new_ndcg < live_ndcg - tolerance:
+        return "rejected"
+    return "candidate"

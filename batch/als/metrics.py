@@ -100,18 +100,22 @@ def map_full(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
     return float((rr["rr"] / rr["actual"]).sum() / h.n_users)
 
 
-def ndcg_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
-    """Binary-gain nDCG@k with a natural-log discount, averaged over the users of the truth."""
+def ndcg_per_user(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> pd.Series:
+    """Binary-gain nDCG@k with a natural-log discount for each user of the truth (0 if no hit)."""
     h = _hits(truth, pred, k)
-    if h.hits.empty:
-        return 0.0
     dcg = (1.0 / np.log1p(h.hits["rank"].to_numpy())).astype(float)
     dcg_u = pd.Series(dcg, index=h.hits[USER].to_numpy()).groupby(level=0).sum()
     n_true = truth.groupby(USER).size()
     ideal_table = np.cumsum(1.0 / np.log1p(np.arange(1, k + 1)))
     idcg_u = pd.Series(ideal_table[np.minimum(n_true.to_numpy(), k) - 1], index=n_true.index)
-    ndcg_u = dcg_u.reindex(idcg_u.index, fill_value=0.0) / idcg_u
-    return float(ndcg_u.mean())
+    return dcg_u.reindex(idcg_u.index, fill_value=0.0) / idcg_u
+
+
+def ndcg_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """`ndcg_per_user` averaged over the users of the truth."""
+    if truth.empty:
+        return 0.0
+    return float(ndcg_per_user(truth, pred, k).mean())
 
 
 def catalogue_coverage(pred: pd.DataFrame, catalogue_size: int, k: int = 10) -> float:

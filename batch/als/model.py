@@ -1,7 +1,7 @@
 """ALS transforms: events -> implicit strengths -> Spark ALS factors -> top-N lists.
 
 Everything here is a pure function of its inputs (DataFrames, arrays, params); the jobs
-(`batch.als.train`, `bench/als_ml100k.py`) do the extracting and loading around them.
+(`batch.als.train`, `bench/quality.py`) do the extracting and loading around them.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ Extract: the `--days` days up to the newest event, from the archive and PostgreS
 Transform: event signals (batch.weights) -> a deterministic 80/20 holdout of (user, movie)
 pairs -> Spark implicit ALS on the 80 % (batch.als.model). Evaluate: the new and the live
 model's item factors on the same holdout (batch.als.evaluate); the new one is `rejected` when
-its NDCG@10 is below the live one's minus `--tolerance`. Load: the artifact under
+its NDCG@10 does not beat popularity's on that holdout, or is below the live one's minus
+`--tolerance`. Load: the artifact under
 MODEL_DIR/<version>/, then batch.als.publish. Published user vectors are folded in from ALL of
 a user's interactions (the holdout included) onto the trained item factors.
 """
@@ -137,7 +138,7 @@ def _load_pairs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
     """Metrics of the new and the live model on the new one's holdout; gate -> status."""
-    from batch.als.evaluate import evaluate_items
+    from batch.als.evaluate import evaluate_items, evaluate_popularity, gate
 
     out = artifact_dir(settings, version)
     params = AlsParams.from_dict(json.loads((out / "meta.json").read_text())["params"])
@@ -148,7 +149,9 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
         items["movie_id"].to_numpy(), item_factors, train, holdout, params.alpha, params.reg_param
     )
     metrics: dict[str, Any] = dict(new)
-    status = "candidate"
+    popularity = evaluate_popularity(items["movie_id"].to_numpy(), train, holdout)
+    metrics["popularity_ndcg@10"] = popularity.get("ndcg@10", 0.0)
+    live_ndcg = None
     with publish.connect(settings.database_url) as conn:
         live = publish.live_model(conn)
         if live is not None and live.version != version:
@@ -159,9 +162,9 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
                     live_ids, live_factors, train, holdout, live_params.alpha, live_params.reg_param
                 )
                 metrics["live_version"] = live.version
-                metrics["live_ndcg@10"] = old.get("ndcg@10", 0.0)
-                if new.get("ndcg@10", 0.0) < old.get("ndcg@10", 0.0) - tolerance:
-                    status = "rejected"
+                live_ndcg = old.get("ndcg@10", 0.0)
+                metrics["live_ndcg@10"] = live_ndcg
+        status = gate(new.get("ndcg@10", 0.0), metrics["popularity_ndcg@10"], live_ndcg, tolerance)
         metrics["gate_tolerance"] = tolerance
         publish.record_model(conn, version, status, metrics=metrics)
     log.info("evaluated", extra={"version": version, "status": status, **metrics})

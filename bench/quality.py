@@ -1,0 +1,406 @@
+"""Model quality under two protocols, every model tuned on validation only, beside baselines.
+
+    .venv/bin/python bench/quality.py [--protocol ml100k|temporal|both] [--out bench/quality.md]
+
+Protocols (top 10, items seen in training excluded, every held-out item of a user relevant,
+metrics as Microsoft Recommenders' `python_evaluation.py`, re-implemented in `batch.als.metrics`):
+
+- `ml100k`: theirs (`examples/06_benchmarks/movielens.ipynb`): MovieLens 100K,
+  `python_stratified_split` 75/25 by user with seed 42;
+- `temporal`: MovieLens latest-small, each user's last 20 % of ratings by time held out.
+
+Tuning never sees the test part: the protocol's own split is applied again inside the training
+part (fit / validation), each model's candidates are scored on that validation part by NDCG@10,
+and the chosen one is refitted on the whole training part and scored once on test.
+
+Models: ours (Spark implicit ALS on the production signal, `batch.als.model.fit_implicit`, user
+vectors folded in exactly as the nightly job publishes them, `batch.als.evaluate`), popularity,
+and EASE (Steck 2019, closed form). Our NDCG@10 minus each baseline's comes with a paired
+bootstrap 95 % interval over test users.
+
+Data: $MOVIELENS_DIR (default ../shared/data/movielens relative to the repository) holding
+`ml-100k/u.data` and `ml-latest-small/ratings.csv`. Missing data exits 0 with a message, or
+fails when CI=true.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from batch.als import metrics  # noqa: E402
+from batch.als.model import AlsParams, Factors, top_n_excluding_seen  # noqa: E402
+
+K = 10
+SEED = 42
+BOOTSTRAP_SAMPLES = 1000
+
+# Their published Movielens 100k table (README "Algorithm Comparison", 15 epochs).
+REFERENCE = {
+    "ALS (theirs, explicit)": {"map": 0.004732, "ndcg@10": 0.044239, "precision@10": 0.048462,
+                               "recall@10": 0.017796},
+    "BiVAE": {"map": 0.146126, "ndcg@10": 0.475077, "precision@10": 0.411771, "recall@10": 0.219145},
+    "BPR": {"map": 0.132478, "ndcg@10": 0.441997, "precision@10": 0.388229, "recall@10": 0.212522},
+    "LightGCN": {"map": 0.088526, "ndcg@10": 0.419846, "precision@10": 0.379626, "recall@10": 0.144336},
+    "NCF": {"map": 0.107720, "ndcg@10": 0.396118, "precision@10": 0.347296, "recall@10": 0.180775},
+    "SAR": {"map": 0.110591, "ndcg@10": 0.382461, "precision@10": 0.330753, "recall@10": 0.176385},
+}
+
+Split = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def data_dir() -> Path:
+    default = REPO.parent / "shared" / "data" / "movielens"
+    return Path(os.environ.get("MOVIELENS_DIR", str(default)))
+
+
+def load_ml100k(root: Path) -> pd.DataFrame:
+    return pd.read_csv(
+        root / "ml-100k" / "u.data",
+        sep="\t",
+        names=["user_id", "movie_id", "rating", "timestamp"],
+        dtype={"user_id": np.int64, "movie_id": np.int64, "rating": np.float32, "timestamp": np.int64},
+    )
+
+
+def load_latest_small(root: Path) -> pd.DataFrame:
+    raw = pd.read_csv(root / "ml-latest-small" / "ratings.csv")
+    return pd.DataFrame({
+        "user_id": raw["userId"].astype(np.int64),
+        "movie_id": raw["movieId"].astype(np.int64),
+        "rating": raw["rating"].astype(np.float32),
+        "timestamp": raw["timestamp"].astype(np.int64),
+    })
+
+
+# -- splits -------------------------------------------------------------------------------------
+
+
+def stratified_split(
+    data: pd.DataFrame, ratio: float = 0.75, seed: int = SEED
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Their `python_stratified_split`: per user, shuffle with `seed`, first round(ratio*n) train."""
+    train_parts, test_parts = [], []
+    for _, group in data.groupby("user_id"):
+        shuffled = group.sample(frac=1, random_state=seed)
+        cut = round(ratio * len(shuffled))
+        train_parts.append(shuffled.iloc[:cut])
+        test_parts.append(shuffled.iloc[cut:])
+    return pd.concat(train_parts), pd.concat(test_parts)
+
+
+def temporal_split(data: pd.DataFrame, ratio: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per user, the first round(ratio*n) interactions by time train, the rest test.
+
+    Ties in time are broken by movie id so that the split is deterministic.
+    """
+    ordered = data.sort_values(["user_id", "timestamp", "movie_id"], kind="mergesort")
+    position = ordered.groupby("user_id").cumcount().to_numpy()
+    size = ordered.groupby("user_id")["movie_id"].transform("size").to_numpy()
+    in_train = position < np.round(ratio * size)
+    return ordered[in_train], ordered[~in_train]
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+class Model(Protocol):
+    """A recommender under test: candidate settings, and top-k lists from a training frame."""
+
+    name: str
+    candidates: Sequence[dict[str, Any]]
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        """user_id, movie_id, score, rank of the top k per user, nothing seen in `train`."""
+        ...
+
+
+def _binary_matrix(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    user_ids, u = np.unique(train["user_id"].to_numpy(), return_inverse=True)
+    item_ids, i = np.unique(train["movie_id"].to_numpy(), return_inverse=True)
+    x = np.zeros((len(user_ids), len(item_ids)), dtype=np.float32)
+    x[u, i] = 1.0
+    return user_ids, item_ids, x
+
+
+def _rows(matrix: np.ndarray, ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of `matrix` (aligned with `ids`) for the `wanted` ids that have one."""
+    rows = pd.Index(ids).get_indexer(wanted)
+    return wanted[rows >= 0], matrix[rows[rows >= 0]]
+
+
+@dataclass
+class Popularity:
+    """The most-interacted items of the training part, the same list for everyone."""
+
+    name: str = "popularity"
+    candidates: Sequence[dict[str, Any]] = ({},)
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        counts = train.groupby("movie_id").size()
+        item_ids = counts.index.to_numpy(dtype=np.int64)
+        users = np.asarray(users, dtype=np.int64)
+        factors = Factors(
+            users, np.ones((len(users), 1), np.float32),
+            item_ids, counts.to_numpy(dtype=np.float32)[:, None],
+        )
+        return top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+
+
+@dataclass
+class Ease:
+    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diag(B) = 0; scores X B."""
+
+    lambdas: Sequence[float] = (100.0, 300.0, 1000.0, 3000.0)
+    name: str = "EASE"
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        return [{"lambda": lam} for lam in self.lambdas]
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        user_ids, item_ids, x = _binary_matrix(train)
+        gram = x.T @ x
+        gram[np.diag_indices_from(gram)] += params["lambda"]
+        p = np.linalg.inv(gram)
+        b = -p / np.diag(p)
+        b[np.diag_indices_from(b)] = 0.0
+        wanted, rows = _rows(x, user_ids, np.asarray(users, dtype=np.int64))
+        # top_n scores user_factors @ item_factors.T, so the items' "factors" are Bᵀ.
+        factors = Factors(wanted, rows, item_ids, np.ascontiguousarray(b.T))
+        return top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+
+
+@dataclass
+class SparkAls:
+    """Ours, as served: production signal -> Spark implicit ALS -> fold-in -> top k."""
+
+    spark: Any
+    grid: Sequence[dict[str, Any]]
+    name: str = "recsys ALS"
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> Sequence[dict[str, Any]]:
+        return self.grid
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        from batch.als.evaluate import fold_in_users
+        from batch.als.model import collect_factors, fit_implicit, interaction_strengths, to_pandas
+
+        als = AlsParams.from_dict({**AlsParams().as_dict(), **params})
+        events = self.spark.createDataFrame(as_events(train))
+        strengths = interaction_strengths(events).cache()
+        pairs = to_pandas(strengths)
+        started = time.perf_counter()
+        factors = collect_factors(fit_implicit(strengths, als))
+        self.fit_seconds[_label(params)] = time.perf_counter() - started
+        strengths.unpersist()
+        users_f = fold_in_users(
+            factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
+        )
+        return top_n_excluding_seen(users_f, train[["user_id", "movie_id"]], k)
+
+
+def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
+    """MovieLens ratings as our `rate` events."""
+    return ratings.assign(
+        event_type="rate",
+        occurred_at=pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
+    )[["user_id", "movie_id", "event_type", "rating", "occurred_at"]]
+
+
+# -- tuning and scoring -------------------------------------------------------------------------
+
+
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
+@dataclass(frozen=True)
+class Selection:
+    params: dict[str, Any]
+    validation: list[tuple[dict[str, Any], float]]  # every candidate's validation NDCG@10
+
+
+def select(model: Model, train: pd.DataFrame, split: Split, k: int = K) -> Selection:
+    """The candidate of `model` with the best NDCG@k on a validation split carved from `train`.
+
+    Only `train` is given: the test part cannot take part in the choice. Ties go to the first.
+    """
+    fit_part, validation = split(train)
+    users = validation["user_id"].unique()
+    scored = []
+    for params in model.candidates:
+        recs = model.recommend(params, fit_part, users, k)
+        scored.append((dict(params), metrics.ndcg_at_k(validation, recs, k)))
+    best = max(scored, key=lambda s: s[1])[0]  # max keeps the first of equal scores
+    return Selection(best, scored)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    model: str
+    selection: Selection
+    metrics: dict[str, float]
+    ndcg_per_user: pd.Series
+
+
+def evaluate(model: Model, train: pd.DataFrame, test: pd.DataFrame, split: Split,
+             k: int = K) -> Outcome:
+    """Tune on validation inside `train`, refit on all of `train`, score once on `test`."""
+    selection = select(model, train, split, k)
+    recs = model.recommend(selection.params, train, test["user_id"].unique(), k)
+    scores = metrics.ranking_metrics(test, recs, k=k, catalogue_size=int(train["movie_id"].nunique()))
+    return Outcome(model.name, selection, scores, metrics.ndcg_per_user(test, recs, k))
+
+
+def paired_bootstrap(
+    ours: pd.Series, theirs: pd.Series, samples: int = BOOTSTRAP_SAMPLES, seed: int = SEED
+) -> tuple[float, float, float]:
+    """Mean of ours - theirs over users, with a percentile 95 % interval over resampled users."""
+    both = pd.concat([ours, theirs], axis=1).fillna(0.0).to_numpy()
+    diff = both[:, 0] - both[:, 1]
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)
+
+
+# -- report -------------------------------------------------------------------------------------
+
+COLUMNS = [("ndcg@10", "NDCG@10"), ("precision@10", "P@10"), ("recall@10", "R@10"),
+           ("map", "MAP"), ("coverage@10", "coverage")]
+
+
+def _table(outcomes: Iterable[Outcome], reference: dict[str, dict[str, float]] | None) -> list[str]:
+    lines = ["| model | chosen on validation | " + " | ".join(c for _, c in COLUMNS) + " |",
+             "|---|---|" + "---:|" * len(COLUMNS)]
+    for o in outcomes:
+        cells = " | ".join(f"{o.metrics[key]:.4f}" for key, _ in COLUMNS)
+        lines.append(f"| {o.model} | {_label(o.selection.params)} | {cells} |")
+    for name, row in (reference or {}).items():
+        cells = " | ".join(f"{row[key]:.4f}" if key in row else "-" for key, _ in COLUMNS)
+        lines.append(f"| {name} (their published row) | - | {cells} |")
+    return lines
+
+
+def report(title: str, intro: str, outcomes: list[Outcome], fit_seconds: float,
+           reference: dict[str, dict[str, float]] | None = None) -> list[str]:
+    ours, baselines = outcomes[0], outcomes[1:]
+    lines = [f"## {title}", "", intro, "", *_table(outcomes, reference), ""]
+    lines += ["NDCG@10 of ours minus each baseline, paired bootstrap over test users "
+              f"({BOOTSTRAP_SAMPLES} resamples, 95 % interval):", ""]
+    for b in baselines:
+        mean, low, high = paired_bootstrap(ours.ndcg_per_user, b.ndcg_per_user)
+        lines.append(f"- vs {b.model}: {mean:+.4f} [{low:+.4f}, {high:+.4f}]")
+    lines += ["", "Validation NDCG@10 of every candidate:", ""]
+    for o in outcomes:
+        for params, score in o.selection.validation:
+            lines.append(f"- {o.model} {_label(params)}: {score:.4f}")
+    lines += ["", f"Spark ALS fit of the chosen setting on the training part: {fit_seconds:.1f} s "
+              f"({os.cpu_count()} cores, machine shared with other jobs).", ""]
+    return lines
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+ALS_GRID = [
+    {"reg_param": reg, "alpha": alpha}
+    for alpha in (0.2, 1.0)
+    for reg in (0.1, 0.2, 0.4)
+]
+
+
+def run_protocol(
+    name: str, data: pd.DataFrame, split: Split, spark: Any, grid: Sequence[dict[str, Any]]
+) -> tuple[list[Outcome], float]:
+    train, test = split(data)
+    print(f"{name}: {len(data)} ratings, train {len(train)}, test {len(test)}", flush=True)
+    als = SparkAls(spark, grid)
+    outcomes = []
+    for model in (als, Popularity(), Ease()):
+        started = time.perf_counter()
+        outcomes.append(evaluate(model, train, test, split))
+        o = outcomes[-1]
+        print(f"  {o.model}: {_label(o.selection.params)} ndcg@10={o.metrics['ndcg@10']:.4f} "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return outcomes, als.fit_seconds[_label(outcomes[0].selection.params)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--protocol", choices=["ml100k", "temporal", "both"], default="both")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    opts = parser.parse_args(argv)
+
+    root = data_dir()
+    needed = [root / "ml-100k" / "u.data", root / "ml-latest-small" / "ratings.csv"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        message = f"MovieLens not found: {', '.join(missing)} (set MOVIELENS_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            print(message, file=sys.stderr)
+            return 1
+        print(f"skipped: {message}")
+        return 0
+
+    from batch.common.spark import build_session
+
+    defaults = AlsParams()
+    lines = ["# Model quality", "", "`bench/quality.py`: every model's settings chosen on a "
+             "validation split carved from the training part (the protocol's split applied again "
+             "inside it), then refitted on the whole training part and scored once on test. Top "
+             "10, items seen in training excluded, every held-out item relevant.", "",
+             f"Ours: Spark implicit ALS, rank {defaults.rank}, {defaults.max_iter} iterations, "
+             "production event signal (`batch.weights`), user vectors folded in as published "
+             "(`batch.als.evaluate`).", ""]
+    spark = build_session("recsys-quality-bench")
+    try:
+        if opts.protocol in ("ml100k", "both"):
+            outcomes, seconds = run_protocol(
+                "ml-100k", load_ml100k(root), stratified_split, spark, ALS_GRID)
+            lines += report("MovieLens 100K, Microsoft Recommenders protocol",
+                            "75/25 split stratified by user, seed 42 (validation: the same split "
+                            "of the 75 %).", outcomes, seconds, REFERENCE)
+        if opts.protocol in ("temporal", "both"):
+            outcomes, seconds = run_protocol(
+                "ml-latest-small", load_latest_small(root), temporal_split, spark, ALS_GRID)
+            lines += report("MovieLens latest-small, temporal protocol",
+                            "Each user's last 20 % of ratings by time held out (validation: the "
+                            "last 20 % of each user's remaining ratings).", outcomes, seconds)
+    finally:
+        spark.stop()
+    text = "\n".join(lines)
+    print(text)
+    if opts.out:
+        opts.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

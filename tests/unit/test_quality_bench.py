@@ -1,0 +1,106 @@
+"""bench/quality.py: the splits, and tuning that never reads the test part."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+_PATH = Path(__file__).resolve().parents[2] / "bench" / "quality.py"
+_spec = importlib.util.spec_from_file_location("bench_quality", _PATH)
+assert _spec is not None and _spec.loader is not None
+quality = importlib.util.module_from_spec(_spec)
+sys.modules["bench_quality"] = quality
+_spec.loader.exec_module(quality)
+
+
+def _frame(users: int = 4, per_user: int = 10) -> pd.DataFrame:
+    rows = [
+        (u, 100 * u + i, 4.0, 1_000 + 37 * i % per_user)  # timestamps not in movie order
+        for u in range(1, users + 1)
+        for i in range(per_user)
+    ]
+    return pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+
+
+def _pairs(df: pd.DataFrame) -> set[tuple[int, int]]:
+    return set(zip(df["user_id"], df["movie_id"], strict=True))
+
+
+def test_temporal_split_holds_out_each_users_latest_fifth() -> None:
+    data = _frame()
+    train, test = quality.temporal_split(data)
+    assert len(test) == 4 * 2 and _pairs(train) | _pairs(test) == _pairs(data)
+    for user, held in test.groupby("user_id"):
+        kept = train[train["user_id"] == user]
+        assert held["timestamp"].min() >= kept["timestamp"].max()
+
+
+def test_stratified_split_is_per_user_and_seeded() -> None:
+    data = _frame()
+    train, test = quality.stratified_split(data)
+    again, _ = quality.stratified_split(data)
+    assert _pairs(train) == _pairs(again) and not _pairs(train) & _pairs(test)
+    assert (train.groupby("user_id").size() == round(0.75 * 10)).all()
+
+
+@dataclass
+class Recorder:
+    """A model whose candidate "good" wins on anything but the test pairs, "bad" on those.
+
+    Recommending from a frame that contains a test pair raises: tuning must not see them.
+    """
+
+    test: pd.DataFrame
+    name: str = "recorder"
+    candidates: Sequence[dict[str, Any]] = ({"pick": "bad"}, {"pick": "good"})
+    seen_frames: list[pd.DataFrame] = field(default_factory=list)
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        if _pairs(train) & _pairs(self.test):
+            raise AssertionError("a test pair reached the model")
+        self.seen_frames.append(train)
+        test_items = set(self.test["movie_id"])
+        # "good" recommends items outside the test; "bad" recommends exactly the test items.
+        wanted = params["pick"] == "bad"
+        rows = []
+        for user in users:
+            held = [m for m in range(100 * user, 100 * user + 10) if (m in test_items) == wanted]
+            unseen = [m for m in held if (user, m) not in _pairs(train)][:k]
+            rows += [(user, m, float(k - r), r + 1) for r, m in enumerate(unseen)]
+        return pd.DataFrame(rows, columns=["user_id", "movie_id", "score", "rank"])
+
+
+def test_selection_reads_only_the_training_part() -> None:
+    data = _frame()
+    train, test = quality.temporal_split(data)
+    model = Recorder(test)
+    chosen = quality.select(model, train, quality.temporal_split)
+    # On validation "good" is the one that hits; on test it would be "bad".
+    assert chosen.params == {"pick": "good"}
+    assert all(not _pairs(f) & _pairs(test) for f in model.seen_frames)
+
+
+def test_evaluate_scores_the_validation_choice_once_on_test() -> None:
+    data = _frame()
+    train, test = quality.temporal_split(data)
+    outcome = quality.evaluate(Recorder(test), train, test, quality.temporal_split)
+    assert outcome.selection.params == {"pick": "good"}
+    assert outcome.metrics["ndcg@10"] == 0.0  # the test-best "bad" was never picked
+
+
+def test_paired_bootstrap_interval_brackets_the_mean() -> None:
+    ours = pd.Series([0.5, 0.6, 0.7, 0.4], index=[1, 2, 3, 4])
+    theirs = pd.Series([0.1, 0.2, 0.3], index=[1, 2, 3])  # user 4 missing counts 0
+    mean, low, high = quality.paired_bootstrap(ours, theirs, samples=200)
+    assert mean == pytest.approx(0.4)
+    assert low <= mean <= high
