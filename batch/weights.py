@@ -21,9 +21,11 @@ EVENT_SIGNAL: dict[str, float] = {
 RATING_NEUTRAL = 2.5
 RATING_SCALE = 2.0
 
-# Spark ALS's default; the batch job stores the value it trained with in models.params.
+# The ALS confidence and regularisation that training (`AlsParams`) and fold-in share; chosen
+# on validation splits (bench/quality.py). The batch job stores the values it trained with in
+# models.params, and fold-in reads them from there; these are the fallback.
 DEFAULT_ALPHA = 1.0
-DEFAULT_REG_PARAM = 0.1
+DEFAULT_REG_PARAM = 0.4
 
 
 def rating_signal(rating: float) -> float:

@@ -23,11 +23,11 @@ EMBEDDING_DIM = 64
 
 @dataclass(frozen=True)
 class AlsParams:
-    """Hyper-parameters of the implicit ALS model (defaults tuned on MovieLens 100K)."""
+    """Hyper-parameters of the implicit ALS model (alpha, reg_param: see batch.weights)."""
 
     rank: int = 64
-    reg_param: float = 0.2
-    alpha: float = 0.2
+    reg_param: float = weights.DEFAULT_REG_PARAM
+    alpha: float = weights.DEFAULT_ALPHA
     max_iter: int = 15
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).
