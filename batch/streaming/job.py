@@ -183,7 +183,11 @@ def run_until_stopped(
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m batch.streaming", description=__doc__.splitlines()[0])
-    parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--master",
+        default=os.environ.get("SPARK_MASTER", "local[2]"),
+        help="local[2], or the stack's cluster (SPARK_MASTER, stack/spark.py)",
+    )
     parser.add_argument(
         "--trigger-seconds",
         type=float,
