@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from . import airflow, checks, spark, supervisor
-from .config import StackConfig, StackError
-from .programs import STAGES, Program, all_programs, enabled
+from .config import StackConfig, StackError, replica_ports
+from .programs import REPLICATED, STAGES, Program, all_programs, enabled
 
 
 def say(msg: str) -> None:
@@ -285,6 +285,9 @@ def ports(cfg: StackConfig) -> dict[str, int]:
         "web": cfg.port("WEB_PORT"),
         "airflow-api": cfg.port("AIRFLOW_PORT"),
     }
+    for name, _package, _service, port_key in REPLICATED:
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2):
+            names[f"{name}-{i}"] = port
     if spark.workers(cfg) > 0:
         names["spark-master"] = cfg.port("SPARK_MASTER_PORT")
         names["spark-master-ui"] = spark.webui_port(cfg)

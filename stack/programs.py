@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import airflow, checks, spark
-from .config import StackConfig, StackError
+from .config import StackConfig, StackError, replica_ports
 
 # infra: databases and brokers; app: gRPC services (and later the streaming job);
 # edge: Envoy and what faces the user (later the web dev server).
@@ -450,6 +450,12 @@ def airflow_program(name: str, subcommand: str, ready: Callable[[StackConfig], s
     )
 
 
+# The services that run as replicas: (program name, package, gRPC service, port setting).
+REPLICATED = (
+    ("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
+    ("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
+)
+
 PROGRAMS: list[Program] = [
     Program(
         "postgres",
@@ -474,8 +480,8 @@ PROGRAMS: list[Program] = [
         ready_timeout=120,
         env=lambda cfg: _sha_env("STACK_KAFKA_CONFIG_SHA", kafka_dir(cfg) / "server.properties"),
     ),
-    service("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
-    service("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
+    service(*REPLICATED[0]),
+    service(*REPLICATED[1]),
     service("profile", "profile_svc", "recsys.v1.ProfileService", "PROFILE_PORT"),
     # The speed layer (Spark Structured Streaming). Ready once its query runs (heartbeat file);
     # the first start fetches the Kafka connector jars. TERM stops the query cleanly.
@@ -539,9 +545,33 @@ def spark_programs(cfg: StackConfig) -> list[Program]:
     return [master, *(worker(i) for i in range(1, n + 1))]
 
 
+def replica_programs(cfg: StackConfig) -> list[Program]:
+    """The second and further replicas of the recommender and the event service
+    (RECOMMENDER_REPLICAS, EVENT_REPLICAS): the same program on the next replica port
+    (stack/config.py); Envoy balances over all of them (stack/envoy.py)."""
+    out = []
+    for name, package, grpc_service, port_key in REPLICATED:
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2):
+            out.append(
+                Program(
+                    name=f"{name}-{i}",
+                    stage="app",
+                    command=lambda cfg, package=package: [str(cfg.python), "-m", package],
+                    prepare=auth_prepare,
+                    ready=lambda cfg, port=port, svc=grpc_service: checks.grpc_health(
+                        f"127.0.0.1:{port}", svc
+                    ),
+                    env=lambda cfg, key=port_key, port=port: {key: str(port)},
+                    stopwaitsecs=15,
+                    ready_timeout=60,
+                )
+            )
+    return out
+
+
 def all_programs(cfg: StackConfig) -> list[Program]:
-    # The cluster's programs come last, so turning it on leaves the others' priorities alone.
-    return [*PROGRAMS, *spark_programs(cfg)]
+    # Replicas and the cluster come last, so turning them on leaves the others' priorities alone.
+    return [*PROGRAMS, *replica_programs(cfg), *spark_programs(cfg)]
 
 
 def enabled(cfg: StackConfig) -> list[Program]:
