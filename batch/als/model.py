@@ -6,7 +6,7 @@ Everything here is a pure function of its inputs (DataFrames, arrays, params); t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -32,18 +32,17 @@ class AlsParams:
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).
     num_blocks: int = 2
-    # Scores are divided by item_popularity ** popularity_exponent at ranking time (0: off).
-    popularity_exponent: float = 0.0
     # Explicit ALS on ratings, the rating predictor whose RMSE we report.
     rating_rank: int = 10
     rating_reg_param: float = 0.1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AlsParams:
+        # Keys this version does not know (popularity_exponent and extra, stored by older
+        # versions) are dropped, so every stored model's params stay readable.
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 

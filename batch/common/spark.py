@@ -7,7 +7,6 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
-POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
 # S3A for an `s3a://` archive store (MinIO in compose); must match pyspark's bundled Hadoop
 # (pyspark/jars/hadoop-client-api-3.5.0.jar).
 HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.5.0"

@@ -104,3 +104,10 @@ def test_pad_keeps_inner_products() -> None:
 def test_params_round_trip() -> None:
     p = AlsParams(rank=8, alpha=3.0)
     assert AlsParams.from_dict({**p.as_dict(), "unknown": 1}) == p
+
+
+def test_params_stored_by_older_versions_stay_readable() -> None:
+    # Models trained before popularity_exponent and extra were removed stored both.
+    stored = {**AlsParams(rank=8).as_dict(), "popularity_exponent": 0.5, "extra": {"note": "x"}}
+    assert AlsParams.from_dict(stored) == AlsParams(rank=8)
+    assert "popularity_exponent" not in AlsParams().as_dict()
