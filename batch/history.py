@@ -4,7 +4,7 @@
 `user_items` is the user's memory, kept by every writer of interactions (the streaming sink,
 the importer) in the same transaction as its insert:
 - the seen set of every serving tier (a row = seen, archived or not);
-- the summed signal per movie (batch.weights), which is all fold-in needs: with the item
+- the summed signal per movie (recsys.domain.events), which is all fold-in needs: with the item
   factors fixed, ALS's user step depends on a user's events only through that sum;
 - the counts behind the profile (events, ratings, dislikes per movie).
 
@@ -15,7 +15,7 @@ Cost: a user's rows are bounded by the catalogue, not by the length of their his
 
 from __future__ import annotations
 
-from batch.weights import signal_sql
+from recsys.domain.events import signal_sql
 
 # What an INSERT into rt_user_interactions must RETURN for `record_new_events`.
 RETURNING = "RETURNING user_id, movie_id, event_type, rating, occurred_at"

@@ -25,9 +25,10 @@ from typing import Any
 import psycopg
 from pyspark.sql import SparkSession
 
-from batch.archive.job import ARCHIVE_SCHEMA, archived_dates, partition_path
+from batch.archive.job import archived_dates, partition_path
 from batch.common.spark import build_session
 from batch.history import accumulate_sql
+from recsys.domain.spark import ARCHIVE_SCHEMA
 from recsys.config import Settings
 from recsys.logs import setup_logging
 

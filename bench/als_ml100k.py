@@ -93,7 +93,7 @@ def run(  # type: ignore[no-untyped-def]
     events = spark.createDataFrame(as_events(train))
     if signal == "binary":  # every rating a plain positive (1), the textbook implicit setting
         strengths = events.selectExpr("user_id", "movie_id", "CAST(1.0 AS FLOAT) AS strength")
-    else:  # the production signal: batch.weights (low ratings are negatives)
+    else:  # the production signal: recsys.domain.events (low ratings are negatives)
         strengths = interaction_strengths(events)
     strengths = strengths.cache()
     strengths.count()
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--max-iter", type=int, default=defaults.max_iter)
     parser.add_argument("--popularity-exponent", type=float, default=0.0,
-                        help="divide scores by popularity ** exponent when ranking (0: off, as in production)")
+                        help="divide scores by popularity ** exponent when ranking (0: off, as served)")
     parser.add_argument("--signal", choices=["weights", "binary"], default="weights",
-                        help="weights: batch.weights as in production (default); binary: r = 1")
+                        help="weights: recsys.domain.events as in production (default); binary: r = 1")
     parser.add_argument("--grid", action="store_true", help="print one line per (reg, alpha) pair")
     opts = parser.parse_args(argv)
 

@@ -25,28 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from recsys.domain.events import EVENT_TYPE_NAMES, MAX_EVENT_ID_LEN, RATING_MAX, RATING_MIN, SCHEMA_VERSION
 from recsys.v1 import event_service_pb2 as pb
 from recsys.validation import Checks
 
-SCHEMA_VERSION = 1
-MAX_EVENT_ID_LEN = 64
 MAX_REQUEST_ID_LEN = 128
 MAX_CLOCK_SKEW = timedelta(seconds=30)
 MAX_AGE = timedelta(days=2)
-RATING_MIN, RATING_MAX = 0.5, 5.0
 
 _EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-# The proto enum as the lower-case names stored in rt_user_interactions.event_type.
-EVENT_TYPE_NAMES: dict[int, str] = {
-    pb.EVENT_TYPE_VIEW: "view",
-    pb.EVENT_TYPE_CLICK: "click",
-    pb.EVENT_TYPE_WATCH: "watch",
-    pb.EVENT_TYPE_RATE: "rate",
-    pb.EVENT_TYPE_LIKE: "like",
-    pb.EVENT_TYPE_DISLIKE: "dislike",
-}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from recsys.domain.vectors import to_array
+
 _PROFILE_SQL = """
 SELECT user_id, preference_vector IS NOT NULL AS has_vector, interaction_count, rating_count,
        model_version, updated_at
@@ -49,11 +51,6 @@ _CREATE_SQL = """
 INSERT INTO user_profiles (user_id, display_name) VALUES (nextval('user_id_seq'), $1)
 RETURNING user_id
 """
-
-
-def as_array(value: Any) -> np.ndarray[Any, Any]:
-    """A vector column as numpy (pgvector returns a Vector object or an array by version)."""
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ class ProfileStore:
         if row is None or row["preference_vector"] is None:
             return None
         return PreferenceVector(
-            vector=as_array(row["preference_vector"]),
+            vector=to_array(row["preference_vector"]),
             model_version=row["model_version"] or "",
             updated_at=row["updated_at"],
         )

@@ -30,8 +30,8 @@ import asyncpg
 import numpy as np
 
 from batch.foldin import fold_in, gram
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
-from recommender_svc.store import to_array
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
+from recsys.domain.vectors import to_array
 from recsys.pending import PendingEvent
 
 log = logging.getLogger(__name__)

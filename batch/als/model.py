@@ -15,10 +15,8 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from batch import weights
-
-# Embeddings live in vector(64) columns; a model of smaller rank is zero-padded.
-EMBEDDING_DIM = 64
+from recsys.domain.events import EVENT_SIGNAL, RATE, RATING_NEUTRAL, RATING_SCALE
+from recsys.domain.vectors import EMBEDDING_DIM
 
 
 @dataclass(frozen=True)
@@ -48,13 +46,13 @@ class AlsParams:
 
 
 def weight_column(event_type: Column, rating: Column) -> Column:
-    """The signed signal of one event as a Spark expression: `batch.weights.event_signal`."""
+    """The signed signal of one event as a Spark expression: `recsys.domain.events.event_signal`."""
     stars = rating.cast("double")
     rate = F.when(
-        stars.isNotNull(), (stars - F.lit(weights.RATING_NEUTRAL)) * F.lit(weights.RATING_SCALE)
+        stars.isNotNull(), (stars - F.lit(RATING_NEUTRAL)) * F.lit(RATING_SCALE)
     ).otherwise(F.lit(0.0))
-    expr = F.when(event_type == "rate", rate)
-    for name, value in weights.EVENT_SIGNAL.items():
+    expr = F.when(event_type == RATE, rate)
+    for name, value in EVENT_SIGNAL.items():
         expr = expr.when(event_type == name, F.lit(value))
     return expr.otherwise(F.lit(0.0))
 
@@ -80,7 +78,7 @@ def interaction_strengths(events: DataFrame) -> DataFrame:
 
 def latest_ratings(events: DataFrame) -> DataFrame:
     """Each (user, movie)'s most recent explicit rating, for the rating predictor."""
-    rated = events.where((F.col("event_type") == "rate") & F.col("rating").isNotNull())
+    rated = events.where((F.col("event_type") == RATE) & F.col("rating").isNotNull())
     latest = rated.groupBy("user_id", "movie_id").agg(
         F.max_by("rating", "occurred_at").alias("rating")
     )

@@ -28,8 +28,9 @@ from pgvector.psycopg import register_vector
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import recommendations_key
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.domain.vectors import to_array
 
 # Serialises publishers (switch, rollback) across processes.
 _PUBLISH_LOCK = 72_400_501
@@ -42,11 +43,6 @@ def connect(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url) as conn:
         register_vector(conn)
         yield conn
-
-
-def _array(value: Any) -> np.ndarray:
-    """A vector column's value as numpy (pgvector's Vector or already an array)."""
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
 
 
 def _vec(row: np.ndarray) -> str:
@@ -117,7 +113,7 @@ def staged_items(conn: psycopg.Connection[Any], version: str) -> tuple[np.ndarra
         (version,),
     ).fetchall()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    mat = np.array([np.asarray(_array(r[1]), dtype=np.float32) for r in rows], dtype=np.float32)
+    mat = np.array([to_array(r[1]) for r in rows], dtype=np.float32)
     return ids, mat.reshape(len(ids), -1)
 
 

@@ -21,25 +21,13 @@ import pandas as pd
 import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from recsys import windows
+from recsys.domain.spark import ARCHIVE_SCHEMA
 
 log = logging.getLogger("batch.archive")
 
-ARCHIVE_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("user_id", T.LongType(), False),
-        T.StructField("movie_id", T.LongType(), False),
-        T.StructField("event_type", T.StringType(), False),
-        T.StructField("rating", T.DoubleType(), True),
-        T.StructField("request_id", T.StringType(), True),
-        T.StructField("occurred_at", T.TimestampType(), False),
-        T.StructField("ingested_at", T.TimestampType(), True),
-    ]
-)
 COLUMNS = [f.name for f in ARCHIVE_SCHEMA.fields]
 
 

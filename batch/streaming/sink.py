@@ -30,12 +30,11 @@ from pgvector.psycopg import register_vector
 from batch.foldin import fold_in, gram
 from batch.history import RETURNING, USER_ITEMS, record_new_events
 from batch.streaming.pending import trim_applied
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.domain.vectors import EMBEDDING_DIM, to_array
 
 log = logging.getLogger(__name__)
-
-EMBEDDING_DIM = 64
 
 # One statement per batch: the events as arrays (one round trip), and exactly the rows
 # inserted (not the replayed ones) added to the users' histories.
@@ -101,16 +100,11 @@ class ModelEmbeddings:
     reg_param: float
 
 
-def _as_array(value: Any) -> np.ndarray:
-    """pgvector's psycopg adapter returns Vector objects (newer) or numpy arrays (older)."""
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float64)
-
-
 def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
     rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
-    factors = np.array([_as_array(r[1]) for r in rows]).reshape(-1, EMBEDDING_DIM)
+    factors = np.array([to_array(r[1], np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
     return ModelEmbeddings(
         key=key,
         version=version,

@@ -29,8 +29,8 @@ import redis
 
 from batch.foldin import aggregate_signals, fold_in, gram
 from batch.history import accumulate_sql
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
 from recsys.cache import recommendations_key
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
 from tests.integration.test_speed_helpers import (
     connect,
     http,

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batch import weights
 from batch.als.model import (
     AlsParams,
     Factors,
@@ -17,6 +16,7 @@ from batch.als.model import (
     pad,
     top_n_excluding_seen,
 )
+from recsys.domain.events import event_signal
 
 EVENTS = [
     # user, movie, event_type, rating, occurred_at (seconds)
@@ -43,7 +43,7 @@ def test_strengths_sum_the_shared_event_signals(spark) -> None:  # type: ignore[
     }
     expected: dict[tuple[int, int], float] = {}
     for user, movie, kind, rating, _ in EVENTS:
-        expected[(user, movie)] = expected.get((user, movie), 0.0) + weights.event_signal(kind, rating)
+        expected[(user, movie)] = expected.get((user, movie), 0.0) + event_signal(kind, rating)
     expected = {k: v for k, v in expected.items() if v != 0}
     assert (2, 10) not in got  # a rate event without a rating says nothing
     assert got == pytest.approx(expected)
