@@ -15,7 +15,7 @@ Cost: a user's rows are bounded by the catalogue, not by the length of their his
 
 from __future__ import annotations
 
-from recsys.domain.events import signal_sql
+from recsys.domain.events import DISLIKE, RATE, signal_sql
 
 # What an INSERT into rt_user_interactions must RETURN for `record_new_events`.
 RETURNING = "RETURNING user_id, movie_id, event_type, rating, occurred_at"
@@ -26,7 +26,7 @@ def accumulate_sql(source: str) -> str:
     return f"""
     INSERT INTO user_items AS u (user_id, movie_id, signal, events, ratings, dislikes, last_at)
     SELECT user_id, movie_id, sum({signal_sql()}), count(*),
-           count(*) FILTER (WHERE event_type = 'rate'), count(*) FILTER (WHERE event_type = 'dislike'),
+           count(*) FILTER (WHERE event_type = '{RATE}'), count(*) FILTER (WHERE event_type = '{DISLIKE}'),
            max(occurred_at)
       FROM {source}
      GROUP BY user_id, movie_id
