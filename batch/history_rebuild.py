@@ -28,8 +28,8 @@ from pyspark.sql import SparkSession
 from batch.archive.job import archived_dates, partition_path
 from batch.common.spark import build_session
 from batch.history import accumulate_sql
-from recsys.domain.spark import ARCHIVE_SCHEMA
 from recsys.config import Settings
+from recsys.domain.spark import ARCHIVE_SCHEMA
 from recsys.logs import setup_logging
 
 log = logging.getLogger("batch.history_rebuild")
