@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from recsys.cache import recommendations_key  # noqa: E402
 from recsys.config import merged_env  # noqa: E402
+from recsys.domain.vectors import EMBEDDING_DIM  # noqa: E402
 from recsys.v1 import recommender_service_pb2 as pb  # noqa: E402
 from recsys.v1 import recommender_service_pb2_grpc as pb_grpc  # noqa: E402
 from stack.auth import token  # noqa: E402
@@ -62,7 +63,6 @@ from stack.config import StackConfig  # noqa: E402
 from stack.envoy import render_text  # noqa: E402
 
 MOVIE0, USER0 = 920_000_000, 910_000_000
-DIM = 64
 METHOD = "recsys.v1.RecommenderService.GetRecommendations"
 
 
@@ -76,8 +76,8 @@ def sh(args: list[str], **kw) -> str:
 def seed(db: psycopg.Connection, movies: int, users: int) -> None:
     cleanup(db)
     rng = np.random.default_rng(7)
-    emb = rng.normal(0, 0.3, size=(movies, DIM)).astype(np.float32)
-    vecs = rng.normal(0, 1.0, size=(users, DIM)).astype(np.float32)
+    emb = rng.normal(0, 0.3, size=(movies, EMBEDDING_DIM)).astype(np.float32)
+    vecs = rng.normal(0, 1.0, size=(users, EMBEDDING_DIM)).astype(np.float32)
     text = lambda v: "[" + ",".join(f"{x:.5f}" for x in v) + "]"  # noqa: E731
     with db.cursor() as cur:
         with cur.copy("COPY movies (movie_id, title, year, genres, embedding, popularity) FROM STDIN") as cp:

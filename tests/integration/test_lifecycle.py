@@ -16,7 +16,6 @@ import sys
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,7 @@ from batch.foldin import aggregate_signals, fold_in, gram
 from batch.history import accumulate_sql
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
-from tests.integration.test_speed_helpers import (
-    connect,
+from stack.client import (
     http,
     new_user_id,
     post_event,
@@ -72,13 +70,6 @@ class Archived:
     @property
     def seen(self) -> set[int]:
         return {m for m, _, _ in self.events}
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
-    conn = connect(stack.database_url)
-    yield conn
-    conn.close()
 
 
 def _send(stack: Any, user: int, events: list[tuple[int, str, float | None]]) -> None:
