@@ -35,7 +35,7 @@ ORDER BY i.occurred_at DESC
 LIMIT $2
 """
 
-# Everything the user has ever interacted with, archived or not (user_items, batch/history.py):
+# Everything the user has ever interacted with, archived or not (user_items, recsys/tables/user_items.py):
 # one index range of the primary key, bounded by the catalogue rather than by the history.
 _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE user_id = $1"
 

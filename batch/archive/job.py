@@ -25,6 +25,7 @@ from pyspark.sql.window import Window
 
 from recsys import windows
 from recsys.domain.spark import ARCHIVE_SCHEMA
+from recsys.tables import interactions
 
 log = logging.getLogger("batch.archive")
 
@@ -93,11 +94,7 @@ def delete_archived(
     with psycopg.connect(database_url) as conn:
         for start in range(0, len(event_ids), chunk):
             with conn.transaction():
-                cur = conn.execute(
-                    "DELETE FROM rt_user_interactions WHERE event_id = ANY(%s) AND occurred_at < %s",
-                    (event_ids[start : start + chunk], cutoff),
-                )
-                deleted += cur.rowcount
+                deleted += interactions.delete_archived(conn, event_ids[start : start + chunk], cutoff)
     return deleted
 
 

@@ -27,9 +27,9 @@ import pytest
 import redis
 
 from batch.foldin import aggregate_signals, fold_in, gram
-from batch.history import accumulate_sql
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
+from recsys.tables.user_items import accumulate_sql
 from stack.client import (
     http,
     new_user_id,
