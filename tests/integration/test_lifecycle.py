@@ -28,8 +28,9 @@ import redis
 
 from batch.foldin import aggregate_signals, fold_in, gram
 from recsys.cache import recommendations_key
-from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, EVENT_KINDS, event_signal, signal_sql
 from recsys.tables.user_items import accumulate_sql
+from recsys.v1 import event_service_pb2 as pb
 from stack.client import (
     http,
     new_user_id,
@@ -43,14 +44,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
-EVENT_TYPES = {
-    "view": "EVENT_TYPE_VIEW",
-    "click": "EVENT_TYPE_CLICK",
-    "watch": "EVENT_TYPE_WATCH",
-    "rate": "EVENT_TYPE_RATE",
-    "like": "EVENT_TYPE_LIKE",
-    "dislike": "EVENT_TYPE_DISLIKE",
-}
+# Stored name -> the enum's name in the REST API's JSON.
+EVENT_TYPES = {k.name: pb.EventType.Name(k.proto) for k in EVENT_KINDS}
 TOP_GENRES = 5
 
 
