@@ -11,6 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md .env ./
 COPY constraints ./constraints
 COPY recsys ./recsys
+COPY buf ./buf
 COPY recommender_svc ./recommender_svc
 COPY event_svc ./event_svc
 COPY profile_svc ./profile_svc
@@ -19,8 +20,17 @@ COPY stack ./stack
 COPY envoy ./envoy
 COPY dags ./dags
 RUN pip install --no-cache-dir -c constraints/services.txt '.[services,spark]'
+# Every jar a Spark job adds (the Kafka source, S3A for the archive) is in the image, checked
+# against Maven Central's SHA-1s at build time: no job downloads anything when it starts, so
+# the streaming container runs on the internal network alone (batch/common/jars.py).
+RUN python -m batch.common.jars /opt/recsys/jars streaming s3a
+ENV SPARK_JARS_DIR=/opt/recsys/jars \
+    SPARK_JARS_OFFLINE=true
 
-ENV PYTHONUNBUFFERED=1
+# numpy's BLAS on one thread (see .env: small solves per request and per user).
+ENV PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    OMP_NUM_THREADS=1
 EXPOSE 50051 50052 50053
 CMD ["python", "-m", "recommender_svc"]
 

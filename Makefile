@@ -24,12 +24,12 @@ proto: install
 proto-check: install
 	$(PY) scripts/gen_proto.py --check
 
-# buf needs google/api/*.proto: copied from the googleapis-common-protos wheel (see buf.yaml).
+# buf needs the protos ours import: google/api/*.proto from the googleapis-common-protos wheel and
+# buf/validate/validate.proto from protovalidate's Go module (scripts/gen_proto.py --deps; buf.yaml).
 lint: install proto-check
 	.venv/bin/ruff check .
 	.venv/bin/mypy recsys recommender_svc profile_svc event_svc batch stack
-	@mkdir -p .stack/proto-deps/google/api
-	@cp "$$($(PY) -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')"/{annotations,http}.proto .stack/proto-deps/google/api/
+	@$(PY) scripts/gen_proto.py --deps .stack/proto-deps
 	$(BUF) lint
 	BUF="$(BUF)" bash scripts/buf_breaking.sh
 

@@ -3,7 +3,8 @@
 
 Every day at 02:00 UTC:
 
-1. **archive** interactions older than the recent window (48 h) to Parquet (by date), deleting
+1. **archive** interactions older than the recent window (48 h before the run's logical date,
+   so a run for a past night keeps that night's window) to Parquet (by date), deleting
    them from PostgreSQL only once the written files were read back and counted
    (`batch.archive`): this task is what keeps `rt_user_interactions` a window;
 2. **train** Spark ALS on the year up to the newest event (`recsys.windows`), from the archive
@@ -29,7 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,9 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _run(*args: str) -> str:
     """Run `python -m <args>` in the project's venv; returns its last stdout line."""
     python = os.environ.get("RECSYS_PYTHON", str(REPO / ".venv" / "bin" / "python"))
-    proc = subprocess.run(
-        [python, "-m", *args], cwd=REPO, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([python, "-m", *args], cwd=REPO, capture_output=True, text=True, check=False)
     print(proc.stdout[-20000:])
     print(proc.stderr[-20000:])
     if proc.returncode != 0:
@@ -64,7 +63,8 @@ def recsys_daily() -> None:
 
     @task(execution_timeout=timedelta(hours=1))
     def archive() -> str:
-        return _run("batch.archive")
+        as_of = get_current_context().get("logical_date")
+        return _run("batch.archive", *(["--as-of", as_of.isoformat()] if as_of else []))
 
     @task(execution_timeout=timedelta(hours=2))
     def train(archived: str) -> str:

@@ -1,4 +1,5 @@
-"""The event record on the wire (Kafka value) and the validation that produces it.
+"""The event record on the wire (Kafka value), the rules of an event that need the clock, and
+the record a valid request becomes.
 
 Kafka value: one JSON object per event, `{"schema": 1, "event_id": ..., "user_id": ...,
 "movie_id": ..., "event_type": "rate", "rating": 4.5 | null, "request_id": "..." | null,
@@ -6,34 +7,34 @@ Kafka value: one JSON object per event, `{"schema": 1, "event_id": ..., "user_id
 events stay ordered in one partition. Readers must check `schema`; adding an optional
 field keeps the version, anything else bumps it.
 
-Validation decisions:
-- `rating` is required for EVENT_TYPE_RATE (0.5..5) and rejected for every other type,
-  so a client bug never slips a meaningless number into the data.
+Validation: the static rules of an event (ids, type, the rating and its range, `rating` with
+EVENT_TYPE_RATE only, the `event_id` alphabet) are in event_service.proto and are checked before
+this module sees a request (recsys.validation). What needs the clock is here:
 - `occurred_at` defaults to now; up to MAX_CLOCK_SKEW in the future is accepted (client
-  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too:
-  the speed layer only holds a short window.
-- `event_id` is at most 64 characters of [A-Za-z0-9._:-]; a UUID4 is assigned when empty.
-  A client that retries with the same id is harmless (the sink is idempotent on it).
+  clocks drift) and clamped to now; more is rejected. Older than MAX_AGE is rejected too for
+  user callers: a client's clock or queue should not be days behind. A service caller (an
+  importer, a replay of a dataset with its own timestamps: bench/lifecycle.py) may backfill
+  events of any age: they take the same path, and the nightly archive files what is older than
+  the recent window (recsys.windows) like any other row.
+An empty `event_id` gets a UUID4. A client that retries with the same id is harmless (the sink is
+idempotent on it).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from recsys.domain.events import EVENT_TYPE_NAMES, MAX_EVENT_ID_LEN, RATING_MAX, RATING_MIN, SCHEMA_VERSION
+from recsys.domain.events import EVENT_TYPE_NAMES, SCHEMA_VERSION
+from recsys.errors import FieldViolation
 from recsys.v1 import event_service_pb2 as pb
-from recsys.validation import Checks
 
-MAX_REQUEST_ID_LEN = 128
 MAX_CLOCK_SKEW = timedelta(seconds=30)
 MAX_AGE = timedelta(days=2)
 
-_EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]+$")
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
@@ -70,53 +71,33 @@ class Event:
         ).encode()
 
 
-def check_request(request: pb.PostEventRequest, check: Checks, now: datetime) -> Event | None:
-    """Validate every field that needs no lookup; returns the event when nothing failed.
+def clock_violations(
+    request: pb.PostEventRequest, now: datetime, max_age: timedelta | None = MAX_AGE
+) -> list[FieldViolation]:
+    """The rules of an event that need the clock: `occurred_at` neither in the future (beyond
+    MAX_CLOCK_SKEW) nor older than `max_age` (None: any age, a service's backfill)."""
+    if not request.HasField("occurred_at"):
+        return []
+    occurred = request.occurred_at.ToDatetime(tzinfo=UTC)
+    if occurred > now + MAX_CLOCK_SKEW:
+        return [FieldViolation("occurred_at", f"is in the future ({occurred.isoformat()})")]
+    if max_age is not None and occurred < now - max_age:
+        return [FieldViolation("occurred_at", f"is older than {max_age.days} days ({occurred.isoformat()})")]
+    return []
 
-    The caller adds the catalogue check for `movie_id` to the same `check` and calls
-    `check.done()`, so one answer names every bad field.
-    """
-    check.positive("user_id", request.user_id)
-    check.positive("movie_id", request.movie_id)
 
-    event_type = EVENT_TYPE_NAMES.get(request.type)
-    if event_type is None:
-        check.fail("type", f"must be one of {', '.join(pb.EventType.keys()[1:])}, got {request.type}")
-
-    rating: float | None = None
-    if request.HasField("rating"):
-        if request.type != pb.EVENT_TYPE_RATE:
-            check.fail("rating", "is only allowed with EVENT_TYPE_RATE")
-        else:
-            rating = float(request.rating)
-            check.in_range("rating", rating, RATING_MIN, RATING_MAX)
-    elif request.type == pb.EVENT_TYPE_RATE:
-        check.fail("rating", "is required with EVENT_TYPE_RATE")
-
+def to_event(request: pb.PostEventRequest, now: datetime) -> Event:
+    """The record of a request that passed every check (the protos' rules, the clock's, the
+    catalogue's): its id or a new one, and `occurred_at` clamped to now."""
     occurred = now
     if request.HasField("occurred_at"):
-        occurred = request.occurred_at.ToDatetime(tzinfo=UTC)
-        if occurred > now + MAX_CLOCK_SKEW:
-            check.fail("occurred_at", f"is in the future ({occurred.isoformat()})")
-        elif occurred < now - MAX_AGE:
-            check.fail("occurred_at", f"is older than {MAX_AGE.days} days ({occurred.isoformat()})")
-        occurred = min(occurred, now)
-
-    event_id = request.event_id or str(uuid.uuid4())
-    if len(event_id) > MAX_EVENT_ID_LEN:
-        check.max_len("event_id", event_id, MAX_EVENT_ID_LEN)
-    elif not _EVENT_ID_RE.match(event_id):
-        check.fail("event_id", "may only contain letters, digits and . _ : -")
-    check.max_len("request_id", request.request_id, MAX_REQUEST_ID_LEN)
-
-    if check.violations or event_type is None:
-        return None
+        occurred = min(request.occurred_at.ToDatetime(tzinfo=UTC), now)
     return Event(
-        event_id=event_id,
+        event_id=request.event_id or str(uuid.uuid4()),
         user_id=request.user_id,
         movie_id=request.movie_id,
-        event_type=event_type,
-        rating=rating,
+        event_type=EVENT_TYPE_NAMES[request.type],
+        rating=float(request.rating) if request.HasField("rating") else None,
         request_id=request.request_id or None,
         occurred_at_ms=int(occurred.timestamp() * 1000),
     )

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 
 from event_svc.catalogue import MovieCatalogue
-from event_svc.events import Clock, Event, check_request, utc_now
+from event_svc.events import MAX_AGE, Clock, Event, clock_violations, to_event, utc_now
 from event_svc.pending import PendingWriter
 from event_svc.producer import EventProducer, Headers
-from recsys.errors import FieldViolation, Unavailable
+from recsys.errors import FieldViolation, InvalidArgument, Unavailable
 from recsys.grpcserver import principal_var
 from recsys.telemetry import inject_headers
 from recsys.v1 import event_service_pb2 as pb
 from recsys.v1 import event_service_pb2_grpc as pb_grpc
-from recsys.validation import Checks
+from recsys.validation import violations
 
 log = logging.getLogger(__name__)
-
-# The most events one PostEvents call may carry (a bigger request is refused as a whole).
-MAX_BATCH = 500
 
 OK = grpc.StatusCode.OK.value[0]
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -43,6 +41,12 @@ def _invalid(result: pb.EventResult, violations: list[FieldViolation]) -> None:
     result.violations.extend(pb.EventViolation(field=v.field, description=v.description) for v in violations)
 
 
+def _max_age() -> timedelta | None:
+    """How old an event the caller may send: any age for a service (a backfill), else MAX_AGE."""
+    principal = principal_var.get()
+    return None if principal is not None and principal.is_service else MAX_AGE
+
+
 class EventServicer(pb_grpc.EventServiceServicer):
     """A thin durable-ack path: everything else happens in the streaming job."""
 
@@ -61,12 +65,14 @@ class EventServicer(pb_grpc.EventServiceServicer):
     async def PostEvent(
         self, request: pb.PostEventRequest, context: grpc.aio.ServicerContext
     ) -> pb.PostEventResponse:
-        check = Checks()
-        event = check_request(request, check, self._clock())
-        if request.movie_id > 0 and not await self._catalogue.exists(request.movie_id):
-            check.fail("movie_id", f"no movie {request.movie_id} in the catalogue")
-        check.done()
-        assert event is not None
+        # The protos' rules were checked before the call reached here (recsys.validation).
+        now = self._clock()
+        bad = clock_violations(request, now, _max_age())
+        if not await self._catalogue.exists(request.movie_id):
+            bad.append(FieldViolation("movie_id", f"no movie {request.movie_id} in the catalogue"))
+        if bad:
+            raise InvalidArgument(bad)
+        event = to_event(request, now)
         await self._producer.send(event.key(), event.value(), list(inject_headers()))
         if self._pending is not None:
             await self._pending.push([event])
@@ -81,17 +87,14 @@ class EventServicer(pb_grpc.EventServiceServicer):
         token (a user token must name itself there). Each event is then checked here: a user
         token may post only its own events; another user's event gets PERMISSION_DENIED on its
         own and the rest of the batch goes on (a service token may post for anyone).
-        """
-        check = Checks()
-        if not request.events:
-            check.fail("events", "must hold at least one event")
-        check.max_items("events", request.events, MAX_BATCH)
-        if request.user_id < 0:
-            check.positive("user_id", request.user_id)
-        check.done()
 
+        Validation: the interceptor checked the request's own rules (1 to 500 events, user_id),
+        but not the events' (event_service.proto skips them), so one bad event cannot fail the
+        batch; each event is checked here against the same rules of PostEventRequest, after it
+        took the request's user_id, and answered with its own violations.
+        """
         principal = principal_var.get()
-        now = self._clock()
+        now, max_age = self._clock(), _max_age()
         slots: list[_Slot] = []
         for i, item in enumerate(request.events):
             result = pb.EventResult(index=i)
@@ -106,19 +109,18 @@ class EventServicer(pb_grpc.EventServiceServicer):
                 result.code = PERMISSION_DENIED
                 result.message = f"the token of {principal.subject!r} may not act for user {item.user_id}"
                 continue
-            event_check = Checks()
-            event = check_request(item, event_check, now)
+            bad = violations(item) + clock_violations(item, now, max_age)
             if item.movie_id > 0:
                 try:
                     if not await self._catalogue.exists(item.movie_id):
-                        event_check.fail("movie_id", f"no movie {item.movie_id} in the catalogue")
+                        bad.append(FieldViolation("movie_id", f"no movie {item.movie_id} in the catalogue"))
                 except Unavailable as err:
                     result.code, result.message = UNAVAILABLE, err.message
                     continue
-            if event_check.violations or event is None:
-                _invalid(result, event_check.violations)
+            if bad:
+                _invalid(result, bad)
                 continue
-            slots[-1].event = event
+            event = slots[-1].event = to_event(item, now)
             result.event_id = event.event_id
 
         # An event id twice in one batch is one event: produced once, both answered alike.

@@ -1,4 +1,4 @@
-"""ProfileService handlers: validate, ask the store, shape the answer."""
+"""ProfileService handlers: ask the store, shape the answer (the requests' rules are in the protos)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from recsys.domain.events import EVENT_TYPE_VALUES
 from recsys.domain.movies import movie_from_row
 from recsys.errors import NotFound
 from recsys.v1 import event_service_pb2, profile_service_pb2, profile_service_pb2_grpc
-from recsys.validation import Checks
 
-MAX_DISPLAY_NAME = 100
+# How many recent interactions a profile shows when the request says nothing.
+DEFAULT_RECENT = 20
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -58,19 +58,13 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     async def CreateUser(
         self, request: profile_service_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.CreateUserResponse:
-        check = Checks()
-        check.max_len("display_name", request.display_name, MAX_DISPLAY_NAME)
-        check.done()
         user_id = await self.store.create_user(request.display_name.strip() or None)
         return profile_service_pb2.CreateUserResponse(user_id=user_id)
 
     async def GetProfile(
         self, request: profile_service_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.GetProfileResponse:
-        check = Checks()
-        check.positive("user_id", request.user_id)
-        recent_limit = check.optional_range(request, "recent_limit", 0, 100, default=20)
-        check.done()
+        recent_limit = request.recent_limit if request.HasField("recent_limit") else DEFAULT_RECENT
         row = await self.store.profile(request.user_id, recent_limit)
         if row is None:
             raise NotFound(f"user {request.user_id} not found")
@@ -79,9 +73,6 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     async def GetPreferenceVector(
         self, request: profile_service_pb2.GetPreferenceVectorRequest, context: grpc.aio.ServicerContext
     ) -> profile_service_pb2.GetPreferenceVectorResponse:
-        check = Checks()
-        check.positive("user_id", request.user_id)
-        check.done()
         found = await self.store.preference_vector(request.user_id)
         if found is None:
             return profile_service_pb2.GetPreferenceVectorResponse()

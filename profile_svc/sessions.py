@@ -9,12 +9,10 @@ from __future__ import annotations
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from profile_svc.servicer import MAX_DISPLAY_NAME
 from profile_svc.store import ProfileStore
 from recsys.auth.devissuer import DevIssuer
 from recsys.errors import Unimplemented
 from recsys.v1 import session_service_pb2, session_service_pb2_grpc
-from recsys.validation import Checks
 
 
 class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
@@ -32,11 +30,6 @@ class SessionServicer(session_service_pb2_grpc.SessionServiceServicer):
                 "the development token issuer is off (AUTH_DEV_ISSUER); "
                 "get a token from the identity provider"
             )
-        check = Checks()
-        if request.user_id < 0:
-            check.fail("user_id", f"must be a user id, or 0 for a new user, got {request.user_id}")
-        check.max_len("display_name", request.display_name, MAX_DISPLAY_NAME)
-        check.done()
         user_id = request.user_id or await self.store.create_user(request.display_name.strip() or None)
         token, expires = self.issuer.user_token(user_id)
         return session_service_pb2.CreateSessionResponse(

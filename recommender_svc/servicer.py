@@ -32,7 +32,7 @@ from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore
 from recsys.domain.movies import movie_from_row
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
-from recsys.errors import NotFound, PermissionDenied, Unauthenticated
+from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from recsys.grpcserver import current_request_id, principal_var
 from recsys.pending import PendingEvent
 from recsys.v1 import (
@@ -43,16 +43,13 @@ from recsys.v1 import (
     recommender_service_pb2 as pb,
 )
 from recsys.v1 import recommender_service_pb2_grpc as pb_grpc
-from recsys.validation import Checks
 
 log = logging.getLogger(__name__)
 
 # How many candidates a user's cache entry holds (the design's "top 50").
 CACHE_SIZE = 50
-MAX_LIMIT = 100
+# The page size of a request that sets none (its bounds are rules in the protos).
 DEFAULT_LIMIT = 20
-MAX_EXCLUDES = 1000
-MAX_GENRES = 50
 
 TIER_NAMES = {
     pb.TIER_CACHE: "cache",
@@ -111,18 +108,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         self, request: pb.GetRecommendationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRecommendationsResponse:
         started = time.perf_counter()
-        check = Checks()
-        check.positive("user_id", request.user_id)
-        limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
-        check.max_items("exclude_movie_ids", request.exclude_movie_ids, MAX_EXCLUDES)
-        check.all_positive("exclude_movie_ids", request.exclude_movie_ids)
-        check.max_items("genres", request.genres, MAX_GENRES)
-        for i, genre in enumerate(request.genres):
-            if not genre.strip():
-                check.fail(f"genres[{i}]", "must not be empty")
-            check.max_len(f"genres[{i}]", genre, 100)
-        check.done()
-
+        limit = request.limit if request.HasField("limit") else DEFAULT_LIMIT
         user_id = request.user_id
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
@@ -372,13 +358,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
     async def GetSimilarMovies(
         self, request: pb.GetSimilarMoviesRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetSimilarMoviesResponse:
-        check = Checks()
-        check.positive("movie_id", request.movie_id)
-        limit = check.optional_range(request, "limit", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        limit = request.limit if request.HasField("limit") else DEFAULT_LIMIT
         for_user = request.HasField("user_id")
-        if for_user:
-            check.positive("user_id", request.user_id)
-        check.done()
         if for_user:
             # The method is public, but what a user's answer leaves out tells their history:
             # only that user (or a service acting for them) may ask for it.
@@ -407,9 +388,6 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
     async def GetMovie(
         self, request: pb.GetMovieRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetMovieResponse:
-        check = Checks()
-        check.positive("movie_id", request.movie_id)
-        check.done()
         row = await self.store.movie(request.movie_id)
         if row is None:
             raise NotFound(f"movie {request.movie_id} not found")
@@ -418,18 +396,14 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
     async def ListMovies(
         self, request: pb.ListMoviesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMoviesResponse:
-        check = Checks()
         query, genre = request.query.strip(), request.genre.strip()
-        check.max_len("query", query, 200)
-        check.max_len("genre", genre, 100)
-        page_size = check.optional_range(request, "page_size", 1, MAX_LIMIT, default=DEFAULT_LIMIT)
+        page_size = request.page_size if request.HasField("page_size") else DEFAULT_LIMIT
         after = None
-        if request.page_token:
+        if request.page_token:  # a token is only valid for the query it was made for: checked here
             try:
                 after = decode_page_token(request.page_token, query, genre)
             except BadPageToken as err:
-                check.fail("page_token", str(err))
-        check.done()
+                raise InvalidArgument([FieldViolation("page_token", str(err))]) from err
         movies = await self.store.list_movies(title_patterns(query), genre, after, page_size + 1)
         response = pb.ListMoviesResponse(movies=[c.movie() for c in movies[:page_size]])
         if len(movies) > page_size:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class ServiceError(Exception):
         super().__init__(message)
         self.message = message
 
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        """Trailers to answer with besides the code and message (none unless a subclass says)."""
+        return ()
+
 
 class InvalidArgument(ServiceError):
     """The request is malformed; the message names every bad field."""
@@ -36,6 +42,21 @@ class InvalidArgument(ServiceError):
     def __init__(self, violations: list[FieldViolation]) -> None:
         super().__init__("; ".join(str(v) for v in violations))
         self.violations = violations
+
+    def trailing_metadata(self) -> tuple[tuple[str, bytes], ...]:
+        """The violations also as a google.rpc.BadRequest in the status details (gRPC's
+        `grpc-status-details-bin`), for clients that read fields rather than the message;
+        Envoy's transcoder puts them in the REST body's `details`."""
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in self.violations
+            ]
+        )
+        detail = any_pb2.Any()
+        detail.Pack(bad_request)
+        status = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
+        return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
 class NotFound(ServiceError):

@@ -24,6 +24,7 @@ from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.errors import ServiceError
 from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
+from recsys.validation import ValidationInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await inner(request, context)
             except ServiceError as err:
                 code = err.code
-                await context.abort(err.code, err.message)
+                await context.abort(err.code, err.message, err.trailing_metadata())
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
@@ -234,11 +235,17 @@ async def serve(
     From `settings`: the token verification every call passes (recsys.auth), the interface to
     listen on (GRPC_BIND_HOST: loopback unless other hosts must reach the service), and a span
     per call when spans go somewhere (an OTLP exporter is set; without one the caller's
-    `traceparent` is still propagated, see ErrorInterceptor).
+    `traceparent` is still propagated, see ErrorInterceptor). Every request is checked against
+    the rules of the protos before its handler runs (recsys.validation).
     """
     server_spans = settings.otel_endpoint is not None
     host = settings.grpc_bind_host
-    interceptors = [ErrorInterceptor(authorizer(settings), server_spans=server_spans)]
+    # The first is the outermost: the caller is checked, then the request against the protos'
+    # rules (recsys.validation), and the ErrorInterceptor answers whatever either refuses.
+    interceptors = [
+        ErrorInterceptor(authorizer(settings), server_spans=server_spans),
+        ValidationInterceptor(),
+    ]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()

@@ -12,7 +12,7 @@ scheduler (LocalExecutor: tasks are subprocesses of the scheduler, at most 2 at 
   the scheduler and the API server writers of one file.
 - Auth: SimpleAuthManager with one user, `admin` (role ADMIN), whose password Airflow keeps in
   AIRFLOW_HOME/passwords.json (written here once, random). A client POSTs it to /auth/token
-  for a JWT (tests/integration/test_airflow.py); the UI logs in with it.
+  for a JWT (`Api`); the UI logs in with it.
 - The API server and the workers sign each other's JWTs with one secret, generated once into
   AIRFLOW_HOME/secrets.json: without a shared secret every task fails to report.
 """
@@ -22,8 +22,13 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import checks
@@ -175,3 +180,62 @@ def component_ready(component: str) -> Callable[[StackConfig], str]:
         return f"{component} healthy (last heartbeat {beat})"
 
     return ready
+
+
+class Api:
+    """The stack's Airflow REST API (v2) as the admin user: for tests and benchmarks that run
+    the DAG the way an operator would (trigger a run, wait for it, read its tasks' results)."""
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.base = base_url(cfg)
+        body = {"username": ADMIN, "password": admin_password(cfg)}
+        self.token = self._call("POST", "/auth/token", body, auth=False)["access_token"]
+
+    def _call(self, method: str, path: str, body: object = None, auth: bool = True) -> Any:
+        req = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.token}"} if auth else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raise StackError(f"airflow: {method} {path} -> {e.code}: {e.read()[:500]!r}") from None
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: object) -> Any:
+        return self._call("POST", path, body)
+
+    def patch(self, path: str, body: object) -> Any:
+        return self._call("PATCH", path, body)
+
+    def trigger(self, dag_id: str, run_id: str, logical_date: datetime) -> dict[str, Any]:
+        """Queue a run of `dag_id` for `logical_date` (the tasks' idea of "tonight")."""
+        body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat()}
+        return dict(self.post(f"/api/v2/dags/{dag_id}/dagRuns", body))
+
+    def wait(self, dag_id: str, run_id: str, timeout: float) -> str:
+        """The run's final state (success or failed), or its state when `timeout` ran out."""
+        deadline = time.monotonic() + timeout
+        state = "queued"
+        while time.monotonic() < deadline:
+            state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in ("success", "failed"):
+                break
+            time.sleep(2)
+        return str(state)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        tasks = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {t["task_id"]: t["state"] for t in tasks}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        return self.get(path)["value"]

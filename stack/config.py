@@ -110,4 +110,7 @@ class StackConfig:
             [str(self.venv / "bin"), str(self.bin), os.environ.get("PATH", "/usr/bin:/bin")]
         )
         env["PYTHONUNBUFFERED"] = "1"
+        from .spark import job_env  # a cluster, when the stack runs one, is every job's master
+
+        env.update(job_env(self))
         return env

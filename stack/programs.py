@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import airflow, checks
+from . import airflow, checks, spark
 from .config import StackConfig, StackError
 
 # infra: databases and brokers; app: gRPC services (and later the streaming job);
@@ -515,6 +515,33 @@ PROGRAMS: list[Program] = [
 ]
 
 
+def spark_programs(cfg: StackConfig) -> list[Program]:
+    """Spark's master and SPARK_WORKERS workers (stack/spark.py), none by default."""
+    n = spark.workers(cfg)
+    if n <= 0:
+        return []
+    master = Program(
+        "spark-master", "infra", spark.master_command, spark.master_ready, env=spark.env, ready_timeout=90
+    )
+
+    def worker(i: int) -> Program:
+        return Program(
+            f"spark-worker-{i}",
+            "infra",
+            lambda cfg: spark.worker_command(cfg, i),
+            spark.worker_ready(i),
+            env=spark.env,
+            ready_timeout=90,
+        )
+
+    return [master, *(worker(i) for i in range(1, n + 1))]
+
+
+def all_programs(cfg: StackConfig) -> list[Program]:
+    # The cluster's programs come last, so turning it on leaves the others' priorities alone.
+    return [*PROGRAMS, *spark_programs(cfg)]
+
+
 def enabled(cfg: StackConfig) -> list[Program]:
     off = cfg.disabled
-    return [p for p in PROGRAMS if p.name not in off]
+    return [p for p in all_programs(cfg) if p.name not in off]

@@ -1,6 +1,10 @@
 """`python -m batch.archive`: move interactions older than the recent window to the Parquet archive.
 
-    python -m batch.archive [--hours 48]      # default: recsys.windows.RECENT
+    python -m batch.archive [--hours 48] [--as-of 2026-11-26T02:00:00Z]
+
+Rows older than `--hours` (default: recsys.windows.RECENT) before `--as-of` (default: now) move.
+The nightly DAG passes its run's logical date as `--as-of`, so a run for a past night (a
+backfill, or bench/lifecycle.py's simulated nights) keeps the window that night had.
 
 The archive is ARCHIVE_URI (a local folder by default; `s3a://bucket/path` for MinIO, with
 the hadoop-aws package and fs.s3a.* settings passed via SPARK_CONF_* / spark-defaults).
@@ -10,13 +14,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from batch.archive.job import archive
 from batch.common.spark import build_session
 from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 instant: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,13 +39,23 @@ def main(argv: list[str] | None = None) -> int:
         default=windows.RECENT / timedelta(hours=1),
         help="archive rows older than this (default %(default)s)",
     )
+    parser.add_argument(
+        "--as-of",
+        type=_instant,
+        default=None,
+        help="the moment the window ends (ISO 8601, default: now)",
+    )
     opts = parser.parse_args(argv)
     settings = Settings.from_env()
     setup_logging("batch-archive", settings.log_level)
     spark = build_session("recsys-archive")
     try:
         results = archive(
-            spark, settings.database_url, settings.archive_uri, timedelta(hours=opts.hours)
+            spark,
+            settings.database_url,
+            settings.archive_uri,
+            timedelta(hours=opts.hours),
+            now=opts.as_of,
         )
     finally:
         spark.stop()

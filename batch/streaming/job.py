@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -24,8 +25,8 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from batch.common import jars as spark_jars
 from batch.common.spark import build_session as spark_session
-from batch.streaming.jars import ensure_jars
 from batch.streaming.sink import SpeedLayerSink
 from batch.streaming.status import clear_status, write_status
 from batch.streaming.transforms import decode_events, feedback_rows, split_batch
@@ -46,7 +47,8 @@ RESTART_BACKOFF_SECONDS = 5.0
 
 
 def build_session(settings: Settings, master: str) -> SparkSession:
-    jars = ensure_jars(settings.stack_dir / "jars" / "streaming")
+    where = spark_jars.jars_dir({"STACK_DIR": str(settings.stack_dir), **os.environ})
+    jars = spark_jars.ensure("streaming", where)
     return spark_session(
         "recsys-streaming",
         master=master,
@@ -160,7 +162,11 @@ def run_until_stopped(
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m batch.streaming", description=__doc__.splitlines()[0])
-    parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--master",
+        default=os.environ.get("SPARK_MASTER", "local[2]"),
+        help="local[2], or the stack's cluster (SPARK_MASTER, stack/spark.py)",
+    )
     parser.add_argument(
         "--trigger-seconds",
         type=float,

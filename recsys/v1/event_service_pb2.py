@@ -22,36 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from recsys.v1 import access_pb2 as recsys_dot_v1_dot_access__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from recsys.v1 import rules_pb2 as recsys_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drecsys/v1/event_service.proto\x12\trecsys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n\x10PostEventRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x10\n\x08movie_id\x18\x03 \x01(\x03\x12\"\n\x04type\x18\x04 \x01(\x0e\x32\x14.recsys.v1.EventType\x12\x13\n\x06rating\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\t\n\x07_rating\"%\n\x11PostEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"Q\n\x11PostEventsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12+\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1b.recsys.v1.PostEventRequest\"4\n\x0e\x45ventViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"|\n\x0b\x45ventResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\x12-\n\nviolations\x18\x05 \x03(\x0b\x32\x19.recsys.v1.EventViolation\"a\n\x12PostEventsResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.recsys.v1.EventResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05*\xaa\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x14\n\x10\x45VENT_TYPE_WATCH\x10\x03\x12\x13\n\x0f\x45VENT_TYPE_RATE\x10\x04\x12\x13\n\x0f\x45VENT_TYPE_LIKE\x10\x05\x12\x16\n\x12\x45VENT_TYPE_DISLIKE\x10\x06\x32\xe1\x01\n\x0c\x45ventService\x12\x63\n\tPostEvent\x12\x1b.recsys.v1.PostEventRequest\x1a\x1c.recsys.v1.PostEventResponse\"\x1b\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x0f\"\n/v1/events:\x01*\x12l\n\nPostEvents\x12\x1c.recsys.v1.PostEventsRequest\x1a\x1d.recsys.v1.PostEventsResponse\"!\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x15\"\x10/v1/events:batch:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1drecsys/v1/event_service.proto\x12\trecsys.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15recsys/v1/rules.proto\"\xf8\x03\n\x10PostEventRequest\x12-\n\x08\x65vent_id\x18\x01 \x01(\tB\x1b\xbaH\x18r\x16\x18@2\x12^[A-Za-z0-9._:-]*$\x12\x18\n\x07user_id\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x19\n\x08movie_id\x18\x03 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12.\n\x04type\x18\x04 \x01(\x0e\x32\x14.recsys.v1.EventTypeB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12$\n\x06rating\x18\x05 \x01(\x02\x42\x0f\xbaH\x0c\n\n\x1d\x00\x00\xa0@-\x00\x00\x00?H\x00\x88\x01\x01\x12 \n\nrequest_id\x18\x06 \x01(\tB\x0c\xbaH\tr\x07\x18\x80\x01\xc8\xb0X\x01\x12/\n\x0boccurred_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp:\xcb\x01\xbaH\xc7\x01\x1a\x61\n\x19rating.required_with_rate\x12 is required with EVENT_TYPE_RATE\x1a\"this.type != 4 || has(this.rating)\x1a\x62\n\x15rating.only_with_rate\x12$is only allowed with EVENT_TYPE_RATE\x1a#!has(this.rating) || this.type == 4B\t\n\x07_rating\"%\n\x11PostEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"l\n\x11PostEventsRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12=\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1b.recsys.v1.PostEventRequestB\x10\xbaH\r\x92\x01\n\x08\x01\x10\xf4\x03\"\x03\xd8\x01\x03\"4\n\x0e\x45ventViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"|\n\x0b\x45ventResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\x12-\n\nviolations\x18\x05 \x03(\x0b\x32\x19.recsys.v1.EventViolation\"a\n\x12PostEventsResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.recsys.v1.EventResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05*\xaa\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x14\n\x10\x45VENT_TYPE_CLICK\x10\x02\x12\x14\n\x10\x45VENT_TYPE_WATCH\x10\x03\x12\x13\n\x0f\x45VENT_TYPE_RATE\x10\x04\x12\x13\n\x0f\x45VENT_TYPE_LIKE\x10\x05\x12\x16\n\x12\x45VENT_TYPE_DISLIKE\x10\x06\x32\xe1\x01\n\x0c\x45ventService\x12\x63\n\tPostEvent\x12\x1b.recsys.v1.PostEventRequest\x1a\x1c.recsys.v1.PostEventResponse\"\x1b\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x0f\"\n/v1/events:\x01*\x12l\n\nPostEvents\x12\x1c.recsys.v1.PostEventsRequest\x1a\x1d.recsys.v1.PostEventsResponse\"!\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x15\"\x10/v1/events:batch:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.event_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['event_id']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['event_id']._serialized_options = b'\272H\030r\026\030@2\022^[A-Za-z0-9._:-]*$'
+  _globals['_POSTEVENTREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\004\"\002 \000'
+  _globals['_POSTEVENTREQUEST'].fields_by_name['movie_id']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['movie_id']._serialized_options = b'\272H\004\"\002 \000'
+  _globals['_POSTEVENTREQUEST'].fields_by_name['type']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['type']._serialized_options = b'\272H\007\202\001\004\020\001 \000'
+  _globals['_POSTEVENTREQUEST'].fields_by_name['rating']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['rating']._serialized_options = b'\272H\014\n\n\035\000\000\240@-\000\000\000?'
+  _globals['_POSTEVENTREQUEST'].fields_by_name['request_id']._loaded_options = None
+  _globals['_POSTEVENTREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\tr\007\030\200\001\310\260X\001'
+  _globals['_POSTEVENTREQUEST']._loaded_options = None
+  _globals['_POSTEVENTREQUEST']._serialized_options = b'\272H\307\001\032a\n\031rating.required_with_rate\022 is required with EVENT_TYPE_RATE\032\"this.type != 4 || has(this.rating)\032b\n\025rating.only_with_rate\022$is only allowed with EVENT_TYPE_RATE\032#!has(this.rating) || this.type == 4'
+  _globals['_POSTEVENTSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_POSTEVENTSREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\004\"\002(\000'
+  _globals['_POSTEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
+  _globals['_POSTEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\272H\r\222\001\n\010\001\020\364\003\"\003\330\001\003'
   _globals['_EVENTSERVICE'].methods_by_name['PostEvent']._loaded_options = None
   _globals['_EVENTSERVICE'].methods_by_name['PostEvent']._serialized_options = b'\312\363\030\002\010\002\202\323\344\223\002\017\"\n/v1/events:\001*'
   _globals['_EVENTSERVICE'].methods_by_name['PostEvents']._loaded_options = None
   _globals['_EVENTSERVICE'].methods_by_name['PostEvents']._serialized_options = b'\312\363\030\002\010\002\202\323\344\223\002\025\"\020/v1/events:batch:\001*'
-  _globals['_EVENTTYPE']._serialized_start=744
-  _globals['_EVENTTYPE']._serialized_end=914
-  _globals['_POSTEVENTREQUEST']._serialized_start=132
-  _globals['_POSTEVENTREQUEST']._serialized_end=340
-  _globals['_POSTEVENTRESPONSE']._serialized_start=342
-  _globals['_POSTEVENTRESPONSE']._serialized_end=379
-  _globals['_POSTEVENTSREQUEST']._serialized_start=381
-  _globals['_POSTEVENTSREQUEST']._serialized_end=462
-  _globals['_EVENTVIOLATION']._serialized_start=464
-  _globals['_EVENTVIOLATION']._serialized_end=516
-  _globals['_EVENTRESULT']._serialized_start=518
-  _globals['_EVENTRESULT']._serialized_end=642
-  _globals['_POSTEVENTSRESPONSE']._serialized_start=644
-  _globals['_POSTEVENTSRESPONSE']._serialized_end=741
-  _globals['_EVENTSERVICE']._serialized_start=917
-  _globals['_EVENTSERVICE']._serialized_end=1142
+  _globals['_EVENTTYPE']._serialized_start=1119
+  _globals['_EVENTTYPE']._serialized_end=1289
+  _globals['_POSTEVENTREQUEST']._serialized_start=184
+  _globals['_POSTEVENTREQUEST']._serialized_end=688
+  _globals['_POSTEVENTRESPONSE']._serialized_start=690
+  _globals['_POSTEVENTRESPONSE']._serialized_end=727
+  _globals['_POSTEVENTSREQUEST']._serialized_start=729
+  _globals['_POSTEVENTSREQUEST']._serialized_end=837
+  _globals['_EVENTVIOLATION']._serialized_start=839
+  _globals['_EVENTVIOLATION']._serialized_end=891
+  _globals['_EVENTRESULT']._serialized_start=893
+  _globals['_EVENTRESULT']._serialized_end=1017
+  _globals['_POSTEVENTSRESPONSE']._serialized_start=1019
+  _globals['_POSTEVENTSRESPONSE']._serialized_end=1116
+  _globals['_EVENTSERVICE']._serialized_start=1292
+  _globals['_EVENTSERVICE']._serialized_end=1517
 # @@protoc_insertion_point(module_scope)

@@ -62,7 +62,12 @@ Global___EventType: _TypeAlias = EventType  # noqa: Y015
 
 @_typing.final
 class PostEventRequest(_message.Message):
-    """PostEventRequest is one user event."""
+    """PostEventRequest is one user event.
+
+    Rules that need more than the request stay in the Event service: movie_id must be in the
+    catalogue, occurred_at must be neither in the future nor too old, the token must be allowed to act for
+    user_id. A rule on the whole message names its field by the first part of its id.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -74,7 +79,9 @@ class PostEventRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """event_id makes retries harmless; the service assigns a UUID when it is empty."""
+    """event_id makes retries harmless; the service assigns a UUID when it is empty. At most 64
+    characters of [A-Za-z0-9._:-].
+    """
     user_id: _builtins.int
     """user_id is the user who acted."""
     movie_id: _builtins.int
@@ -146,7 +153,10 @@ class PostEventsRequest(_message.Message):
     """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostEventRequest]:
-        """events are the events, at most 500; each is validated like a PostEventRequest."""
+        """events are the events, 1 to 500; each is validated like a PostEventRequest. The service
+        checks each event on its own (a bad event gets its own result, the rest of the batch goes
+        on), so the rules of the events are skipped when the request as a whole is checked.
+        """
 
     def __init__(
         self,

@@ -22,42 +22,52 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from recsys.v1 import access_pb2 as recsys_dot_v1_dot_access__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from recsys.v1 import event_service_pb2 as recsys_dot_v1_dot_event__service__pb2
 from recsys.v1 import movie_pb2 as recsys_dot_v1_dot_movie__pb2
+from recsys.v1 import rules_pb2 as recsys_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frecsys/v1/profile_service.proto\x12\trecsys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drecsys/v1/event_service.proto\x1a\x15recsys/v1/movie.proto\")\n\x11\x43reateUserRequest\x12\x14\n\x0c\x64isplay_name\x18\x01 \x01(\t\"%\n\x12\x43reateUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"P\n\x11GetProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x19\n\x0crecent_limit\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x0f\n\r_recent_limit\"\xa5\x01\n\x0bInteraction\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x1f\n\x05movie\x18\x02 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.recsys.v1.EventType\x12\x0e\n\x06rating\x18\x04 \x01(\x02\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x01\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x1d\n\x15has_preference_vector\x18\x02 \x01(\x08\x12\x19\n\x11interaction_count\x18\x03 \x01(\x03\x12\x14\n\x0crating_count\x18\x04 \x01(\x03\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntop_genres\x18\x07 \x03(\t\x12\x33\n\x13recent_interactions\x18\x08 \x03(\x0b\x32\x16.recsys.v1.Interaction\"9\n\x12GetProfileResponse\x12#\n\x07profile\x18\x01 \x01(\x0b\x32\x12.recsys.v1.Profile\"-\n\x1aGetPreferenceVectorRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"t\n\x1bGetPreferenceVectorResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdb\x02\n\x0eProfileService\x12\x65\n\nCreateUser\x12\x1c.recsys.v1.CreateUserRequest\x1a\x1d.recsys.v1.CreateUserResponse\"\x1a\xca\xf3\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12t\n\nGetProfile\x12\x1c.recsys.v1.GetProfileRequest\x1a\x1d.recsys.v1.GetProfileResponse\")\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/users/{user_id}/profile\x12l\n\x13GetPreferenceVector\x12%.recsys.v1.GetPreferenceVectorRequest\x1a&.recsys.v1.GetPreferenceVectorResponse\"\x06\xca\xf3\x18\x02\x08\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frecsys/v1/profile_service.proto\x12\trecsys.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drecsys/v1/event_service.proto\x1a\x15recsys/v1/movie.proto\x1a\x15recsys/v1/rules.proto\"6\n\x11\x43reateUserRequest\x12!\n\x0c\x64isplay_name\x18\x01 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xc8\xb0X\x01\"%\n\x12\x43reateUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\"d\n\x11GetProfileRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12$\n\x0crecent_limit\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00H\x00\x88\x01\x01\x42\x0f\n\r_recent_limit\"\xa5\x01\n\x0bInteraction\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x1f\n\x05movie\x18\x02 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\"\n\x04type\x18\x03 \x01(\x0e\x32\x14.recsys.v1.EventType\x12\x0e\n\x06rating\x18\x04 \x01(\x02\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfa\x01\n\x07Profile\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x1d\n\x15has_preference_vector\x18\x02 \x01(\x08\x12\x19\n\x11interaction_count\x18\x03 \x01(\x03\x12\x14\n\x0crating_count\x18\x04 \x01(\x03\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ntop_genres\x18\x07 \x03(\t\x12\x33\n\x13recent_interactions\x18\x08 \x03(\x0b\x32\x16.recsys.v1.Interaction\"9\n\x12GetProfileResponse\x12#\n\x07profile\x18\x01 \x01(\x0b\x32\x12.recsys.v1.Profile\"6\n\x1aGetPreferenceVectorRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"t\n\x1bGetPreferenceVectorResponse\x12\x0e\n\x06vector\x18\x01 \x03(\x02\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdb\x02\n\x0eProfileService\x12\x65\n\nCreateUser\x12\x1c.recsys.v1.CreateUserRequest\x1a\x1d.recsys.v1.CreateUserResponse\"\x1a\xca\xf3\x18\x02\x08\x03\x82\xd3\xe4\x93\x02\x0e\"\t/v1/users:\x01*\x12t\n\nGetProfile\x12\x1c.recsys.v1.GetProfileRequest\x1a\x1d.recsys.v1.GetProfileResponse\")\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/users/{user_id}/profile\x12l\n\x13GetPreferenceVector\x12%.recsys.v1.GetPreferenceVectorRequest\x1a&.recsys.v1.GetPreferenceVectorResponse\"\x06\xca\xf3\x18\x02\x08\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.profile_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATEUSERREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_CREATEUSERREQUEST'].fields_by_name['display_name']._serialized_options = b'\272H\010r\006\030d\310\260X\001'
+  _globals['_GETPROFILEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETPROFILEREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\004\"\002 \000'
+  _globals['_GETPROFILEREQUEST'].fields_by_name['recent_limit']._loaded_options = None
+  _globals['_GETPROFILEREQUEST'].fields_by_name['recent_limit']._serialized_options = b'\272H\006\032\004\030d(\000'
+  _globals['_GETPREFERENCEVECTORREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETPREFERENCEVECTORREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\004\"\002 \000'
   _globals['_PROFILESERVICE'].methods_by_name['CreateUser']._loaded_options = None
   _globals['_PROFILESERVICE'].methods_by_name['CreateUser']._serialized_options = b'\312\363\030\002\010\003\202\323\344\223\002\016\"\t/v1/users:\001*'
   _globals['_PROFILESERVICE'].methods_by_name['GetProfile']._loaded_options = None
   _globals['_PROFILESERVICE'].methods_by_name['GetProfile']._serialized_options = b'\312\363\030\002\010\002\202\323\344\223\002\035\022\033/v1/users/{user_id}/profile'
   _globals['_PROFILESERVICE'].methods_by_name['GetPreferenceVector']._loaded_options = None
   _globals['_PROFILESERVICE'].methods_by_name['GetPreferenceVector']._serialized_options = b'\312\363\030\002\010\004'
-  _globals['_CREATEUSERREQUEST']._serialized_start=187
-  _globals['_CREATEUSERREQUEST']._serialized_end=228
-  _globals['_CREATEUSERRESPONSE']._serialized_start=230
-  _globals['_CREATEUSERRESPONSE']._serialized_end=267
-  _globals['_GETPROFILEREQUEST']._serialized_start=269
-  _globals['_GETPROFILEREQUEST']._serialized_end=349
-  _globals['_INTERACTION']._serialized_start=352
-  _globals['_INTERACTION']._serialized_end=517
-  _globals['_PROFILE']._serialized_start=520
-  _globals['_PROFILE']._serialized_end=770
-  _globals['_GETPROFILERESPONSE']._serialized_start=772
-  _globals['_GETPROFILERESPONSE']._serialized_end=829
-  _globals['_GETPREFERENCEVECTORREQUEST']._serialized_start=831
-  _globals['_GETPREFERENCEVECTORREQUEST']._serialized_end=876
-  _globals['_GETPREFERENCEVECTORRESPONSE']._serialized_start=878
-  _globals['_GETPREFERENCEVECTORRESPONSE']._serialized_end=994
-  _globals['_PROFILESERVICE']._serialized_start=997
-  _globals['_PROFILESERVICE']._serialized_end=1344
+  _globals['_CREATEUSERREQUEST']._serialized_start=239
+  _globals['_CREATEUSERREQUEST']._serialized_end=293
+  _globals['_CREATEUSERRESPONSE']._serialized_start=295
+  _globals['_CREATEUSERRESPONSE']._serialized_end=332
+  _globals['_GETPROFILEREQUEST']._serialized_start=334
+  _globals['_GETPROFILEREQUEST']._serialized_end=434
+  _globals['_INTERACTION']._serialized_start=437
+  _globals['_INTERACTION']._serialized_end=602
+  _globals['_PROFILE']._serialized_start=605
+  _globals['_PROFILE']._serialized_end=855
+  _globals['_GETPROFILERESPONSE']._serialized_start=857
+  _globals['_GETPROFILERESPONSE']._serialized_end=914
+  _globals['_GETPREFERENCEVECTORREQUEST']._serialized_start=916
+  _globals['_GETPREFERENCEVECTORREQUEST']._serialized_end=970
+  _globals['_GETPREFERENCEVECTORRESPONSE']._serialized_start=972
+  _globals['_GETPREFERENCEVECTORRESPONSE']._serialized_end=1088
+  _globals['_PROFILESERVICE']._serialized_start=1091
+  _globals['_PROFILESERVICE']._serialized_end=1438
 # @@protoc_insertion_point(module_scope)

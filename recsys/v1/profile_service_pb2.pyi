@@ -29,7 +29,7 @@ class CreateUserRequest(_message.Message):
 
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     display_name: _builtins.str
-    """display_name is an optional name to show for the user."""
+    """display_name is an optional name to show for the user, at most 100 characters."""
     def __init__(
         self,
         *,

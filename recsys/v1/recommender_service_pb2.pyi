@@ -68,11 +68,11 @@ class GetRecommendationsRequest(_message.Message):
     """limit is how many movies to return: 1 to 100, 20 when absent."""
     @_builtins.property
     def exclude_movie_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """exclude_movie_ids are movies never to return."""
+        """exclude_movie_ids are movies never to return, at most 1000."""
 
     @_builtins.property
     def genres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """genres restricts the answer to movies of at least one of these genres."""
+        """genres restricts the answer to movies of at least one of these genres, at most 50."""
 
     def __init__(
         self,

@@ -22,24 +22,30 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from recsys.v1 import access_pb2 as recsys_dot_v1_dot_access__pb2
+from recsys.v1 import rules_pb2 as recsys_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frecsys/v1/session_service.proto\x12\trecsys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16recsys/v1/access.proto\"=\n\x14\x43reateSessionRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\"\x82\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x83\x01\n\x0eSessionService\x12q\n\rCreateSession\x12\x1f.recsys.v1.CreateSessionRequest\x1a .recsys.v1.CreateSessionResponse\"\x1d\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1frecsys/v1/session_service.proto\x12\trecsys.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16recsys/v1/access.proto\x1a\x15recsys/v1/rules.proto\"S\n\x14\x43reateSessionRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xc8\xb0X\x01\"\x82\x01\n\x15\x43reateSessionResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\x03\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x83\x01\n\x0eSessionService\x12q\n\rCreateSession\x12\x1f.recsys.v1.CreateSessionRequest\x1a .recsys.v1.CreateSessionResponse\"\x1d\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.session_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATESESSIONREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CREATESESSIONREQUEST'].fields_by_name['user_id']._serialized_options = b'\272H\004\"\002(\000'
+  _globals['_CREATESESSIONREQUEST'].fields_by_name['display_name']._loaded_options = None
+  _globals['_CREATESESSIONREQUEST'].fields_by_name['display_name']._serialized_options = b'\272H\010r\006\030d\310\260X\001'
   _globals['_SESSIONSERVICE'].methods_by_name['CreateSession']._loaded_options = None
   _globals['_SESSIONSERVICE'].methods_by_name['CreateSession']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\021\"\014/v1/sessions:\001*'
-  _globals['_CREATESESSIONREQUEST']._serialized_start=133
-  _globals['_CREATESESSIONREQUEST']._serialized_end=194
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=197
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=327
-  _globals['_SESSIONSERVICE']._serialized_start=330
-  _globals['_SESSIONSERVICE']._serialized_end=461
+  _globals['_CREATESESSIONREQUEST']._serialized_start=185
+  _globals['_CREATESESSIONREQUEST']._serialized_end=268
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=271
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=401
+  _globals['_SESSIONSERVICE']._serialized_start=404
+  _globals['_SESSIONSERVICE']._serialized_end=535
 # @@protoc_insertion_point(module_scope)

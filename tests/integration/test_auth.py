@@ -40,7 +40,7 @@ from recsys.v1 import recommender_service_pb2_grpc as rc_grpc
 from recsys.v1 import session_service_pb2 as ss
 from recsys.v1 import session_service_pb2_grpc as ss_grpc
 from stack.auth import token as dev_token
-from tests.tokens import bearer, service_token, user_token
+from tests.tokens import auth_headers, bearer, service_token, user_token
 
 pytestmark = pytest.mark.stack
 
@@ -224,6 +224,33 @@ def test_a_user_cannot_post_events_for_someone_else(stack):
             "SELECT count(*) FROM rt_user_interactions WHERE user_id = %s", (victim,)
         ).fetchone()
     assert row == (0,)
+
+
+def test_only_a_service_may_backfill_old_events(stack):
+    """A user's event days old is refused (occurred_at named); a service's backfill is kept with
+    its own time, and the speed layer stores it (bench/lifecycle.py replays a dataset this way)."""
+    user, movie = USER_A + 21, _movie_id(stack)
+    body = {
+        "userId": str(user),
+        "movieId": str(movie),
+        "type": "EVENT_TYPE_CLICK",
+        "occurredAt": "1998-04-01T12:00:00Z",
+    }
+    status, text = rest(stack, "POST", "/v1/events", body, auth_headers(user_token(user)))
+    assert status == 400 and "occurred_at" in text
+    status, text = rest(stack, "POST", "/v1/events", body, auth_headers(service_token()))
+    assert status == 200, text
+    event_id = json.loads(text)["eventId"]
+    deadline = time.monotonic() + 60
+    row = None
+    while row is None and time.monotonic() < deadline:
+        with psycopg.connect(stack.database_url) as conn:
+            row = conn.execute(
+                "SELECT occurred_at FROM rt_user_interactions WHERE event_id = %s", (event_id,)
+            ).fetchone()
+        time.sleep(0.5)
+    assert row is not None, "the backfilled event never reached rt_user_interactions"
+    assert row[0].isoformat().startswith("1998-04-01T12:00:00")
 
 
 # --- the other audiences ---------------------------------------------------------------------

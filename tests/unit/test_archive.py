@@ -38,12 +38,27 @@ def test_merge_is_idempotent(spark) -> None:  # type: ignore[no-untyped-def]
     assert sorted(once.collect()) == sorted(twice.collect())
 
 
-def test_s3a_archive_store_gets_hadoop_aws_and_the_endpoint() -> None:
-    from batch.common.spark import HADOOP_AWS, s3a_conf
+def test_s3a_archive_store_gets_hadoop_aws_and_the_endpoint(tmp_path) -> None:
+    from batch.common.jars import GROUPS, jar_name
+    from batch.common.spark import s3a_conf
 
     assert s3a_conf({"ARCHIVE_URI": "/var/archive"}) == {}
-    conf = s3a_conf({"ARCHIVE_URI": "s3a://recsys-archive/x", "S3_ENDPOINT": "http://minio:9000"})
-    assert conf["spark.jars.packages"] == HADOOP_AWS
+    # The image's layout: the jars fetched at build time, nothing downloaded by the job.
+    (tmp_path / "s3a").mkdir()
+    for coordinate in GROUPS["s3a"]:
+        (tmp_path / "s3a" / jar_name(coordinate)).write_bytes(b"jar")
+    env = {
+        "ARCHIVE_URI": "s3a://recsys-archive/x",
+        "S3_ENDPOINT": "http://minio:9000",
+        "SPARK_JARS_DIR": str(tmp_path),
+        "SPARK_JARS_OFFLINE": "true",
+    }
+    conf = s3a_conf(env)
+    assert "spark.jars.packages" not in conf
+    assert [p.rsplit("/", 1)[1] for p in conf["spark.jars"].split(",")] == [
+        jar_name(c) for c in GROUPS["s3a"]
+    ]
+    assert "hadoop-aws-3.5.0.jar" in conf["spark.jars"]
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"

@@ -13,7 +13,7 @@ import pytest
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
 from event_svc.events import Event
-from event_svc.servicer import MAX_BATCH, EventServicer
+from event_svc.servicer import EventServicer
 from recommender_svc.freshness import FoldInModel, fold_rows
 from recsys.auth.principal import Principal
 from recsys.domain.events import event_signal
@@ -21,6 +21,7 @@ from recsys.errors import InvalidArgument, Unavailable
 from recsys.grpcserver import principal_var
 from recsys.pending import PendingEvent, decode_all
 from recsys.v1 import event_service_pb2 as pb
+from recsys.validation import check
 
 
 class Catalogue:
@@ -106,13 +107,15 @@ async def test_a_service_token_posts_for_anyone() -> None:
     assert reply.accepted == 2 and [r["user_id"] for r in producer.sent] == [1, 2]
 
 
-@pytest.mark.parametrize("n", [0, MAX_BATCH + 1])
-async def test_the_batch_is_bounded(n: int) -> None:
-    with pytest.raises(InvalidArgument, match=r"^events:"):
-        await _servicer(Producer(), Pending()).PostEvents(
-            pb.PostEventsRequest(user_id=1, events=[_ev()] * n),
-            None,  # type: ignore[arg-type]
-        )
+@pytest.mark.parametrize(("n", "refused"), [(0, True), (1, False), (500, False), (501, True)])
+def test_the_batch_is_bounded_as_a_whole(n: int, refused: bool) -> None:
+    """1 to 500 events (event_service.proto), checked by the interceptor before PostEvents runs."""
+    request = pb.PostEventsRequest(user_id=1, events=[_ev()] * n)
+    if refused:
+        with pytest.raises(InvalidArgument, match=r"^events:"):
+            check(request)
+    else:
+        check(request)
 
 
 def test_pending_entries_round_trip_and_count_an_event_once() -> None:

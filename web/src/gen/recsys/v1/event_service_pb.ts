@@ -4,26 +4,33 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import { file_recsys_v1_access } from "./access_pb";
 import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_recsys_v1_rules } from "./rules_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/v1/event_service.proto.
  */
 export const file_recsys_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yZWNzeXMvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJcmVjc3lzLnYxItABChBQb3N0RXZlbnRSZXF1ZXN0EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAMSEAoIbW92aWVfaWQYAyABKAMSIgoEdHlwZRgEIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSEwoGcmF0aW5nGAUgASgCSACIAQESEgoKcmVxdWVzdF9pZBgGIAEoCRIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHX3JhdGluZyIlChFQb3N0RXZlbnRSZXNwb25zZRIQCghldmVudF9pZBgBIAEoCSJRChFQb3N0RXZlbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgDEisKBmV2ZW50cxgCIAMoCzIbLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXF1ZXN0IjQKDkV2ZW50VmlvbGF0aW9uEg0KBWZpZWxkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJInwKC0V2ZW50UmVzdWx0Eg0KBWluZGV4GAEgASgFEhAKCGV2ZW50X2lkGAIgASgJEgwKBGNvZGUYAyABKAUSDwoHbWVzc2FnZRgEIAEoCRItCgp2aW9sYXRpb25zGAUgAygLMhkucmVjc3lzLnYxLkV2ZW50VmlvbGF0aW9uImEKElBvc3RFdmVudHNSZXNwb25zZRInCgdyZXN1bHRzGAEgAygLMhYucmVjc3lzLnYxLkV2ZW50UmVzdWx0EhAKCGFjY2VwdGVkGAIgASgFEhAKCHJlamVjdGVkGAMgASgFKqoBCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhMKD0VWRU5UX1RZUEVfVklFVxABEhQKEEVWRU5UX1RZUEVfQ0xJQ0sQAhIUChBFVkVOVF9UWVBFX1dBVENIEAMSEwoPRVZFTlRfVFlQRV9SQVRFEAQSEwoPRVZFTlRfVFlQRV9MSUtFEAUSFgoSRVZFTlRfVFlQRV9ESVNMSUtFEAYy4QEKDEV2ZW50U2VydmljZRJjCglQb3N0RXZlbnQSGy5yZWNzeXMudjEuUG9zdEV2ZW50UmVxdWVzdBocLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXNwb25zZSIbyvMYAggCgtPkkwIPIgovdjEvZXZlbnRzOgEqEmwKClBvc3RFdmVudHMSHC5yZWNzeXMudjEuUG9zdEV2ZW50c1JlcXVlc3QaHS5yZWNzeXMudjEuUG9zdEV2ZW50c1Jlc3BvbnNlIiHK8xgCCAKC0+STAhUiEC92MS9ldmVudHM6YmF0Y2g6ASpiBnByb3RvMw", [file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp]);
+  fileDesc("Ch1yZWNzeXMvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJcmVjc3lzLnYxIvgDChBQb3N0RXZlbnRSZXF1ZXN0Ei0KCGV2ZW50X2lkGAEgASgJQhu6SBhyFhhAMhJeW0EtWmEtejAtOS5fOi1dKiQSGAoHdXNlcl9pZBgCIAEoA0IHukgEIgIgABIZCghtb3ZpZV9pZBgDIAEoA0IHukgEIgIgABIuCgR0eXBlGAQgASgOMhQucmVjc3lzLnYxLkV2ZW50VHlwZUIKukgHggEEEAEgABIkCgZyYXRpbmcYBSABKAJCD7pIDAoKHQAAoEAtAAAAP0gAiAEBEiAKCnJlcXVlc3RfaWQYBiABKAlCDLpICXIHGIAByLBYARIvCgtvY2N1cnJlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6ywG6SMcBGmEKGXJhdGluZy5yZXF1aXJlZF93aXRoX3JhdGUSIGlzIHJlcXVpcmVkIHdpdGggRVZFTlRfVFlQRV9SQVRFGiJ0aGlzLnR5cGUgIT0gNCB8fCBoYXModGhpcy5yYXRpbmcpGmIKFXJhdGluZy5vbmx5X3dpdGhfcmF0ZRIkaXMgb25seSBhbGxvd2VkIHdpdGggRVZFTlRfVFlQRV9SQVRFGiMhaGFzKHRoaXMucmF0aW5nKSB8fCB0aGlzLnR5cGUgPT0gNEIJCgdfcmF0aW5nIiUKEVBvc3RFdmVudFJlc3BvbnNlEhAKCGV2ZW50X2lkGAEgASgJImwKEVBvc3RFdmVudHNSZXF1ZXN0EhgKB3VzZXJfaWQYASABKANCB7pIBCICKAASPQoGZXZlbnRzGAIgAygLMhsucmVjc3lzLnYxLlBvc3RFdmVudFJlcXVlc3RCELpIDZIBCggBEPQDIgPYAQMiNAoORXZlbnRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkifAoLRXZlbnRSZXN1bHQSDQoFaW5kZXgYASABKAUSEAoIZXZlbnRfaWQYAiABKAkSDAoEY29kZRgDIAEoBRIPCgdtZXNzYWdlGAQgASgJEi0KCnZpb2xhdGlvbnMYBSADKAsyGS5yZWNzeXMudjEuRXZlbnRWaW9sYXRpb24iYQoSUG9zdEV2ZW50c1Jlc3BvbnNlEicKB3Jlc3VsdHMYASADKAsyFi5yZWNzeXMudjEuRXZlbnRSZXN1bHQSEAoIYWNjZXB0ZWQYAiABKAUSEAoIcmVqZWN0ZWQYAyABKAUqqgEKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPRVZFTlRfVFlQRV9WSUVXEAESFAoQRVZFTlRfVFlQRV9DTElDSxACEhQKEEVWRU5UX1RZUEVfV0FUQ0gQAxITCg9FVkVOVF9UWVBFX1JBVEUQBBITCg9FVkVOVF9UWVBFX0xJS0UQBRIWChJFVkVOVF9UWVBFX0RJU0xJS0UQBjLhAQoMRXZlbnRTZXJ2aWNlEmMKCVBvc3RFdmVudBIbLnJlY3N5cy52MS5Qb3N0RXZlbnRSZXF1ZXN0GhwucmVjc3lzLnYxLlBvc3RFdmVudFJlc3BvbnNlIhvK8xgCCAKC0+STAg8iCi92MS9ldmVudHM6ASoSbAoKUG9zdEV2ZW50cxIcLnJlY3N5cy52MS5Qb3N0RXZlbnRzUmVxdWVzdBodLnJlY3N5cy52MS5Qb3N0RXZlbnRzUmVzcG9uc2UiIcrzGAIIAoLT5JMCFSIQL3YxL2V2ZW50czpiYXRjaDoBKmIGcHJvdG8z", [file_buf_validate_validate, file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp, file_recsys_v1_rules]);
 
 /**
  * PostEventRequest is one user event.
+ *
+ * Rules that need more than the request stay in the Event service: movie_id must be in the
+ * catalogue, occurred_at must be neither in the future nor too old, the token must be allowed to act for
+ * user_id. A rule on the whole message names its field by the first part of its id.
  *
  * @generated from message recsys.v1.PostEventRequest
  */
 export type PostEventRequest = Message<"recsys.v1.PostEventRequest"> & {
   /**
-   * event_id makes retries harmless; the service assigns a UUID when it is empty.
+   * event_id makes retries harmless; the service assigns a UUID when it is empty. At most 64
+   * characters of [A-Za-z0-9._:-].
    *
    * @generated from field: string event_id = 1;
    */
@@ -75,11 +82,16 @@ export type PostEventRequest = Message<"recsys.v1.PostEventRequest"> & {
 /**
  * PostEventRequest is one user event.
  *
+ * Rules that need more than the request stay in the Event service: movie_id must be in the
+ * catalogue, occurred_at must be neither in the future nor too old, the token must be allowed to act for
+ * user_id. A rule on the whole message names its field by the first part of its id.
+ *
  * @generated from message recsys.v1.PostEventRequest
  */
 export type PostEventRequestJson = {
   /**
-   * event_id makes retries harmless; the service assigns a UUID when it is empty.
+   * event_id makes retries harmless; the service assigns a UUID when it is empty. At most 64
+   * characters of [A-Za-z0-9._:-].
    *
    * @generated from field: string event_id = 1;
    */
@@ -185,7 +197,9 @@ export type PostEventsRequest = Message<"recsys.v1.PostEventsRequest"> & {
   userId: bigint;
 
   /**
-   * events are the events, at most 500; each is validated like a PostEventRequest.
+   * events are the events, 1 to 500; each is validated like a PostEventRequest. The service
+   * checks each event on its own (a bad event gets its own result, the rest of the batch goes
+   * on), so the rules of the events are skipped when the request as a whole is checked.
    *
    * @generated from field: repeated recsys.v1.PostEventRequest events = 2;
    */
@@ -207,7 +221,9 @@ export type PostEventsRequestJson = {
   userId?: string;
 
   /**
-   * events are the events, at most 500; each is validated like a PostEventRequest.
+   * events are the events, 1 to 500; each is validated like a PostEventRequest. The service
+   * checks each event on its own (a bad event gets its own result, the rest of the batch goes
+   * on), so the rules of the events are skipped when the request as a whole is checked.
    *
    * @generated from field: repeated recsys.v1.PostEventRequest events = 2;
    */

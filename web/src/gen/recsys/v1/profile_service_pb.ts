@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import { file_recsys_v1_access } from "./access_pb";
 import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
@@ -12,13 +13,14 @@ import type { EventType, EventTypeJson } from "./event_service_pb";
 import { file_recsys_v1_event_service } from "./event_service_pb";
 import type { Movie, MovieJson } from "./movie_pb";
 import { file_recsys_v1_movie } from "./movie_pb";
+import { file_recsys_v1_rules } from "./rules_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/v1/profile_service.proto.
  */
 export const file_recsys_v1_profile_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiKQoRQ3JlYXRlVXNlclJlcXVlc3QSFAoMZGlzcGxheV9uYW1lGAEgASgJIiUKEkNyZWF0ZVVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgDIlAKEUdldFByb2ZpbGVSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAMSGQoMcmVjZW50X2xpbWl0GAIgASgFSACIAQFCDwoNX3JlY2VudF9saW1pdCKlAQoLSW50ZXJhY3Rpb24SEAoIZXZlbnRfaWQYASABKAkSHwoFbW92aWUYAiABKAsyEC5yZWNzeXMudjEuTW92aWUSIgoEdHlwZRgDIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSDgoGcmF0aW5nGAQgASgCEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL6AQoHUHJvZmlsZRIPCgd1c2VyX2lkGAEgASgDEh0KFWhhc19wcmVmZXJlbmNlX3ZlY3RvchgCIAEoCBIZChFpbnRlcmFjdGlvbl9jb3VudBgDIAEoAxIUCgxyYXRpbmdfY291bnQYBCABKAMSFQoNbW9kZWxfdmVyc2lvbhgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b3BfZ2VucmVzGAcgAygJEjMKE3JlY2VudF9pbnRlcmFjdGlvbnMYCCADKAsyFi5yZWNzeXMudjEuSW50ZXJhY3Rpb24iOQoSR2V0UHJvZmlsZVJlc3BvbnNlEiMKB3Byb2ZpbGUYASABKAsyEi5yZWNzeXMudjEuUHJvZmlsZSItChpHZXRQcmVmZXJlbmNlVmVjdG9yUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgDInQKG0dldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZRIOCgZ2ZWN0b3IYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLbAgoOUHJvZmlsZVNlcnZpY2USZQoKQ3JlYXRlVXNlchIcLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVxdWVzdBodLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVzcG9uc2UiGsrzGAIIA4LT5JMCDiIJL3YxL3VzZXJzOgEqEnQKCkdldFByb2ZpbGUSHC5yZWNzeXMudjEuR2V0UHJvZmlsZVJlcXVlc3QaHS5yZWNzeXMudjEuR2V0UHJvZmlsZVJlc3BvbnNlIinK8xgCCAKC0+STAh0SGy92MS91c2Vycy97dXNlcl9pZH0vcHJvZmlsZRJsChNHZXRQcmVmZXJlbmNlVmVjdG9yEiUucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXF1ZXN0GiYucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZSIGyvMYAggEYgZwcm90bzM", [file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp, file_recsys_v1_event_service, file_recsys_v1_movie]);
+  fileDesc("Ch9yZWNzeXMvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiNgoRQ3JlYXRlVXNlclJlcXVlc3QSIQoMZGlzcGxheV9uYW1lGAEgASgJQgu6SAhyBhhkyLBYASIlChJDcmVhdGVVc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoAyJkChFHZXRQcm9maWxlUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAEiQKDHJlY2VudF9saW1pdBgCIAEoBUIJukgGGgQYZCgASACIAQFCDwoNX3JlY2VudF9saW1pdCKlAQoLSW50ZXJhY3Rpb24SEAoIZXZlbnRfaWQYASABKAkSHwoFbW92aWUYAiABKAsyEC5yZWNzeXMudjEuTW92aWUSIgoEdHlwZRgDIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSDgoGcmF0aW5nGAQgASgCEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL6AQoHUHJvZmlsZRIPCgd1c2VyX2lkGAEgASgDEh0KFWhhc19wcmVmZXJlbmNlX3ZlY3RvchgCIAEoCBIZChFpbnRlcmFjdGlvbl9jb3VudBgDIAEoAxIUCgxyYXRpbmdfY291bnQYBCABKAMSFQoNbW9kZWxfdmVyc2lvbhgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b3BfZ2VucmVzGAcgAygJEjMKE3JlY2VudF9pbnRlcmFjdGlvbnMYCCADKAsyFi5yZWNzeXMudjEuSW50ZXJhY3Rpb24iOQoSR2V0UHJvZmlsZVJlc3BvbnNlEiMKB3Byb2ZpbGUYASABKAsyEi5yZWNzeXMudjEuUHJvZmlsZSI2ChpHZXRQcmVmZXJlbmNlVmVjdG9yUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAInQKG0dldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZRIOCgZ2ZWN0b3IYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLbAgoOUHJvZmlsZVNlcnZpY2USZQoKQ3JlYXRlVXNlchIcLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVxdWVzdBodLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVzcG9uc2UiGsrzGAIIA4LT5JMCDiIJL3YxL3VzZXJzOgEqEnQKCkdldFByb2ZpbGUSHC5yZWNzeXMudjEuR2V0UHJvZmlsZVJlcXVlc3QaHS5yZWNzeXMudjEuR2V0UHJvZmlsZVJlc3BvbnNlIinK8xgCCAKC0+STAh0SGy92MS91c2Vycy97dXNlcl9pZH0vcHJvZmlsZRJsChNHZXRQcmVmZXJlbmNlVmVjdG9yEiUucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXF1ZXN0GiYucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZSIGyvMYAggEYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp, file_recsys_v1_event_service, file_recsys_v1_movie, file_recsys_v1_rules]);
 
 /**
  * CreateUserRequest asks for a new user.
@@ -27,7 +29,7 @@ export const file_recsys_v1_profile_service: GenFile = /*@__PURE__*/
  */
 export type CreateUserRequest = Message<"recsys.v1.CreateUserRequest"> & {
   /**
-   * display_name is an optional name to show for the user.
+   * display_name is an optional name to show for the user, at most 100 characters.
    *
    * @generated from field: string display_name = 1;
    */
@@ -41,7 +43,7 @@ export type CreateUserRequest = Message<"recsys.v1.CreateUserRequest"> & {
  */
 export type CreateUserRequestJson = {
   /**
-   * display_name is an optional name to show for the user.
+   * display_name is an optional name to show for the user, at most 100 characters.
    *
    * @generated from field: string display_name = 1;
    */

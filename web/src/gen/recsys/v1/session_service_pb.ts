@@ -4,17 +4,19 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_buf_validate_validate } from "../../buf/validate/validate_pb";
 import { file_google_api_annotations } from "../../google/api/annotations_pb";
 import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_recsys_v1_access } from "./access_pb";
+import { file_recsys_v1_rules } from "./rules_pb";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/v1/session_service.proto.
  */
 export const file_recsys_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiPQoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoAxIUCgxkaXNwbGF5X25hbWUYAiABKAkiggEKFUNyZWF0ZVNlc3Npb25SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgDEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMoMBCg5TZXNzaW9uU2VydmljZRJxCg1DcmVhdGVTZXNzaW9uEh8ucmVjc3lzLnYxLkNyZWF0ZVNlc3Npb25SZXF1ZXN0GiAucmVjc3lzLnYxLkNyZWF0ZVNlc3Npb25SZXNwb25zZSIdyvMYAggBgtPkkwIRIgwvdjEvc2Vzc2lvbnM6ASpiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_recsys_v1_access]);
+  fileDesc("Ch9yZWNzeXMvdjEvc2Vzc2lvbl9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiUwoUQ3JlYXRlU2Vzc2lvblJlcXVlc3QSGAoHdXNlcl9pZBgBIAEoA0IHukgEIgIoABIhCgxkaXNwbGF5X25hbWUYAiABKAlCC7pICHIGGGTIsFgBIoIBChVDcmVhdGVTZXNzaW9uUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSDwoHdXNlcl9pZBgDIAEoAxIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKDAQoOU2Vzc2lvblNlcnZpY2UScQoNQ3JlYXRlU2Vzc2lvbhIfLnJlY3N5cy52MS5DcmVhdGVTZXNzaW9uUmVxdWVzdBogLnJlY3N5cy52MS5DcmVhdGVTZXNzaW9uUmVzcG9uc2UiHcrzGAIIAYLT5JMCESIML3YxL3Nlc3Npb25zOgEqYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp, file_recsys_v1_access, file_recsys_v1_rules]);
 
 /**
  * CreateSessionRequest names the user to sign in as, or asks for a new user.
