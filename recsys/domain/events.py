@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from buf.validate import validate_pb2
 from recsys.v1 import event_service_pb2 as pb
 
 
@@ -49,8 +50,16 @@ EVENT_SIGNAL: dict[str, float] = {k.name: k.signal for k in EVENT_KINDS if k.sig
 
 # The Kafka record (event_svc.events.Event); readers drop any other version.
 SCHEMA_VERSION = 1
-RATING_MIN, RATING_MAX = 0.5, 5.0
-MAX_EVENT_ID_LEN = 64
+
+
+def _rules(field: str) -> validate_pb2.FieldRules:
+    """The buf.validate rules of a PostEventRequest field: the API contract states them, and
+    the code that checks stored or imported events (Spark, the importer) reads them from it."""
+    return pb.PostEventRequest.DESCRIPTOR.fields_by_name[field].GetOptions().Extensions[validate_pb2.field]
+
+
+RATING_MIN, RATING_MAX = _rules("rating").float.gte, _rules("rating").float.lte
+MAX_EVENT_ID_LEN = _rules("event_id").string.max_len
 
 # A rating of RATING_NEUTRAL says nothing; each star away from it is worth RATING_SCALE.
 RATING_NEUTRAL = 2.5

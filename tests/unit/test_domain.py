@@ -78,3 +78,9 @@ def test_movie_from_a_row_with_nulls():
         ["Horror"],
         7,
     )
+
+
+def test_rating_range_and_id_length_are_the_protos_rules():
+    from recsys.domain.events import MAX_EVENT_ID_LEN, RATING_MAX, RATING_MIN
+
+    assert (RATING_MIN, RATING_MAX, MAX_EVENT_ID_LEN) == (0.5, 5.0, 64)
