@@ -83,12 +83,17 @@ def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(  # type: ignore[no-untyped-def]
-    params: AlsParams, train: pd.DataFrame, test: pd.DataFrame, spark, signal: str = "weights"
+    params: AlsParams,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    spark,
+    signal: str = "weights",
+    popularity_exponent: float = 0.0,
 ) -> dict[str, float]:
     events = spark.createDataFrame(as_events(train))
     if signal == "binary":  # every rating a plain positive (1), the textbook implicit setting
         strengths = events.selectExpr("user_id", "movie_id", "CAST(1.0 AS FLOAT) AS strength")
-    else:  # the production signal: batch.weights (low ratings are negatives)
+    else:  # the production signal: recsys.domain.events (low ratings are negatives)
         strengths = interaction_strengths(events)
     strengths = strengths.cache()
     strengths.count()
@@ -104,7 +109,7 @@ def run(  # type: ignore[no-untyped-def]
         train[["user_id", "movie_id"]],
         10,
         item_popularity=popularity,
-        popularity_exponent=params.popularity_exponent,
+        popularity_exponent=popularity_exponent,
     )
     out = metrics.ranking_metrics(
         test, recs, k=10, catalogue_size=int(train["movie_id"].nunique())
@@ -130,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reg-param", type=float, default=defaults.reg_param)
     parser.add_argument("--alpha", type=float, default=defaults.alpha)
     parser.add_argument("--max-iter", type=int, default=defaults.max_iter)
-    parser.add_argument("--popularity-exponent", type=float, default=defaults.popularity_exponent)
+    parser.add_argument("--popularity-exponent", type=float, default=0.0,
+                        help="divide scores by popularity ** exponent when ranking (0: off, as served)")
     parser.add_argument("--signal", choices=["weights", "binary"], default="weights",
-                        help="weights: batch.weights as in production (default); binary: r = 1")
+                        help="weights: recsys.domain.events as in production (default); binary: r = 1")
     parser.add_argument("--grid", action="store_true", help="print one line per (reg, alpha) pair")
     opts = parser.parse_args(argv)
 
@@ -156,18 +162,17 @@ def main(argv: list[str] | None = None) -> int:
             reg_param=opts.reg_param,
             alpha=opts.alpha,
             max_iter=opts.max_iter,
-            popularity_exponent=opts.popularity_exponent,
         )
         if opts.grid:
             for reg in (0.01, 0.03, 0.1, 0.3):
                 for alpha in (0.3, 1.0, 3.0):
                     p = AlsParams(**{**params.as_dict(), "reg_param": reg, "alpha": alpha})
-                    r = run(p, train, test, spark, opts.signal)
+                    r = run(p, train, test, spark, opts.signal, opts.popularity_exponent)
                     print(f"rank={p.rank} reg={reg} alpha={alpha} iter={p.max_iter} "
                           f"ndcg={r['ndcg@10']:.4f} p={r['precision@10']:.4f} "
                           f"map={r['map']:.4f} t={r['train_seconds']:.1f}s", flush=True)
             return 0
-        ours = run(params, train, test, spark, opts.signal)
+        ours = run(params, train, test, spark, opts.signal, opts.popularity_exponent)
     finally:
         spark.stop()
 

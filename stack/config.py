@@ -18,19 +18,6 @@ from recsys.config import MissingSettingError, merged_env, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PORT_KEYS = (
-    "POSTGRES_PORT",
-    "REDIS_PORT",
-    "KAFKA_PORT",
-    "KAFKA_CONTROLLER_PORT",
-    "ENVOY_PORT",
-    "ENVOY_ADMIN_PORT",
-    "RECOMMENDER_PORT",
-    "EVENT_PORT",
-    "PROFILE_PORT",
-    "WEB_PORT",
-)
-
 
 class StackError(RuntimeError):
     """A stack step failed; the message names the component and the log file to read."""

@@ -171,8 +171,6 @@ AFTER_STAGE: dict[str, list[Step]] = {
 
 # --- readiness -----------------------------------------------------------------------------
 
-_DEAD = {"FATAL", "EXITED", "STOPPED", "BACKOFF"}
-
 
 def _wait(
     what: str,

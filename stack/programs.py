@@ -39,8 +39,6 @@ class Program:
     startsecs: int = 1
     ready_timeout: float = 60.0
     env: Callable[[StackConfig], dict[str, str]] = field(default=lambda cfg: {})
-    # components probed by `status` only, with no process of their own
-    extra: bool = False
     # working directory (default: the repository root)
     cwd: Callable[[StackConfig], Path] | None = None
 

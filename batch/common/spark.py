@@ -13,8 +13,6 @@ from batch.common import jars
 
 REPO = Path(__file__).resolve().parents[2]
 
-POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
-
 
 def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
     """Spark settings for an `s3a://` ARCHIVE_URI, empty for a local one.
