@@ -543,28 +543,33 @@ def spark_programs(cfg: StackConfig) -> list[Program]:
     return [master, *(worker(i) for i in range(1, n + 1))]
 
 
+def replica(name: str, package: str, grpc_service: str, port_key: str, i: int, port: int) -> Program:
+    """Replica i (2, 3, ...) of a service: the same program, its port setting moved to `port`."""
+
+    def ready(cfg: StackConfig) -> str:
+        return checks.grpc_health(f"127.0.0.1:{port}", grpc_service)
+
+    return Program(
+        name=f"{name}-{i}",
+        stage="app",
+        command=lambda cfg: [str(cfg.python), "-m", package],
+        prepare=auth_prepare,
+        ready=ready,
+        env=lambda cfg: {port_key: str(port)},
+        stopwaitsecs=15,
+        ready_timeout=60,
+    )
+
+
 def replica_programs(cfg: StackConfig) -> list[Program]:
     """The second and further replicas of the recommender and the event service
-    (RECOMMENDER_REPLICAS, EVENT_REPLICAS): the same program on the next replica port
-    (stack/config.py); Envoy balances over all of them (stack/envoy.py)."""
-    out = []
-    for name, package, grpc_service, port_key in REPLICATED:
-        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2):
-            out.append(
-                Program(
-                    name=f"{name}-{i}",
-                    stage="app",
-                    command=lambda cfg, package=package: [str(cfg.python), "-m", package],
-                    prepare=auth_prepare,
-                    ready=lambda cfg, port=port, svc=grpc_service: checks.grpc_health(
-                        f"127.0.0.1:{port}", svc
-                    ),
-                    env=lambda cfg, key=port_key, port=port: {key: str(port)},
-                    stopwaitsecs=15,
-                    ready_timeout=60,
-                )
-            )
-    return out
+    (RECOMMENDER_REPLICAS, EVENT_REPLICAS) on the next replica ports (stack/config.py); Envoy
+    balances over all of them (stack/envoy.py)."""
+    return [
+        replica(name, package, grpc_service, port_key, i, port)
+        for name, package, grpc_service, port_key in REPLICATED
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2)
+    ]
 
 
 def all_programs(cfg: StackConfig) -> list[Program]:
