@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -40,58 +39,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recsys.cache import recommendations_key  # noqa: E402
-from stack import supervisor  # noqa: E402
+from stack import procs  # noqa: E402
 from stack.auth import token  # noqa: E402
-from stack.config import StackConfig  # noqa: E402
+from stack.config import StackConfig, StackError  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 PROGRAMS = ("envoy", "event", "kafka", "streaming", "postgres", "redis", "recommender", "profile")
 BATCH = 250
 
 
-def _table() -> dict[int, tuple[int, list[str]]]:
-    out = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = open(f"/proc/{d}/stat").read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            out[int(d)] = (int(fields[1]), fields)
-    return out
-
-
-def _tree(root: int, table: dict[int, tuple[int, list[str]]]) -> set[int]:
-    pids, grew = {root}, True
-    while grew:
-        new = {p for p, (parent, _) in table.items() if parent in pids} - pids
-        pids |= new
-        grew = bool(new)
-    return pids & set(table)
-
-
 class Cpu:
-    """CPU seconds of each program's process tree (children that exited included)."""
+    """CPU seconds of each program's process tree (stack.procs)."""
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.roots = {}
-        for name in PROGRAMS:
-            info = supervisor.info(cfg, name)
-            if not info or info["statename"] != "RUNNING":
-                sys.exit(f"{name} is not running (make up)")
-            self.roots[name] = int(info["pid"])
+        try:
+            self.roots = procs.program_pids(cfg, PROGRAMS)
+        except StackError as e:
+            sys.exit(str(e))
 
     def sample(self) -> dict[str, float]:
-        table = _table()
-        out = {}
-        for name, root in self.roots.items():
-            ticks = 0
-            for pid in _tree(root, table):
-                f = table[pid][1]
-                ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-            out[name] = ticks / TICK
-        return out
+        return {name: u.cpu_seconds for name, u in procs.usage(self.roots).items()}
 
 
 def measure(cpu: Cpu, work: Any) -> tuple[dict[str, float], float, Any]:
