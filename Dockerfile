@@ -27,7 +27,10 @@ RUN python -m batch.common.jars /opt/recsys/jars streaming s3a
 ENV SPARK_JARS_DIR=/opt/recsys/jars \
     SPARK_JARS_OFFLINE=true
 
-ENV PYTHONUNBUFFERED=1
+# numpy's BLAS on one thread (see .env: small solves per request and per user).
+ENV PYTHONUNBUFFERED=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    OMP_NUM_THREADS=1
 EXPOSE 50051 50052 50053
 CMD ["python", "-m", "recommender_svc"]
 

@@ -12,7 +12,7 @@ help:
 	@echo "make test                 install, lint, start the stack if needed, run every test"
 	@echo "make install              install what is missing (apt, .venv, Kafka jars, grpcurl/ghz)"
 	@echo "make proto | proto-check  regenerate / verify recsys/v1, envoy/recsys.pb, envoy/openapi.yaml and web/src/gen"
-	@echo "make lint                 ruff + proto-check + buf lint"
+	@echo "make lint                 ruff + mypy + proto-check + buf lint + buf breaking (against main)"
 	@echo "make bench                benchmarks (bench/; installs wrk, redis-tools, postgresql-client)"
 
 install:
@@ -31,6 +31,7 @@ lint: install proto-check
 	.venv/bin/mypy recsys recommender_svc profile_svc event_svc batch stack
 	@$(PY) scripts/gen_proto.py --deps .stack/proto-deps
 	$(BUF) lint
+	BUF="$(BUF)" bash scripts/buf_breaking.sh
 
 up: install
 	$(PY) -m stack up

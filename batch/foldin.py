@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,7 +47,7 @@ def fold_in(
     """The user vector for interactions with the items whose factors are `user_items`.
 
     `user_items` is (k x rank), one row per distinct item the user touched, `signals` the
-    summed signal per item (see batch.weights). Items with zero signal are ignored. With no
+    summed signal per item (see recsys.domain.events). Items with zero signal are ignored. With no
     informative interaction the vector is zero.
     """
     y_u = np.asarray(user_items, dtype=np.float64).reshape(-1, np.shape(gram_matrix)[0])

@@ -2,7 +2,7 @@
 
     python -m batch.history_rebuild
 
-`user_items` (batch/history.py) is kept incrementally by every writer of interactions, and
+`user_items` (recsys/tables/user_items.py) is kept incrementally by every writer of interactions, and
 migration 0005 backfilled it from `rt_user_interactions` only. A deployment whose history was
 archived before that migration runs this once (and it can repair the table at any time): it
 reads every archived event, adds the window's, one row per event_id, and replaces user_items
@@ -25,11 +25,12 @@ from typing import Any
 import psycopg
 from pyspark.sql import SparkSession
 
-from batch.archive.job import ARCHIVE_SCHEMA, archived_dates, partition_path
+from batch.archive.job import archived_dates, partition_path
 from batch.common.spark import build_session
-from batch.history import accumulate_sql
 from recsys.config import Settings
+from recsys.domain.spark import ARCHIVE_SCHEMA
 from recsys.logs import setup_logging
+from recsys.tables import user_items, user_profiles
 
 log = logging.getLogger("batch.history_rebuild")
 
@@ -44,14 +45,6 @@ _EVENTS = """
       ORDER BY event_id) AS events
 """
 
-_PROFILE_COUNTS = """
-    UPDATE user_profiles p
-       SET interaction_count = s.events, rating_count = s.ratings, updated_at = now()
-      FROM (SELECT user_id, sum(events) AS events, sum(ratings) AS ratings
-              FROM user_items GROUP BY user_id) s
-     WHERE p.user_id = s.user_id
-       AND (p.interaction_count, p.rating_count) IS DISTINCT FROM (s.events, s.ratings)
-"""
 
 
 def archived_events(spark: SparkSession, archive_uri: str) -> Iterable[Sequence[Any]]:
@@ -74,13 +67,8 @@ def rebuild(conn: psycopg.Connection[Any], archived: Iterable[Sequence[Any]]) ->
             for row in archived:
                 copy.write_row(row)
         cur.execute("ANALYZE rebuild_archived")
-        # From here to the commit the writers wait; what they add afterwards lands on top.
-        cur.execute("LOCK TABLE user_items IN SHARE ROW EXCLUSIVE MODE")
-        cur.execute("DELETE FROM user_items")
-        cur.execute(accumulate_sql(_EVENTS))
-        items = cur.rowcount
-        cur.execute(_PROFILE_COUNTS)
-        profiles = cur.rowcount
+        items = user_items.replace_all(cur, _EVENTS)
+        profiles = user_profiles.recount_all(cur)
         counted = cur.execute("SELECT count(*) FROM rebuild_archived").fetchone()
     return {
         "archived_events": int(counted[0]) if counted else 0,

@@ -38,13 +38,13 @@ from batch.streaming.status import read_status  # noqa: E402
 from recsys.config import Settings  # noqa: E402
 from recsys.pending import pending_key  # noqa: E402
 from stack import supervisor  # noqa: E402
-from stack.config import StackConfig  # noqa: E402
-from tests.integration.test_speed_helpers import (  # noqa: E402
+from stack.client import (  # noqa: E402
     connect,
     http,
     remove_seeded,
     seed_genre_clusters,
 )
+from stack.config import StackConfig  # noqa: E402
 
 POLL_INTERVAL_S = 0.05
 

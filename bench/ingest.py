@@ -58,13 +58,13 @@ from batch.streaming.status import read_status  # noqa: E402
 from recsys.config import Settings  # noqa: E402
 from recsys.pending import pending_key  # noqa: E402
 from stack.auth import token  # noqa: E402
-from stack.config import StackConfig  # noqa: E402
-from tests.integration.test_speed_helpers import (  # noqa: E402
+from stack.client import (  # noqa: E402
     connect,
     remove_seeded,
     seed_genre_clusters,
 )
-from tests.integration.test_speed_helpers import http as _http  # noqa: E402
+from stack.client import http as _http  # noqa: E402
+from stack.config import StackConfig  # noqa: E402
 
 USER_BASE = 8_500_000_000
 

@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
              "inside it), then refitted on the whole training part and scored once on test. Top "
              "10, items seen in training excluded, every held-out item relevant.", "",
              f"Ours: Spark implicit ALS, rank {defaults.rank}, {defaults.max_iter} iterations, "
-             "production event signal (`batch.weights`), user vectors folded in as published "
+             "production event signal (`recsys.domain.events`), user vectors folded in as published "
              "(`batch.als.evaluate`).", ""]
     spark = build_session("recsys-quality-bench")
     try:

@@ -28,24 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from recsys.domain.events import EVENT_TYPE_NAMES, SCHEMA_VERSION
 from recsys.errors import FieldViolation
 from recsys.v1 import event_service_pb2 as pb
 
-SCHEMA_VERSION = 1
 MAX_CLOCK_SKEW = timedelta(seconds=30)
 MAX_AGE = timedelta(days=2)
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-
-# The proto enum as the lower-case names stored in rt_user_interactions.event_type.
-EVENT_TYPE_NAMES: dict[int, str] = {
-    pb.EVENT_TYPE_VIEW: "view",
-    pb.EVENT_TYPE_CLICK: "click",
-    pb.EVENT_TYPE_WATCH: "watch",
-    pb.EVENT_TYPE_RATE: "rate",
-    pb.EVENT_TYPE_LIKE: "like",
-    pb.EVENT_TYPE_DISLIKE: "dislike",
-}
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,13 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from profile_svc.store import ProfileRow, ProfileStore
+from recsys.domain.events import EVENT_TYPE_VALUES
+from recsys.domain.movies import movie_from_row
 from recsys.errors import NotFound
-from recsys.v1 import event_service_pb2, movie_pb2, profile_service_pb2, profile_service_pb2_grpc
+from recsys.v1 import event_service_pb2, profile_service_pb2, profile_service_pb2_grpc
 
 # How many recent interactions a profile shows when the request says nothing.
 DEFAULT_RECENT = 20
-EVENT_TYPES = {
-    "view": event_service_pb2.EVENT_TYPE_VIEW,
-    "click": event_service_pb2.EVENT_TYPE_CLICK,
-    "watch": event_service_pb2.EVENT_TYPE_WATCH,
-    "rate": event_service_pb2.EVENT_TYPE_RATE,
-    "like": event_service_pb2.EVENT_TYPE_LIKE,
-    "dislike": event_service_pb2.EVENT_TYPE_DISLIKE,
-}
 
 
 def timestamp(value: datetime | None) -> Timestamp | None:
@@ -46,14 +40,8 @@ def profile_message(row: ProfileRow) -> profile_service_pb2.Profile:
         profile.recent_interactions.append(
             profile_service_pb2.Interaction(
                 event_id=r["event_id"],
-                movie=movie_pb2.Movie(
-                    movie_id=r["movie_id"] or 0,
-                    title=r["title"] or "",
-                    year=r["year"] or 0,
-                    genres=r["genres"] or [],
-                    popularity=r["popularity"] or 0,
-                ),
-                type=EVENT_TYPES.get(r["event_type"], event_service_pb2.EVENT_TYPE_UNSPECIFIED),
+                movie=movie_from_row(r),
+                type=EVENT_TYPE_VALUES.get(r["event_type"], event_service_pb2.EVENT_TYPE_UNSPECIFIED),
                 rating=r["rating"] or 0.0,
                 occurred_at=timestamp(r["occurred_at"]),
             )

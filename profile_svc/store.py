@@ -9,6 +9,9 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from recsys.domain.vectors import to_array
+from recsys.tables import user_profiles
+
 _PROFILE_SQL = """
 SELECT user_id, preference_vector IS NOT NULL AS has_vector, interaction_count, rating_count,
        model_version, updated_at
@@ -16,7 +19,7 @@ FROM user_profiles WHERE user_id = $1
 """
 
 # Counts and top genres of the user's whole history (user_items: one row per movie ever
-# touched, archived or not; see batch/history.py), so a user the speed layer has not folded in
+# touched, archived or not; see recsys/tables/user_items.py), so a user the speed layer has not folded in
 # yet (no profile row) still has a profile. Bounded by the catalogue, not by the history.
 _ACTIVITY_SQL = """
 WITH mine AS (
@@ -44,17 +47,6 @@ LIMIT $2
 _VECTOR_SQL = """
 SELECT preference_vector, model_version, updated_at FROM user_profiles WHERE user_id = $1
 """
-
-_CREATE_SQL = """
-INSERT INTO user_profiles (user_id, display_name) VALUES (nextval('user_id_seq'), $1)
-RETURNING user_id
-"""
-
-
-def as_array(value: Any) -> np.ndarray[Any, Any]:
-    """A vector column as numpy (pgvector returns a Vector object or an array by version)."""
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
-
 
 @dataclass(frozen=True)
 class ProfileRow:
@@ -89,7 +81,7 @@ class ProfileStore:
 
     async def create_user(self, display_name: str | None) -> int:
         async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(_CREATE_SQL, display_name))
+            return await user_profiles.create_user(conn, display_name)
 
     async def profile(self, user_id: int, recent_limit: int) -> ProfileRow | None:
         """The profile of a user with a profile row or any interaction; None for a stranger."""
@@ -126,7 +118,7 @@ class ProfileStore:
         if row is None or row["preference_vector"] is None:
             return None
         return PreferenceVector(
-            vector=as_array(row["preference_vector"]),
+            vector=to_array(row["preference_vector"]),
             model_version=row["model_version"] or "",
             updated_at=row["updated_at"],
         )

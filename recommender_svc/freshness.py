@@ -3,7 +3,7 @@
 Events the Event service has made durable but the streaming job has not applied yet sit in
 the user's pending list (recsys.pending). The vector the stream will store once it applies
 them is the fold-in (batch.foldin, the stream's own code and weights) over the user's whole
-history (user_items: one summed signal per movie, batch.history) plus those events, against the
+history (user_items: one summed signal per movie, recsys.tables.user_items) plus those events, against the
 live model's item factors. This computes exactly that, per request, so an answer given right
 after a POST already reflects it:
 
@@ -30,8 +30,8 @@ import asyncpg
 import numpy as np
 
 from batch.foldin import fold_in, gram
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
-from recommender_svc.store import to_array
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
+from recsys.domain.vectors import to_array
 from recsys.pending import PendingEvent
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,11 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from recsys.domain.movies import movie_message
 from recsys.v1 import movie_pb2
 from recsys.v1 import recommender_service_pb2 as pb
 
 POPULAR_REASON = "Popular now"
-# Ratings at or above this count as "liked" for reasons; likes and watches always do.
-LIKED_RATING = 3.5
-POSITIVE_EVENTS = frozenset({"like", "watch"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,9 @@ class Candidate:
     popularity: int
     reason: str = ""
 
+    def movie(self) -> movie_pb2.Movie:
+        return movie_message(self.movie_id, self.title, self.year, self.genres, self.popularity)
+
 
 def apply_filters(
     candidates: Iterable[Candidate], exclude: frozenset[int], genres: frozenset[str]
@@ -48,13 +49,6 @@ def apply_filters(
     return [
         c for c in candidates if c.movie_id not in exclude and (not genres or not genres.isdisjoint(c.genres))
     ]
-
-
-def is_liked(event_type: str, rating: float | None) -> bool:
-    """Whether an interaction says the user liked the movie."""
-    if event_type in POSITIVE_EVENTS:
-        return True
-    return event_type == "rate" and rating is not None and rating >= LIKED_RATING
 
 
 def taste_genres(genre_lists: Iterable[Sequence[str]], top: int = 3) -> list[str]:
@@ -122,9 +116,7 @@ class CachedList:
         ends = array("I")
         for position, (c, score) in enumerate(zip(self.items, scores, strict=True)):
             item = pb.RecommendedMovie(
-                movie=movie_pb2.Movie(
-                    movie_id=c.movie_id, title=c.title, year=c.year, genres=c.genres, popularity=c.popularity
-                ),
+                movie=c.movie(),
                 score=score,
                 tier=pb.TIER_CACHE,
                 position=position,

@@ -29,12 +29,13 @@ from recommender_svc.ranking import (
     title_patterns,
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
-from recommender_svc.store import History, MovieStore, to_array
+from recommender_svc.store import History, MovieStore
+from recsys.domain.movies import movie_from_row
+from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from recsys.grpcserver import current_request_id, principal_var
 from recsys.pending import PendingEvent
 from recsys.v1 import (
-    movie_pb2,
     profile_service_pb2,
     profile_service_pb2_grpc,
 )
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 50
 # The page size of a request that sets none (its bounds are rules in the protos).
 DEFAULT_LIMIT = 20
-EMBEDDING_DIM = 64
 
 TIER_NAMES = {
     pb.TIER_CACHE: "cache",
@@ -75,12 +75,6 @@ class Answer:
     tier: pb.Tier.ValueType
     model_version: str
     items: list[tuple[Candidate, pb.Tier.ValueType]]
-
-
-def movie_message(c: Candidate) -> movie_pb2.Movie:
-    return movie_pb2.Movie(
-        movie_id=c.movie_id, title=c.title, year=c.year, genres=c.genres, popularity=c.popularity
-    )
 
 
 def with_reason(items: Sequence[Candidate], reason: str) -> list[Candidate]:
@@ -137,7 +131,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         for position, (c, tier) in enumerate(answer.items):
             response.items.append(
                 pb.RecommendedMovie(
-                    movie=movie_message(c), score=c.score, tier=tier, position=position, reason=c.reason
+                    movie=c.movie(), score=c.score, tier=tier, position=position, reason=c.reason
                 )
             )
         self._log_serve(
@@ -388,7 +382,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         exclude = {request.movie_id} | (await self.store.seen(request.user_id) if for_user else set())
         ranked = await self.store.nearest(to_array(row["embedding"]), exclude, (), limit)
         for c in ranked.items:
-            response.items.append(pb.SimilarMovie(movie=movie_message(c), score=c.score))
+            response.items.append(pb.SimilarMovie(movie=c.movie(), score=c.score))
         return response
 
     async def GetMovie(
@@ -397,15 +391,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         row = await self.store.movie(request.movie_id)
         if row is None:
             raise NotFound(f"movie {request.movie_id} not found")
-        return pb.GetMovieResponse(
-            movie=movie_pb2.Movie(
-                movie_id=row["movie_id"],
-                title=row["title"],
-                year=row["year"] or 0,
-                genres=row["genres"] or [],
-                popularity=row["popularity"],
-            )
-        )
+        return pb.GetMovieResponse(movie=movie_from_row(row))
 
     async def ListMovies(
         self, request: pb.ListMoviesRequest, context: grpc.aio.ServicerContext
@@ -419,7 +405,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             except BadPageToken as err:
                 raise InvalidArgument([FieldViolation("page_token", str(err))]) from err
         movies = await self.store.list_movies(title_patterns(query), genre, after, page_size + 1)
-        response = pb.ListMoviesResponse(movies=[movie_message(c) for c in movies[:page_size]])
+        response = pb.ListMoviesResponse(movies=[c.movie() for c in movies[:page_size]])
         if len(movies) > page_size:
             last = movies[page_size - 1]
             response.next_page_token = encode_page_token(last.popularity, last.movie_id, query, genre)

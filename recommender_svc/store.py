@@ -14,25 +14,28 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from recommender_svc.ranking import Candidate, is_liked
+from recommender_svc.ranking import Candidate
+from recsys.domain.events import DISLIKE, is_liked, liked_sql
+from recsys.domain.movies import MOVIE_FIELDS
+from recsys.domain.vectors import as_array, to_array
 
 # hnsw.ef_search bounds: at least the number of rows asked for (else HNSW returns fewer).
 MIN_EF_SEARCH = 40
 MAX_EF_SEARCH = 1000
 
-_MOVIE_COLUMNS = "m.movie_id, m.title, m.year, m.genres, m.popularity"
+_MOVIE_COLUMNS = ", ".join(f"m.{c}" for c in MOVIE_FIELDS)
 
-_INTERACTIONS_SQL = """
+# Embeddings of liked movies only: the reasons quote those (recsys.domain.events.is_liked).
+_INTERACTIONS_SQL = f"""
 SELECT i.movie_id, i.event_type, i.rating, m.title, m.genres,
-       CASE WHEN i.event_type IN ('like', 'watch') OR (i.event_type = 'rate' AND i.rating >= $3)
-            THEN m.embedding END AS embedding
+       CASE WHEN {liked_sql("i.event_type", "i.rating")} THEN m.embedding END AS embedding
 FROM rt_user_interactions i LEFT JOIN movies m USING (movie_id)
 WHERE i.user_id = $1
 ORDER BY i.occurred_at DESC
 LIMIT $2
 """
 
-# Everything the user has ever interacted with, archived or not (user_items, batch/history.py):
+# Everything the user has ever interacted with, archived or not (user_items, recsys/tables/user_items.py):
 # one index range of the primary key, bounded by the catalogue rather than by the history.
 _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE user_id = $1"
 
@@ -78,18 +81,6 @@ WHERE (cardinality($1::text[]) = 0 OR (lower(m.title) LIKE $1[1] AND lower(m.tit
 ORDER BY m.popularity DESC, m.movie_id
 LIMIT $5
 """
-
-
-def to_array(value: Any) -> np.ndarray[Any, Any]:
-    """A non-null vector column as numpy (pgvector returns a Vector object or an array by version)."""
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
-
-
-def as_array(value: Any) -> np.ndarray[Any, Any] | None:
-    """A nullable vector column as numpy, None for NULL."""
-    if value is None:
-        return None
-    return to_array(value)
 
 
 def ef_search_for(k: int) -> int:
@@ -156,7 +147,7 @@ class MovieStore:
     async def history(self, user_id: int) -> History:
         async with self.pool.acquire() as conn:
             seen_ids = await conn.fetchval(_SEEN_SQL, user_id)
-            rows = await conn.fetch(_INTERACTIONS_SQL, user_id, self.RECENT_LIMIT, 3.5)
+            rows = await conn.fetch(_INTERACTIONS_SQL, user_id, self.RECENT_LIMIT)
         # The window's rows too: a row written without its user_items row (by an older
         # writer) is still seen.
         seen = frozenset(seen_ids).union(r["movie_id"] for r in rows)
@@ -164,7 +155,7 @@ class MovieStore:
         liked_ids: set[int] = set()
         genre_lists: list[Sequence[str]] = []
         for r in rows:
-            if r["event_type"] != "dislike" and r["genres"]:
+            if r["event_type"] != DISLIKE and r["genres"]:
                 genre_lists.append(r["genres"])
             if (
                 r["embedding"] is not None

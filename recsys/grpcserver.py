@@ -40,7 +40,13 @@ API_SERVICES = [
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures
 # their floor). "latency": the HTTP/2 transport writes as soon as it can instead of batching
 # writes ("blend", the default); a bare server's p99 at 500 req/s fell ~0.2 ms (bench/serving.md).
-SERVER_OPTIONS: list[tuple[str, str]] = [("grpc.optimization_target", "latency")]
+# grpc.max_metadata_size: Envoy accepts 60 KiB of request headers and forwards a transcoded REST
+# call's original path as one (x-envoy-original-path); gRPC's default 16 KiB refused a long but
+# valid URL (a GET excluding ~900 movies) as RESOURCE_EXHAUSTED before any rule could name a field.
+SERVER_OPTIONS: list[tuple[str, str | int]] = [
+    ("grpc.optimization_target", "latency"),
+    ("grpc.max_metadata_size", 64 * 1024),
+]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 # The verified caller of the call being handled (None: anonymous, on a public method).

@@ -30,7 +30,7 @@ _VALIDATOR = protovalidate.Validator()
 
 def violations(message: Message) -> list[FieldViolation]:
     """Every rule of the protos that `message` breaks, each naming its field."""
-    return [_field_violation(v) for v in _VALIDATOR.collect_violations(message)]
+    return [_field_violation(v, message) for v in _VALIDATOR.collect_violations(message)]
 
 
 def check(message: Message) -> None:
@@ -40,17 +40,35 @@ def check(message: Message) -> None:
         raise InvalidArgument(found)
 
 
-def _field_violation(violation: protovalidate.Violation) -> FieldViolation:
+def _field_violation(violation: protovalidate.Violation, message: Message) -> FieldViolation:
     proto = violation.proto
     # A rule on a whole message (a CEL rule across fields) has no field: its id starts with the
     # name of the field it is about ("rating.required_with_rate"), a convention of our protos.
     field = field_path(proto.field) or proto.rule_id.partition(".")[0]
     description = proto.message or proto.rule_id
+    names = _enum_names(message, proto.field) if proto.rule_id.startswith("enum.") else None
+    if names:
+        # protovalidate says "must not be in list [0]"; a client needs the names it may send.
+        description = f"must be one of {', '.join(names)}"
     value = violation.field_value
     # The offending number, as the hand-written checks said it ("must be a positive id, got 0").
     if isinstance(value, int | float) and not isinstance(value, bool):
         description += f", got {value:g}" if isinstance(value, float) else f", got {value}"
     return FieldViolation(field, description)
+
+
+def _enum_names(message: Message, path: Any) -> list[str] | None:
+    """The values (but the unspecified 0) of the enum field at `path` of `message`'s type."""
+    descriptor, field = message.DESCRIPTOR, None
+    for element in path.elements if path is not None else ():
+        field = descriptor.fields_by_name.get(element.field_name)
+        if field is None:
+            return None
+        if field.message_type is not None:
+            descriptor = field.message_type
+    if field is None or field.enum_type is None:
+        return None
+    return [v.name for v in field.enum_type.values if v.number != 0]
 
 
 def field_path(path: Any) -> str:

@@ -18,19 +18,6 @@ from recsys.config import MissingSettingError, merged_env, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PORT_KEYS = (
-    "POSTGRES_PORT",
-    "REDIS_PORT",
-    "KAFKA_PORT",
-    "KAFKA_CONTROLLER_PORT",
-    "ENVOY_PORT",
-    "ENVOY_ADMIN_PORT",
-    "RECOMMENDER_PORT",
-    "EVENT_PORT",
-    "PROFILE_PORT",
-    "WEB_PORT",
-)
-
 
 class StackError(RuntimeError):
     """A stack step failed; the message names the component and the log file to read."""
@@ -123,4 +110,28 @@ class StackConfig:
             [str(self.venv / "bin"), str(self.bin), os.environ.get("PATH", "/usr/bin:/bin")]
         )
         env["PYTHONUNBUFFERED"] = "1"
+        # Read by the stack alone (which programs run, Envoy's endpoints): out of the programs'
+        # environment, so changing them restarts only what they change.
+        for key in STACK_ONLY:
+            env.pop(key, None)
+        from .spark import job_env  # a cluster, when the stack runs one, is every job's master
+
+        env.update(job_env(self))
         return env
+
+
+# Settings only the stack reads (stack/programs.py, stack/envoy.py).
+STACK_ONLY = ("RECOMMENDER_REPLICAS", "EVENT_REPLICAS")
+
+# Replica i (1-based) of a service listens on its port + REPLICA_PORT_STEP * (i - 1): the three
+# services' ports are consecutive, so a step of 10 keeps up to 10 replicas of each clear of the
+# others' (50051, 50061, ... for the recommender).
+REPLICA_PORT_STEP = 10
+
+
+def replica_ports(cfg: StackConfig, port_key: str, replicas_key: str) -> list[int]:
+    """The ports of a service's replicas (RECOMMENDER_REPLICAS, EVENT_REPLICAS; default 1)."""
+    n = int(cfg.env.get(replicas_key, "1") or 1)
+    if not 1 <= n <= 10:
+        raise StackError(f"{replicas_key} must be 1..10, got {n}")
+    return [cfg.port(port_key) + REPLICA_PORT_STEP * i for i in range(n)]

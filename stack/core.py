@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from . import airflow, checks, supervisor
-from .config import StackConfig, StackError
-from .programs import PROGRAMS, STAGES, Program, enabled
+from . import airflow, checks, spark, supervisor
+from .config import StackConfig, StackError, replica_ports
+from .programs import REPLICATED, STAGES, Program, all_programs, enabled
 
 
 def say(msg: str) -> None:
@@ -171,8 +171,6 @@ AFTER_STAGE: dict[str, list[Step]] = {
 
 # --- readiness -----------------------------------------------------------------------------
 
-_DEAD = {"FATAL", "EXITED", "STOPPED", "BACKOFF"}
-
 
 def _wait(
     what: str,
@@ -234,8 +232,9 @@ def _configured(cfg: StackConfig, programs: list[Program]) -> list[Program]:
     and `supervisorctl update` stops every program that leaves the config."""
     if not supervisor.running(cfg):
         return programs
-    known = [p for p in PROGRAMS if p not in programs and supervisor.info(cfg, p.name) is not None]
-    return [p for p in PROGRAMS if p in programs or p in known]
+    wanted = {p.name for p in programs}
+    by_name = {p.name: p for p in all_programs(cfg)} | {p.name: p for p in programs}
+    return [p for name, p in by_name.items() if name in wanted or supervisor.info(cfg, name) is not None]
 
 
 def up(cfg: StackConfig | None = None) -> StackConfig:
@@ -284,6 +283,12 @@ def ports(cfg: StackConfig) -> dict[str, int]:
         "web": cfg.port("WEB_PORT"),
         "airflow-api": cfg.port("AIRFLOW_PORT"),
     }
+    for name, _package, _service, port_key in REPLICATED:
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2):
+            names[f"{name}-{i}"] = port
+    if spark.workers(cfg) > 0:
+        names["spark-master"] = cfg.port("SPARK_MASTER_PORT")
+        names["spark-master-ui"] = spark.webui_port(cfg)
     off = cfg.disabled
     return {k: v for k, v in names.items() if k not in off and k.split("-")[0] not in off}
 

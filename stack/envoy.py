@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .config import ROOT, StackConfig, StackError
+from .config import ROOT, StackConfig, StackError, replica_ports
 
 TEMPLATE = ROOT / "envoy" / "envoy.tmpl.yaml"
 DESCRIPTOR = ROOT / "envoy" / "recsys.pb"
@@ -55,9 +55,18 @@ def jwks_cluster(jwks: str) -> str:
     )
 
 
+def endpoints(host: str, ports: list[int]) -> str:
+    """The lb_endpoints of a cluster: one per replica's port (compose: one name, DNS gives each)."""
+    return "\n".join(
+        f"        - endpoint: {{ address: {{ socket_address: {{ address: {host}, port_value: {port} }} }} }}"
+        for port in ports
+    )
+
+
 def values(cfg: StackConfig, descriptor: Path = DESCRIPTOR, openapi: Path = OPENAPI) -> dict[str, str]:
     """Every setting of .env (after environment overrides) is a placeholder, e.g. $WEB_PORT,
-    plus $PROTO_DESCRIPTOR, the absolute path of envoy/recsys.pb, $OPENAPI_DOCUMENT, of
+    plus $RECOMMENDER_ENDPOINTS / $EVENT_ENDPOINTS (one per replica), $PROTO_DESCRIPTOR, the
+    absolute path of envoy/recsys.pb, $OPENAPI_DOCUMENT, of
     envoy/openapi.yaml, and $JWKS_SOURCE / $JWKS_CLUSTER (see jwks_source)."""
     for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT", "EVENT_PORT", "PROFILE_PORT"):
         cfg.port(k)  # fails naming the key when one is missing
@@ -70,6 +79,12 @@ def values(cfg: StackConfig, descriptor: Path = DESCRIPTOR, openapi: Path = OPEN
         "OPENAPI_DOCUMENT": str(openapi),
         "JWKS_SOURCE": jwks_source(jwks),
         "JWKS_CLUSTER": jwks_cluster(jwks),
+        "RECOMMENDER_ENDPOINTS": endpoints(
+            cfg.env["RECOMMENDER_HOST"], replica_ports(cfg, "RECOMMENDER_PORT", "RECOMMENDER_REPLICAS")
+        ),
+        "EVENT_ENDPOINTS": endpoints(
+            cfg.env["EVENT_HOST"], replica_ports(cfg, "EVENT_PORT", "EVENT_REPLICAS")
+        ),
     }
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import airflow, checks
-from .config import StackConfig, StackError
+from . import airflow, checks, spark
+from .config import StackConfig, StackError, replica_ports
 
 # infra: databases and brokers; app: gRPC services (and later the streaming job);
 # edge: Envoy and what faces the user (later the web dev server).
@@ -39,8 +39,6 @@ class Program:
     startsecs: int = 1
     ready_timeout: float = 60.0
     env: Callable[[StackConfig], dict[str, str]] = field(default=lambda cfg: {})
-    # components probed by `status` only, with no process of their own
-    extra: bool = False
     # working directory (default: the repository root)
     cwd: Callable[[StackConfig], Path] | None = None
 
@@ -450,6 +448,12 @@ def airflow_program(name: str, subcommand: str, ready: Callable[[StackConfig], s
     )
 
 
+# The services that run as replicas: (program name, package, gRPC service, port setting).
+REPLICATED = (
+    ("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
+    ("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
+)
+
 PROGRAMS: list[Program] = [
     Program(
         "postgres",
@@ -474,8 +478,8 @@ PROGRAMS: list[Program] = [
         ready_timeout=120,
         env=lambda cfg: _sha_env("STACK_KAFKA_CONFIG_SHA", kafka_dir(cfg) / "server.properties"),
     ),
-    service("recommender", "recommender_svc", "recsys.v1.RecommenderService", "RECOMMENDER_PORT"),
-    service("event", "event_svc", "recsys.v1.EventService", "EVENT_PORT"),
+    service(*REPLICATED[0]),
+    service(*REPLICATED[1]),
     service("profile", "profile_svc", "recsys.v1.ProfileService", "PROFILE_PORT"),
     # The speed layer (Spark Structured Streaming). Ready once its query runs (heartbeat file);
     # the first start fetches the Kafka connector jars. TERM stops the query cleanly.
@@ -517,6 +521,62 @@ PROGRAMS: list[Program] = [
 ]
 
 
+def spark_programs(cfg: StackConfig) -> list[Program]:
+    """Spark's master and SPARK_WORKERS workers (stack/spark.py), none by default."""
+    n = spark.workers(cfg)
+    if n <= 0:
+        return []
+    master = Program(
+        "spark-master", "infra", spark.master_command, spark.master_ready, env=spark.env, ready_timeout=90
+    )
+
+    def worker(i: int) -> Program:
+        return Program(
+            f"spark-worker-{i}",
+            "infra",
+            lambda cfg: spark.worker_command(cfg, i),
+            spark.worker_ready(i),
+            env=spark.env,
+            ready_timeout=90,
+        )
+
+    return [master, *(worker(i) for i in range(1, n + 1))]
+
+
+def replica(name: str, package: str, grpc_service: str, port_key: str, i: int, port: int) -> Program:
+    """Replica i (2, 3, ...) of a service: the same program, its port setting moved to `port`."""
+
+    def ready(cfg: StackConfig) -> str:
+        return checks.grpc_health(f"127.0.0.1:{port}", grpc_service)
+
+    return Program(
+        name=f"{name}-{i}",
+        stage="app",
+        command=lambda cfg: [str(cfg.python), "-m", package],
+        prepare=auth_prepare,
+        ready=ready,
+        env=lambda cfg: {port_key: str(port)},
+        stopwaitsecs=15,
+        ready_timeout=60,
+    )
+
+
+def replica_programs(cfg: StackConfig) -> list[Program]:
+    """The second and further replicas of the recommender and the event service
+    (RECOMMENDER_REPLICAS, EVENT_REPLICAS) on the next replica ports (stack/config.py); Envoy
+    balances over all of them (stack/envoy.py)."""
+    return [
+        replica(name, package, grpc_service, port_key, i, port)
+        for name, package, grpc_service, port_key in REPLICATED
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{name.upper()}_REPLICAS")[1:], start=2)
+    ]
+
+
+def all_programs(cfg: StackConfig) -> list[Program]:
+    # Replicas and the cluster come last, so turning them on leaves the others' priorities alone.
+    return [*PROGRAMS, *replica_programs(cfg), *spark_programs(cfg)]
+
+
 def enabled(cfg: StackConfig) -> list[Program]:
     off = cfg.disabled
-    return [p for p in PROGRAMS if p.name not in off]
+    return [p for p in all_programs(cfg) if p.name not in off]

@@ -17,22 +17,12 @@ import pandas as pd
 import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from batch.archive.job import archived_dates, partition_path
 from recsys import windows
+from recsys.domain.spark import TRAINING_SCHEMA
 
-EVENT_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("user_id", T.LongType(), False),
-        T.StructField("movie_id", T.LongType(), False),
-        T.StructField("event_type", T.StringType(), False),
-        T.StructField("rating", T.DoubleType(), True),
-        T.StructField("occurred_at", T.TimestampType(), False),
-    ]
-)
-COLUMNS = [f.name for f in EVENT_SCHEMA.fields]
+COLUMNS = [f.name for f in TRAINING_SCHEMA.fields]
 
 # Spark ALS ids are 32-bit integers.
 MAX_ID = 2**31 - 1
@@ -62,7 +52,7 @@ def _newest_in_archive(spark: SparkSession, archive_uri: str) -> datetime | None
     dates = archived_dates(spark, archive_uri)
     if not dates:
         return None
-    newest = spark.read.schema(EVENT_SCHEMA).parquet(partition_path(archive_uri, dates[-1]))
+    newest = spark.read.schema(TRAINING_SCHEMA).parquet(partition_path(archive_uri, dates[-1]))
     # As epoch seconds: a collected timestamp would come back naive, in the driver's zone.
     row = newest.agg(F.max(F.col("occurred_at").cast("double"))).first()
     return None if row is None or row[0] is None else datetime.fromtimestamp(row[0], UTC)
@@ -100,9 +90,9 @@ def read_archive(spark: SparkSession, archive_uri: str, window: Window) -> DataF
     wanted = set(archive_dates(window.since, window.until))
     paths = [partition_path(archive_uri, d) for d in archived_dates(spark, archive_uri) if d in wanted]
     if not paths:
-        return spark.createDataFrame([], EVENT_SCHEMA)
+        return spark.createDataFrame([], TRAINING_SCHEMA)
     # One read of every partition: a year is ~365 directories.
-    archived = spark.read.schema(EVENT_SCHEMA).parquet(*paths).select(*COLUMNS)
+    archived = spark.read.schema(TRAINING_SCHEMA).parquet(*paths).select(*COLUMNS)
     return archived.where(F.col("occurred_at") >= F.lit(window.since))
 
 
@@ -135,7 +125,7 @@ def extract_events(
     if window is None:
         return None
     recent_rows = read_recent(database_url, window.since)
-    recent = spark.createDataFrame(recent_rows, EVENT_SCHEMA)
+    recent = spark.createDataFrame(recent_rows, TRAINING_SCHEMA)
     archived = read_archive(spark, archive_uri, window).cache()
     return Extract(union_events(archived, recent), window, archived.count(), len(recent_rows))
 

@@ -6,7 +6,7 @@ Everything here is a pure function of its inputs (DataFrames, arrays, params); t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -15,47 +15,51 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from batch import weights
-
-# Embeddings live in vector(64) columns; a model of smaller rank is zero-padded.
-EMBEDDING_DIM = 64
+from recsys.domain.events import (
+    DEFAULT_ALPHA,
+    DEFAULT_REG_PARAM,
+    EVENT_SIGNAL,
+    RATE,
+    RATING_NEUTRAL,
+    RATING_SCALE,
+)
+from recsys.domain.vectors import EMBEDDING_DIM
 
 
 @dataclass(frozen=True)
 class AlsParams:
-    """Hyper-parameters of the implicit ALS model (alpha, reg_param: see batch.weights)."""
+    """Hyper-parameters of the implicit ALS model (alpha, reg_param: see recsys.domain.events)."""
 
     rank: int = 64
-    reg_param: float = weights.DEFAULT_REG_PARAM
-    alpha: float = weights.DEFAULT_ALPHA
+    reg_param: float = DEFAULT_REG_PARAM
+    alpha: float = DEFAULT_ALPHA
     max_iter: int = 15
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).
     num_blocks: int = 2
-    # Scores are divided by item_popularity ** popularity_exponent at ranking time (0: off).
-    popularity_exponent: float = 0.0
     # Explicit ALS on ratings, the rating predictor whose RMSE we report.
     rating_rank: int = 10
     rating_reg_param: float = 0.1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AlsParams:
+        # Keys this version does not know (popularity_exponent and extra, stored by older
+        # versions) are dropped, so every stored model's params stay readable.
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
 
 def weight_column(event_type: Column, rating: Column) -> Column:
-    """The signed signal of one event as a Spark expression: `batch.weights.event_signal`."""
+    """The signed signal of one event as a Spark expression: `recsys.domain.events.event_signal`."""
     stars = rating.cast("double")
     rate = F.when(
-        stars.isNotNull(), (stars - F.lit(weights.RATING_NEUTRAL)) * F.lit(weights.RATING_SCALE)
+        stars.isNotNull(), (stars - F.lit(RATING_NEUTRAL)) * F.lit(RATING_SCALE)
     ).otherwise(F.lit(0.0))
-    expr = F.when(event_type == "rate", rate)
-    for name, value in weights.EVENT_SIGNAL.items():
+    expr = F.when(event_type == RATE, rate)
+    for name, value in EVENT_SIGNAL.items():
         expr = expr.when(event_type == name, F.lit(value))
     return expr.otherwise(F.lit(0.0))
 
@@ -81,7 +85,7 @@ def interaction_strengths(events: DataFrame) -> DataFrame:
 
 def latest_ratings(events: DataFrame) -> DataFrame:
     """Each (user, movie)'s most recent explicit rating, for the rating predictor."""
-    rated = events.where((F.col("event_type") == "rate") & F.col("rating").isNotNull())
+    rated = events.where((F.col("event_type") == RATE) & F.col("rating").isNotNull())
     latest = rated.groupBy("user_id", "movie_id").agg(
         F.max_by("rating", "occurred_at").alias("rating")
     )

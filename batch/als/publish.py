@@ -28,8 +28,10 @@ from pgvector.psycopg import register_vector
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import recommendations_key
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.domain.vectors import to_array
+from recsys.tables import movies, user_profiles
 
 # Serialises publishers (switch, rollback) across processes.
 _PUBLISH_LOCK = 72_400_501
@@ -42,11 +44,6 @@ def connect(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url) as conn:
         register_vector(conn)
         yield conn
-
-
-def _array(value: Any) -> np.ndarray:
-    """A vector column's value as numpy (pgvector's Vector or already an array)."""
-    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value)
 
 
 def _vec(row: np.ndarray) -> str:
@@ -117,7 +114,7 @@ def staged_items(conn: psycopg.Connection[Any], version: str) -> tuple[np.ndarra
         (version,),
     ).fetchall()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    mat = np.array([np.asarray(_array(r[1]), dtype=np.float32) for r in rows], dtype=np.float32)
+    mat = np.array([to_array(r[1]) for r in rows], dtype=np.float32)
     return ids, mat.reshape(len(ids), -1)
 
 
@@ -191,17 +188,7 @@ def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
     ).fetchall()
     folded = [(p.user_id, _vec(p.vector)) for p in compute_profiles(rows, model) if p.vector is not None]
     with conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO user_profiles (user_id, preference_vector, model_version)
-            VALUES (%s, %s::vector, %s)
-            ON CONFLICT (user_id) DO UPDATE SET
-                preference_vector = EXCLUDED.preference_vector,
-                model_version = EXCLUDED.model_version,
-                updated_at = now()
-            """,
-            [(user_id, vec, version) for user_id, vec in folded],
-        )
+        user_profiles.upsert_vectors(cur, [(user_id, vec, version) for user_id, vec in folded])
     return len(folded)
 
 
@@ -209,41 +196,11 @@ def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
     old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
-    conn.execute(
-        """
-        UPDATE movies m SET
-            embedding = f.embedding,
-            popularity = COALESCE(f.popularity, 0),
-            model_version = %(v)s,
-            updated_at = now()
-        FROM movies m2
-        LEFT JOIN model_item_factors f ON f.movie_id = m2.movie_id AND f.model_version = %(v)s
-        WHERE m.movie_id = m2.movie_id
-        """,
-        {"v": version},
-    )
-    conn.execute(
-        """
-        INSERT INTO user_profiles (user_id, preference_vector, model_version)
-        SELECT user_id, preference_vector, model_version FROM model_user_factors
-        WHERE model_version = %(v)s
-        ON CONFLICT (user_id) DO UPDATE SET
-            preference_vector = EXCLUDED.preference_vector,
-            model_version = EXCLUDED.model_version,
-            updated_at = now()
-        """,
-        {"v": version},
-    )
+    movies.publish_model(conn, version)
+    user_profiles.publish_trained(conn, version)
     fold_in_untrained(conn, version)
-    # A vector from another model lives in another space: users the new model does not know
-    # and who have no history to fold in lose it.
-    conn.execute(
-        """
-        UPDATE user_profiles SET preference_vector = NULL, model_version = %(v)s, updated_at = now()
-        WHERE model_version IS DISTINCT FROM %(v)s
-        """,
-        {"v": version},
-    )
+    # Users the new model does not know and who have no history to fold in lose their vector.
+    user_profiles.clear_vectors_of_other_models(conn, version)
     if old is not None and old[0] != version:
         conn.execute("UPDATE models SET status = %s WHERE version = %s", (old_live_status, old[0]))
     conn.execute(

@@ -8,7 +8,7 @@
     python -m batch.als.train --stage invalidate              # drop cached lists
 
 Extract: the `--days` days up to the newest event, from the archive and PostgreSQL (batch.als.data).
-Transform: event signals (batch.weights) -> a deterministic 80/20 holdout of (user, movie)
+Transform: event signals (recsys.domain.events) -> a deterministic 80/20 holdout of (user, movie)
 pairs -> Spark implicit ALS on the 80 % (batch.als.model). Evaluate: the new and the live
 model's item factors on the same holdout (batch.als.evaluate); the new one is `rejected` when
 its NDCG@10 does not beat popularity's on that holdout, or is below the live one's minus

@@ -21,25 +21,14 @@ import pandas as pd
 import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from recsys import windows
+from recsys.domain.spark import ARCHIVE_SCHEMA
+from recsys.tables import interactions
 
 log = logging.getLogger("batch.archive")
 
-ARCHIVE_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("user_id", T.LongType(), False),
-        T.StructField("movie_id", T.LongType(), False),
-        T.StructField("event_type", T.StringType(), False),
-        T.StructField("rating", T.DoubleType(), True),
-        T.StructField("request_id", T.StringType(), True),
-        T.StructField("occurred_at", T.TimestampType(), False),
-        T.StructField("ingested_at", T.TimestampType(), True),
-    ]
-)
 COLUMNS = [f.name for f in ARCHIVE_SCHEMA.fields]
 
 
@@ -105,11 +94,7 @@ def delete_archived(
     with psycopg.connect(database_url) as conn:
         for start in range(0, len(event_ids), chunk):
             with conn.transaction():
-                cur = conn.execute(
-                    "DELETE FROM rt_user_interactions WHERE event_id = ANY(%s) AND occurred_at < %s",
-                    (event_ids[start : start + chunk], cutoff),
-                )
-                deleted += cur.rowcount
+                deleted += interactions.delete_archived(conn, event_ids[start : start + chunk], cutoff)
     return deleted
 
 

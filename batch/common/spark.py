@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from batch.common import jars
 
-POSTGRES_JDBC = "org.postgresql:postgresql:42.7.4"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def s3a_conf(environ: Mapping[str, str]) -> dict[str, str]:
@@ -41,11 +43,13 @@ def build_session(
 ) -> SparkSession:
     """A session tuned for small local jobs: few shuffle partitions, quiet UI, driver heap from env.
 
-    `SPARK_MASTER` (default `local[*]`) and `SPARK_DRIVER_MEMORY` (default 4g) override.
+    `SPARK_MASTER` (default `local[*]`) and `SPARK_DRIVER_MEMORY` (default 4g) override. With a
+    `spark://` master (the stack's standalone cluster, stack/spark.py) the job takes at most
+    SPARK_APP_CORES of its cores, and the executors' Python workers run this interpreter with the
+    repository on their path, so anything a task unpickles imports as it does on the driver.
     """
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(master or os.environ.get("SPARK_MASTER", "local[*]"))
         .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.default.parallelism", "4")
@@ -54,6 +58,16 @@ def build_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    master = master or os.environ.get("SPARK_MASTER", "local[*]")
+    builder = builder.master(master)
+    if master.startswith("spark://"):
+        builder = (
+            builder.config("spark.cores.max", os.environ.get("SPARK_APP_CORES", "2"))
+            .config("spark.executor.memory", os.environ.get("SPARK_EXECUTOR_MEMORY", "1g"))
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.pyspark.python", sys.executable)
+            .config("spark.executorEnv.PYTHONPATH", str(REPO))
+        )
     conf = s3a_conf(os.environ)
     extra = dict(extra_conf or {})
     if "spark.jars" in conf and "spark.jars" in extra:

@@ -1,7 +1,7 @@
 """The streaming job: Kafka `movie-events` -> (foreachBatch) Postgres + Redis, every trigger.
 
 extract: the Kafka source, from the earliest offset the checkpoint has not committed;
-transform: transforms.parse_events / feedback_events (pure);
+transform: transforms.decode_events on Spark, then split_batch / feedback_rows on the driver;
 load: sink.SpeedLayerSink.write_batch on the driver, idempotent per batch.
 
 Spark records a batch's offsets before running it and commits it after foreachBatch
@@ -22,14 +22,14 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from batch.common import jars as spark_jars
 from batch.common.spark import build_session as spark_session
 from batch.streaming.sink import SpeedLayerSink
 from batch.streaming.status import clear_status, write_status
-from batch.streaming.transforms import EVENT_COLUMNS, FEEDBACK_TYPES, decode_events
+from batch.streaming.transforms import decode_events, feedback_rows, split_batch
 from recsys.config import Settings
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
@@ -44,12 +44,6 @@ MAX_OFFSETS_PER_TRIGGER = 100_000
 FETCH_MAX_WAIT_MS = 10
 MAX_TRACE_LINKS = 32
 RESTART_BACKOFF_SECONDS = 5.0
-FEEDBACK_FIELDS = ("event_id", "request_id", "user_id", "movie_id", "event_type", "occurred_at")
-
-
-def is_feedback(event: dict[str, Any]) -> bool:
-    """The row form of transforms.feedback_events (applied on the driver to skip a Spark job)."""
-    return event["request_id"] is not None and event["event_type"] in FEEDBACK_TYPES
 
 
 def build_session(settings: Settings, master: str) -> SparkSession:
@@ -83,21 +77,6 @@ def _links(traceparents: list[str | None]) -> list[Link]:
     return links
 
 
-def split_batch(records: list[Row]) -> tuple[list[dict[str, Any]], int]:
-    """Collected decode_events rows -> (valid events, first of each id; malformed count).
-
-    The row form of transforms.parse_events, done on the driver to save a shuffle.
-    """
-    events: dict[str, dict[str, Any]] = {}
-    malformed = 0
-    for record in records:
-        if not record["valid"]:
-            malformed += 1
-            continue
-        events.setdefault(record["event_id"], {k: record[k] for k in EVENT_COLUMNS})
-    return list(events.values()), malformed
-
-
 class BatchProcessor:
     """The foreachBatch function: transform on Spark, write from the driver."""
 
@@ -110,7 +89,7 @@ class BatchProcessor:
         # scheduling than one task per Kafka partition (the driver collects it anyway).
         rows, malformed = split_batch(decode_events(raw.coalesce(1)).collect())
         collected = time.perf_counter()
-        feedback = [{k: e[k] for k in FEEDBACK_FIELDS} for e in rows if is_feedback(e)]
+        feedback = feedback_rows(rows)
         with tracer.start_as_current_span(
             "streaming.batch", links=_links([e["traceparent"] for e in rows])
         ) as span:
@@ -183,7 +162,11 @@ def run_until_stopped(
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m batch.streaming", description=__doc__.splitlines()[0])
-    parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--master",
+        default=os.environ.get("SPARK_MASTER", "local[2]"),
+        help="local[2], or the stack's cluster (SPARK_MASTER, stack/spark.py)",
+    )
     parser.add_argument(
         "--trigger-seconds",
         type=float,

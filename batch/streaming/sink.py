@@ -4,7 +4,7 @@ Batches are small (seconds of events), so the driver writes them with psycopg in
 transaction per batch. Every write is idempotent, so replaying a batch after a crash
 changes nothing:
 - rt_user_interactions: INSERT ... ON CONFLICT (event_id) DO NOTHING;
-- user_items (the user's whole history, batch.history): only the rows that INSERT returned
+- user_items (the user's whole history, recsys.tables.user_items): only the rows that INSERT returned
   are added, in the same statement, so a replayed event adds nothing;
 - user_profiles: the vector folded in over ALL the user's user_items rows (archived history
   included), the counts their sums; recomputed, never incremented;
@@ -28,28 +28,15 @@ import redis
 from pgvector.psycopg import register_vector
 
 from batch.foldin import fold_in, gram
-from batch.history import RETURNING, USER_ITEMS, record_new_events
 from batch.streaming.pending import trim_applied
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
+from recsys.domain.vectors import EMBEDDING_DIM, to_array
+from recsys.tables import interactions, user_profiles
+from recsys.tables.user_items import USER_ITEMS
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_DIM = 64
-
-# One statement per batch: the events as arrays (one round trip), and exactly the rows
-# inserted (not the replayed ones) added to the users' histories.
-INSERT_INTERACTIONS = record_new_events(
-    f"""
-    INSERT INTO rt_user_interactions
-        (event_id, user_id, movie_id, event_type, rating, request_id, occurred_at)
-    SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::real[],
-                         %s::text[], %s::timestamptz[])
-    ON CONFLICT (event_id) DO NOTHING
-    {RETURNING}
-    """
-)
-EVENT_FIELDS = ("event_id", "user_id", "movie_id", "event_type", "rating", "request_id", "occurred_at")
 
 # Position is 1-based (1 = the first item served), NULL when the movie was not in the list
 # or the log row is not there yet; the backfill below fills it in once the log row lands.
@@ -75,19 +62,6 @@ BACKFILL_FEEDBACK = """
        AND array_position(l.movie_ids, f.movie_id) IS NOT NULL
 """
 
-UPSERT_PROFILE = """
-    INSERT INTO user_profiles
-        (user_id, preference_vector, interaction_count, rating_count, model_version, updated_at)
-    VALUES (%s, %s, %s, %s, %s, now())
-    ON CONFLICT (user_id) DO UPDATE SET
-        preference_vector = COALESCE(EXCLUDED.preference_vector, user_profiles.preference_vector),
-        interaction_count = EXCLUDED.interaction_count,
-        rating_count = EXCLUDED.rating_count,
-        model_version = COALESCE(EXCLUDED.model_version, user_profiles.model_version),
-        updated_at = now()
-"""
-
-
 @dataclass(frozen=True)
 class ModelEmbeddings:
     """The movie embeddings of the live model, with what fold-in needs precomputed."""
@@ -101,16 +75,11 @@ class ModelEmbeddings:
     reg_param: float
 
 
-def _as_array(value: Any) -> np.ndarray:
-    """pgvector's psycopg adapter returns Vector objects (newer) or numpy arrays (older)."""
-    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float64)
-
-
 def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
     rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
-    factors = np.array([_as_array(r[1]) for r in rows]).reshape(-1, EMBEDDING_DIM)
+    factors = np.array([to_array(r[1], np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
     return ModelEmbeddings(
         key=key,
         version=version,
@@ -218,18 +187,16 @@ class SpeedLayerSink:
         with conn.transaction():
             model = self._embeddings(conn)
             with conn.cursor() as cur:
-                row = cur.execute(
-                    INSERT_INTERACTIONS, [[e[f] for e in events] for f in EVENT_FIELDS]
-                ).fetchone()
-                inserted = int(row[0]) if row else 0
+                # Exactly the rows inserted (not the replayed ones) join the users' histories.
+                inserted = interactions.insert_events(cur, events)
                 if feedback:
                     cur.executemany(INSERT_FEEDBACK, feedback)
                 cur.execute(BACKFILL_FEEDBACK)
                 rows = cur.execute(USER_ITEMS, (users,)).fetchall()
                 profiles = compute_profiles(rows, model)
-                cur.executemany(
-                    UPSERT_PROFILE,
-                    [
+                user_profiles.upsert_folded(
+                    cur,
+                    (
                         (
                             p.user_id,
                             p.vector,
@@ -238,7 +205,7 @@ class SpeedLayerSink:
                             model.version if p.vector is not None else None,
                         )
                         for p in profiles
-                    ],
+                    ),
                 )
         return {
             "events": len(events),

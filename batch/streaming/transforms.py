@@ -1,32 +1,30 @@
-"""Pure DataFrame transforms of the streaming job: Kafka records -> events -> what to write.
+"""The streaming job's transforms: Kafka records -> events -> what to write.
 
-Each takes and returns a DataFrame and touches nothing outside, so the tests run them on
-tiny inline frames.
+decode_events is the Spark half: one narrow stage (no shuffle), so the job collects a batch in
+a single Spark job. split_batch and feedback_rows are the driver half, over the collected rows
+(a batch is seconds of events; dropping repeated ids on Spark would cost a shuffle). The job
+runs exactly these functions and touches nothing else before the sink, so the tests run them
+on tiny inline frames.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, LongType, StringType, StructField, StructType
+from collections.abc import Iterable
+from typing import Any
 
-# The Kafka value written by event_svc.events.Event (schema version 1).
-SCHEMA_VERSION = 1
-EVENT_SCHEMA = StructType(
-    [
-        StructField("schema", IntegerType()),
-        StructField("event_id", StringType()),
-        StructField("user_id", LongType()),
-        StructField("movie_id", LongType()),
-        StructField("event_type", StringType()),
-        StructField("rating", DoubleType()),
-        StructField("request_id", StringType()),
-        StructField("occurred_at_ms", LongType()),
-    ]
+from pyspark.sql import Column, DataFrame, Row
+from pyspark.sql import functions as F
+
+from recsys.domain.events import (
+    EVENT_TYPES,
+    FEEDBACK_TYPES,
+    MAX_EVENT_ID_LEN,
+    RATE,
+    RATING_MAX,
+    RATING_MIN,
+    SCHEMA_VERSION,
 )
-EVENT_TYPES = ("view", "click", "watch", "rate", "like", "dislike")
-# Events that answer a served list and so count as feedback on it (a view is not a choice).
-FEEDBACK_TYPES = ("click", "watch", "rate", "like", "dislike")
+from recsys.domain.spark import KAFKA_EVENT_SCHEMA
 
 EVENT_COLUMNS = (
     "event_id",
@@ -38,16 +36,17 @@ EVENT_COLUMNS = (
     "occurred_at",
     "traceparent",
 )
+FEEDBACK_FIELDS = ("event_id", "request_id", "user_id", "movie_id", "event_type", "occurred_at")
 
 
 def _valid(e: Column) -> Column:
-    rating_ok = F.when(e.event_type == "rate", e.rating.isNotNull() & e.rating.between(0.5, 5.0)).otherwise(
-        e.rating.isNull()
-    )
+    rating_ok = F.when(
+        e.event_type == RATE, e.rating.isNotNull() & e.rating.between(RATING_MIN, RATING_MAX)
+    ).otherwise(e.rating.isNull())
     return (
         (e["schema"] == SCHEMA_VERSION)
         & e.event_id.isNotNull()
-        & (F.length(e.event_id).between(1, 64))
+        & (F.length(e.event_id).between(1, MAX_EVENT_ID_LEN))
         & (e.user_id > 0)
         & (e.movie_id > 0)
         & e.event_type.isin(*EVENT_TYPES)
@@ -63,7 +62,7 @@ def _decoded(raw: DataFrame) -> DataFrame:
         else F.lit(None).cast("string")
     )
     return raw.select(
-        F.from_json(F.col("value").cast("string"), EVENT_SCHEMA).alias("e"),
+        F.from_json(F.col("value").cast("string"), KAFKA_EVENT_SCHEMA).alias("e"),
         traceparent.alias("traceparent"),
         "partition",
         "offset",
@@ -71,12 +70,7 @@ def _decoded(raw: DataFrame) -> DataFrame:
 
 
 def decode_events(raw: DataFrame) -> DataFrame:
-    """Every Kafka record decoded, with `valid` telling whether it is a schema-1 event.
-
-    One narrow stage (no shuffle), so the job collects a batch in a single Spark job and
-    splits valid from malformed and drops repeated ids on the driver; parse_events is the
-    same thing as a DataFrame.
-    """
+    """Every Kafka record decoded, with `valid` telling whether it is a schema-1 event."""
     decoded = _decoded(raw)
     e = F.col("e")
     return decoded.select(
@@ -94,25 +88,28 @@ def decode_events(raw: DataFrame) -> DataFrame:
     )
 
 
-def parse_events(raw: DataFrame) -> DataFrame:
-    """Kafka records (key, value, headers...) -> valid events, one row per event id.
+def split_batch(records: Iterable[Row]) -> tuple[list[dict[str, Any]], int]:
+    """Collected decode_events rows -> (the valid events, the first of each id; how many were
+    malformed).
 
-    A replayed or retried event (same id) appears once; records that are not a valid
-    schema-1 event are left out (see `malformed_records`).
+    A replayed or retried event (same id) appears once; a record that is not a valid schema-1
+    event is counted and left out.
     """
-    return decode_events(raw).where("valid").select(*EVENT_COLUMNS).dropDuplicates(["event_id"])
+    events: dict[str, dict[str, Any]] = {}
+    malformed = 0
+    for record in records:
+        if not record["valid"]:
+            malformed += 1
+            continue
+        events.setdefault(record["event_id"], {k: record[k] for k in EVENT_COLUMNS})
+    return list(events.values()), malformed
 
 
-def malformed_records(raw: DataFrame) -> DataFrame:
-    """The records parse_events leaves out, with where they are in the topic."""
-    return decode_events(raw).where(~F.col("valid")).select("partition", "offset")
-
-
-def feedback_events(events: DataFrame) -> DataFrame:
-    """Events that respond to a served list: they carry its request id."""
-    return events.where(F.col("request_id").isNotNull() & F.col("event_type").isin(*FEEDBACK_TYPES))
-
-
-def touched_users(events: DataFrame) -> DataFrame:
-    """The distinct users of a batch, whose profiles must be recomputed."""
-    return events.select("user_id").distinct()
+def feedback_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events that respond to a served list (they carry its request id and are a choice),
+    as recommendation_feedback rows."""
+    return [
+        {k: e[k] for k in FEEDBACK_FIELDS}
+        for e in events
+        if e["request_id"] is not None and e["event_type"] in FEEDBACK_TYPES
+    ]

@@ -4,7 +4,7 @@ COPY into temporary tables, then upsert: movies by id (title/year/genres updated
 changed, embeddings and model columns untouched); interactions older than the recent window
 into the archive (`history.Archive`), the others into `rt_user_interactions` by event id
 (existing ones are kept); then add the events new to the system to `movies.popularity` and
-to the users' histories (`user_items`, batch.history), whose sums are the `user_profiles`
+to the users' histories (`user_items`, recsys.tables.user_items), whose sums are the `user_profiles`
 counts (whole history, so a re-import adds nothing). Any failure rolls
 the database back (an archive already written keeps its rows; a re-import writes the same
 ones again). Imports are serialised with an advisory lock, so two at once cannot interleave.
@@ -21,9 +21,9 @@ import psycopg
 from psycopg import errors as pg_errors
 from tqdm import tqdm
 
-from batch.history import accumulate_sql
 from recsys.importer.history import Archive
 from recsys.importer.model import Dataset
+from recsys.tables import interactions, movies, user_items, user_profiles
 
 # Any fixed key; pg_advisory_xact_lock releases it at commit or rollback.
 _LOCK_KEY = 0x7265637379730001
@@ -129,21 +129,7 @@ def load(
             cur.execute("ANALYZE import_movies")
             cur.execute("ANALYZE import_events")
 
-            cur.execute(
-                """
-                INSERT INTO movies AS m (movie_id, title, year, genres)
-                SELECT movie_id, title, year, genres FROM import_movies
-                ON CONFLICT (movie_id) DO UPDATE
-                   SET title = EXCLUDED.title, year = EXCLUDED.year, genres = EXCLUDED.genres,
-                       updated_at = now()
-                 WHERE (m.title, m.year, m.genres)
-                       IS DISTINCT FROM (EXCLUDED.title, EXCLUDED.year, EXCLUDED.genres)
-                RETURNING (xmax = 0) AS inserted
-                """
-            )
-            flags = [row[0] for row in cur.fetchall()]
-            movies_inserted = sum(flags)
-            movies_updated = len(flags) - movies_inserted
+            movies_inserted, movies_updated = movies.upsert_imported(cur)
 
             # History first (older than the recent window): into the archive, inside this
             # transaction, so a failure here rolls the database back too. An event that is in
@@ -179,25 +165,7 @@ def load(
                 "CREATE TEMP TABLE import_new_events (event_id text, user_id bigint, movie_id bigint, "
                 "event_type text, rating real, occurred_at timestamptz) ON COMMIT DROP"
             )
-            cur.execute(
-                """
-                WITH inserted AS (
-                    INSERT INTO rt_user_interactions
-                           (event_id, user_id, movie_id, event_type, rating, occurred_at)
-                    SELECT event_id, user_id, movie_id, event_type, rating, occurred_at
-                      FROM import_events
-                     WHERE (%(cutoff)s::timestamptz IS NULL OR occurred_at >= %(cutoff)s)
-                       AND event_id NOT IN (SELECT event_id FROM import_archived)
-                    ON CONFLICT (event_id) DO NOTHING
-                    RETURNING event_id, user_id, movie_id, event_type, rating, occurred_at)
-                INSERT INTO import_new_events
-                SELECT * FROM inserted
-                UNION ALL
-                SELECT e.event_id, e.user_id, e.movie_id, e.event_type, e.rating, e.occurred_at
-                  FROM import_events e JOIN import_archived a USING (event_id) WHERE a.is_new
-                """,
-                {"cutoff": archive.cutoff if archive else None},
-            )
+            interactions.insert_imported(cur, archive.cutoff if archive else None)
             cur.execute(
                 "SELECT count(*) FILTER (WHERE occurred_at >= %(cutoff)s OR %(cutoff)s::timestamptz "
                 "IS NULL), count(*) FROM import_new_events",
@@ -206,28 +174,12 @@ def load(
             counted = cur.fetchone()
             interactions_inserted, interactions_new = (counted[0], counted[1]) if counted else (0, 0)
 
-            cur.execute(
-                """
-                UPDATE movies AS m SET popularity = m.popularity + c.n, updated_at = now()
-                  FROM (SELECT movie_id, count(*) AS n FROM import_new_events GROUP BY movie_id) AS c
-                 WHERE m.movie_id = c.movie_id
-                """
-            )
-            # The users' whole histories (batch.history: seen sets, fold-in signals, counts)
-            # grow by exactly the new events; the profile counts are their sums (vectors come
-            # from the model), as the streaming sink keeps them.
-            cur.execute(accumulate_sql("import_new_events"))
-            cur.execute(
-                """
-                INSERT INTO user_profiles AS p (user_id, interaction_count, rating_count)
-                SELECT user_id, sum(events), sum(ratings) FROM user_items
-                 WHERE user_id IN (SELECT DISTINCT user_id FROM import_new_events)
-                 GROUP BY user_id
-                ON CONFLICT (user_id) DO UPDATE
-                   SET interaction_count = EXCLUDED.interaction_count,
-                       rating_count = EXCLUDED.rating_count, updated_at = now()
-                """
-            )
+            movies.add_popularity(cur, "import_new_events")
+            # The users' whole histories (user_items: seen sets, fold-in signals, counts) grow
+            # by exactly the new events; the profile counts are their sums (vectors come from
+            # the model), as the streaming sink keeps them.
+            user_items.add_events(cur, "import_new_events")
+            user_profiles.set_counts(cur, "SELECT DISTINCT user_id FROM import_new_events")
             cur.execute("ANALYZE movies")
             cur.execute("ANALYZE rt_user_interactions")
             cur.execute("ANALYZE user_profiles")

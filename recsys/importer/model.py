@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-EVENT_TYPES = ("view", "click", "watch", "rate", "like", "dislike")
-
 
 class ImportFormatError(ValueError):
     """A source file is malformed; the message reads `file:line: reason`."""

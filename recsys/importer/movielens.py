@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from recsys.domain.events import RATE, RATING_MAX, RATING_MIN
 from recsys.importer.model import Dataset, ImportFormatError, Interaction, Movie
 
 T = TypeVar("T")
@@ -133,8 +134,10 @@ def _half_star(text: str, path: Path, line: int) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or not 0.5 <= value <= 5.0 or value * 2 != int(value * 2):
-        raise ImportFormatError(path, line, f"rating must be 0.5..5.0 in steps of 0.5, got {text!r}")
+    if not math.isfinite(value) or not RATING_MIN <= value <= RATING_MAX or value * 2 != int(value * 2):
+        raise ImportFormatError(
+            path, line, f"rating must be {RATING_MIN}..{RATING_MAX} in steps of 0.5, got {text!r}"
+        )
     return value
 
 
@@ -261,7 +264,7 @@ def read_100k_ratings(path: Path, movie_ids: set[int], progress: bool = False) -
             raise ImportFormatError(path, line_no, f"rating must be an integer 1..5, got {fields[2]!r}")
         rating = float(fields[2])
         when = _timestamp(fields[3], path, line_no)
-        interactions.append(Interaction(f"ml100k:{user}:{item}", user, item, "rate", rating, when))
+        interactions.append(Interaction(f"ml100k:{user}:{item}", user, item, RATE, rating, when))
         lines.append(line_no)
     if not interactions:
         raise ImportFormatError(path, None, "no ratings")
@@ -343,7 +346,7 @@ def read_latest_small_ratings(path: Path, movie_ids: set[int], progress: bool = 
         movie = _positive_int(row[1], "movieId", path, line_no)
         rating = _half_star(row[2], path, line_no)
         when = _timestamp(row[3], path, line_no)
-        interactions.append(Interaction(f"mlsmall:{user}:{movie}", user, movie, "rate", rating, when))
+        interactions.append(Interaction(f"mlsmall:{user}:{movie}", user, movie, RATE, rating, when))
         lines.append(line_no)
     if not interactions:
         raise ImportFormatError(path, None, "no ratings")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.domain.events import RATING_MAX, RATING_MIN
 from recsys.importer.model import Dataset, Interaction, Movie
 
 DEFAULT_MOVIES = 2_000
@@ -306,7 +307,7 @@ def generate(
         a = affinity[chosen]
         # Within a user, stars follow affinity; across users they centre near 3.5 like MovieLens.
         stars = 3.5 + bias[u] + 0.9 * (a - a.mean()) / (a.std() + 0.25)
-        stars = np.clip(np.round((stars + rng.normal(0.0, 0.5, n)) * 2) / 2, 0.5, 5.0)
+        stars = np.clip(np.round((stars + rng.normal(0.0, 0.5, n)) * 2) / 2, RATING_MIN, RATING_MAX)
         kind = rng.choice(kinds, n, p=kind_p)
         liked = rng.random(n) < 1.0 / (1.0 + np.exp(-2.0 * (a - np.quantile(a, 0.3))))
         ago = rng.uniform(60.0, horizon, n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -9,6 +10,10 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg import sql
+
+# A PostgreSQL server of your own for the scratch-database tests (test_import, test_migrations),
+# which then run without the stack.
+SERVER_OVERRIDE = os.environ.get("IMPORT_TEST_SERVER_URL")
 
 
 def database_url(server_url: str, name: str) -> str:

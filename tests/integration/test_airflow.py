@@ -57,20 +57,10 @@ def test_recsys_daily_is_scheduled_and_unpaused(api: airflow.Api) -> None:
 def test_triggered_run_succeeds_through_the_scheduler(api: airflow.Api, stack: StackInfo) -> None:
     run_id = f"test_airflow__{int(time.time())}"
     logical = datetime.now(UTC)
-    created = api.post(f"/api/v2/dags/{DAG}/dagRuns", {"dag_run_id": run_id, "logical_date": logical})
+    created = api.trigger(DAG, run_id, logical)
     assert created["dag_run_id"] == run_id and created["state"] == "queued"
-
-    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
-    state = "queued"
-    while time.monotonic() < deadline:
-        state = api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}")["state"]
-        if state in ("success", "failed"):
-            break
-        time.sleep(5)
-    tasks = {
-        t["task_id"]: t["state"]
-        for t in api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances")["task_instances"]
-    }
+    state = api.wait(DAG, run_id, RUN_TIMEOUT_SECONDS)
+    tasks = api.task_states(DAG, run_id)
     assert state == "success", f"run {run_id} is {state} after the wait; tasks: {tasks}"
     assert tasks == dict.fromkeys(TASKS, "success")
 
@@ -84,7 +74,7 @@ def test_triggered_run_succeeds_through_the_scheduler(api: airflow.Api, stack: S
             "SELECT count(*) FROM rt_user_interactions "
             "WHERE occurred_at < now() - interval '48 hours 5 minutes'"
         ).fetchone()
-    assert model is not None, f"train returned {version['value']!r}, which models does not hold"
+    assert model is not None, f"train returned {version!r}, which models does not hold"
     assert model[0] in ("live", "rejected", "retired") and status in ("candidate", "rejected")
     trained = model[1]
     # The demo data's older days were filed into the archive by the importer; training read

@@ -7,53 +7,29 @@ Ids are >= 800000000 anyway.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 import redis
 
-from stack.checks import admin_dsn
+from tests.integration.batchdata import (
+    BASE,
+    CLUSTERS,
+    MOVIES_PER_CLUSTER,
+    PYTHON,
+    REPO,
+    USERS_PER_CLUSTER,
+    seed,
+)
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
-TEST_DB = "recsys_batch_test"
-BASE = 800_000_000
-CLUSTERS, MOVIES_PER_CLUSTER, USERS_PER_CLUSTER, PER_USER = 4, 25, 20, 12
 FAST = '{"rank": 8, "max_iter": 6, "rating_rank": 4}'
-
-
-@pytest.fixture(scope="module")
-def batch_env(stack, tmp_path_factory) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    admin = admin_dsn(stack.cfg)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {TEST_DB} OWNER recsys")
-    with psycopg.connect(admin_dsn(stack.cfg, TEST_DB), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    base = stack.database_url.rsplit("/", 1)[0]
-    tmp = tmp_path_factory.mktemp("batch")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{base}/{TEST_DB}",
-        "REDIS_URL": stack.redis_url.rsplit("/", 1)[0] + "/15",
-        "ARCHIVE_URI": str(tmp / "archive"),
-        "MODEL_DIR": str(tmp / "models"),
-        "SPARK_DRIVER_MEMORY": "2g",
-    }
-    subprocess.run([PYTHON, "-m", "recsys.migrate"], env=env, cwd=REPO, check=True)
-    yield env
 
 
 def sh(env: dict[str, str], *args: str) -> str:
@@ -63,30 +39,6 @@ def sh(env: dict[str, str], *args: str) -> str:
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [x for x in proc.stdout.splitlines() if x.strip() and not x.startswith("{")]
     return lines[-1] if lines else ""
-
-
-def seed(env: dict[str, str]) -> None:
-    """Clustered tastes: each user interacts with movies of one cluster only."""
-    rng = np.random.default_rng(7)
-    now = datetime.now(UTC)
-    with psycopg.connect(env["DATABASE_URL"]) as conn:
-        conn.execute("DELETE FROM rt_user_interactions")
-        conn.execute("DELETE FROM movies")
-        movies = [BASE + m for m in range(CLUSTERS * MOVIES_PER_CLUSTER)]
-        with conn.cursor().copy("COPY movies (movie_id, title) FROM STDIN") as copy:
-            for m in movies:
-                copy.write_row((m, f"Test movie {m}"))
-        with conn.cursor().copy(
-            "COPY rt_user_interactions (event_id, user_id, movie_id, event_type, rating, occurred_at)"
-            " FROM STDIN"
-        ) as copy:
-            for c in range(CLUSTERS):
-                own = movies[c * MOVIES_PER_CLUSTER : (c + 1) * MOVIES_PER_CLUSTER]
-                for u in range(USERS_PER_CLUSTER):
-                    user = BASE + c * USERS_PER_CLUSTER + u
-                    for i, m in enumerate(rng.choice(own, PER_USER, replace=False)):
-                        when = now - timedelta(hours=1 + i)
-                        copy.write_row((f"t-{user}-{m}", user, int(m), "rate", 5.0, when))
 
 
 def live(env: dict[str, str]) -> str | None:

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from stack.config import StackConfig
-from tests.integration.test_batch import batch_env, seed  # noqa: F401  (fixture)
+from tests.integration.batchdata import seed
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_PY = REPO / ".venvs" / "airflow" / "bin" / "python"
@@ -96,7 +96,7 @@ def test_dagbag_has_no_import_errors() -> None:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_dag_test_run_against_the_stack(batch_env: dict[str, str], airflow_db: None) -> None:  # noqa: F811
+def test_dag_test_run_against_the_stack(batch_env: dict[str, str], airflow_db: None) -> None:
     seed(batch_env)
     env = airflow_env(batch_env)
     proc = subprocess.run(

@@ -31,9 +31,8 @@ from alembic import command
 from recsys.importer.loader import LoadError, load
 from recsys.importer.model import Dataset, Interaction, Movie
 from recsys.migrate import alembic_config
-from tests.integration.scratch import scratch_database
+from tests.integration.scratch import SERVER_OVERRIDE, scratch_database
 
-SERVER_OVERRIDE = os.environ.get("IMPORT_TEST_SERVER_URL")
 pytestmark = [] if SERVER_OVERRIDE else [pytest.mark.stack]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,11 +48,6 @@ SHA256 = {
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def server_url(request: pytest.FixtureRequest) -> str:
-    return SERVER_OVERRIDE or request.getfixturevalue("stack").database_url
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import sys
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,11 @@ import pytest
 import redis
 
 from batch.foldin import aggregate_signals, fold_in, gram
-from batch.history import accumulate_sql
-from batch.weights import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal, signal_sql
 from recsys.cache import recommendations_key
-from tests.integration.test_speed_helpers import (
-    connect,
+from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, EVENT_KINDS, event_signal, signal_sql
+from recsys.tables.user_items import accumulate_sql
+from recsys.v1 import event_service_pb2 as pb
+from stack.client import (
     http,
     new_user_id,
     post_event,
@@ -45,14 +44,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
-EVENT_TYPES = {
-    "view": "EVENT_TYPE_VIEW",
-    "click": "EVENT_TYPE_CLICK",
-    "watch": "EVENT_TYPE_WATCH",
-    "rate": "EVENT_TYPE_RATE",
-    "like": "EVENT_TYPE_LIKE",
-    "dislike": "EVENT_TYPE_DISLIKE",
-}
+# Stored name -> the enum's name in the REST API's JSON.
+EVENT_TYPES = {k.name: pb.EventType.Name(k.proto) for k in EVENT_KINDS}
 TOP_GENRES = 5
 
 
@@ -72,13 +65,6 @@ class Archived:
     @property
     def seen(self) -> set[int]:
         return {m for m, _, _ in self.events}
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
-    conn = connect(stack.database_url)
-    yield conn
-    conn.close()
 
 
 def _send(stack: Any, user: int, events: list[tuple[int, str, float | None]]) -> None:

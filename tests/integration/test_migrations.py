@@ -20,9 +20,8 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from recsys.migrate import alembic_config
-from tests.integration.scratch import scratch_database
+from tests.integration.scratch import SERVER_OVERRIDE, scratch_database
 
-SERVER_OVERRIDE = os.environ.get("IMPORT_TEST_SERVER_URL")
 pytestmark = [] if SERVER_OVERRIDE else [pytest.mark.stack]
 
 APP_TABLES = {
@@ -30,11 +29,6 @@ APP_TABLES = {
     "recommendation_logs", "recommendation_feedback",
 }  # fmt: skip
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def server_url(request: pytest.FixtureRequest) -> str:
-    return SERVER_OVERRIDE or request.getfixturevalue("stack").database_url
 
 
 @pytest.fixture

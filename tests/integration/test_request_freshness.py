@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -27,31 +26,12 @@ import redis
 from recsys.pending import pending_key
 from recsys.v1 import event_service_pb2 as pb
 from recsys.v1 import event_service_pb2_grpc as pb_grpc
-from tests.integration.test_speed_helpers import connect, new_user_id, real_genre_movies, wait_for
+from stack.client import new_user_id, wait_for
 from tests.tokens import bearer, service_token, user_token
 
 pytestmark = pytest.mark.stack
 
 MAX_BATCH = 500
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
-    conn = connect(stack.database_url)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def trigger_seconds(stack: Any) -> float:
-    return float(stack.env.get("STREAM_TRIGGER_SECONDS", "5"))
-
-
-@pytest.fixture(scope="module")
-def genre_movies(db: psycopg.Connection[Any]) -> dict[str, list[int]]:
-    movies = real_genre_movies(db, min_movies=100)
-    assert movies, "no live model with embedded movies (make up trains the first one)"
-    return movies
 
 
 def call(method: str, url: str, token: str, body: Any = None) -> tuple[int, Any, float]:

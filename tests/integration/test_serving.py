@@ -29,6 +29,7 @@ from recommender_svc.store import MovieStore
 from recsys import cache as rcache
 from recsys import grpcclient
 from recsys.db import create_pool
+from recsys.domain.vectors import EMBEDDING_DIM
 from recsys.errors import InvalidArgument, NotFound
 from recsys.v1 import profile_service_pb2_grpc
 from recsys.v1 import recommender_service_pb2 as pb
@@ -37,7 +38,6 @@ from tests.tokens import auth_headers, bearer, service_credentials, service_toke
 
 pytestmark = pytest.mark.stack
 
-DIM = 64
 GENRE = "SrvTest"  # only this module's movies have it
 OTHER = "SrvTestOther"
 M = [900_000_000 + i for i in range(13)]  # M[1]..M[12]; M[0] unused
@@ -47,7 +47,7 @@ USERS = [U_RT, U_BATCH, U_POP, U_LOGS, U_GRPCURL, U_STRANGER]
 
 
 def vec(**dims: float) -> str:
-    v = [0.0] * DIM
+    v = [0.0] * EMBEDDING_DIM
     for k, x in dims.items():
         v[int(k[1:])] = x
     return "[" + ",".join(str(x) for x in v) + "]"
@@ -68,12 +68,6 @@ BACKWARD = vec(d1=100.0)
 
 def title(i: int) -> str:
     return f"Serving Test Movie {i}"
-
-
-@pytest.fixture(scope="module")
-def db(stack):
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture(scope="module")

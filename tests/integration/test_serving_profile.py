@@ -11,7 +11,7 @@ import grpc
 import psycopg
 import pytest
 
-from batch.history import RETURNING, record_new_events
+from recsys.tables.user_items import RETURNING, record_new_events
 from recsys.v1 import profile_service_pb2 as pb
 from recsys.v1 import profile_service_pb2_grpc as pb_grpc
 from tests.tokens import auth_headers, authed_channel

@@ -23,8 +23,7 @@ import psycopg
 import pytest
 
 from stack import supervisor
-from tests.integration.test_speed_helpers import (
-    connect,
+from stack.client import (
     post_event,
     remove_seeded,
     seed_genre_clusters,
@@ -80,13 +79,6 @@ class Flow:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
-    conn = connect(stack.database_url)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture(scope="module")

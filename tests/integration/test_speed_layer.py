@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -14,41 +13,14 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from recsys.cache import recommendations_key
-from tests.integration.test_speed_helpers import (
-    connect,
+from stack.client import (
     new_user_id,
     post_event,
-    real_genre_movies,
     recommendations,
     wait_for,
 )
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
-    conn = connect(stack.database_url)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def trigger_seconds(stack: Any) -> float:
-    return float(stack.env.get("STREAM_TRIGGER_SECONDS", "5"))
-
-
-@pytest.fixture(scope="module")
-def genre_movies(db: psycopg.Connection[Any]) -> dict[str, list[int]]:
-    """The live model's embedded movies by genre, most popular first.
-
-    The stack trains a model on the demo catalogue at `make up`, so this checks the real
-    pipeline end to end: the trained item factors, fold-in and the HNSW query. Genres with
-    fewer than 100 embedded movies are left out: a list of 20 says too little about them.
-    """
-    movies = real_genre_movies(db, min_movies=100)
-    assert movies, "no live model with embedded movies (make up trains the first one)"
-    return movies
 
 
 def _genre_of(db: psycopg.Connection[Any], movie_ids: list[int]) -> dict[int, list[str]]:

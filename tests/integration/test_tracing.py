@@ -15,15 +15,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 
 from recsys.cache import recommendations_key
 from stack import supervisor
+from stack.client import new_user_id
 from tests.tokens import auth_headers
-
-from .test_speed_helpers import new_user_id
 
 pytestmark = pytest.mark.stack
 
@@ -97,12 +95,6 @@ def parent_of(span: dict[str, Any]) -> str | None:
 
 def tags(span: dict[str, Any]) -> dict[str, Any]:
     return {t["key"]: t["value"] for t in span["tags"]}
-
-
-@pytest.fixture(scope="module")
-def db(stack: Any) -> Any:
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        yield conn
 
 
 def test_a_rest_call_is_one_trace_from_the_gateway_to_the_profile_service(stack: Any, db: Any) -> None:

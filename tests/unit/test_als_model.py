@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batch import weights
 from batch.als.model import (
     AlsParams,
     Factors,
@@ -17,6 +16,7 @@ from batch.als.model import (
     pad,
     top_n_excluding_seen,
 )
+from recsys.domain.events import event_signal
 
 EVENTS = [
     # user, movie, event_type, rating, occurred_at (seconds)
@@ -43,7 +43,7 @@ def test_strengths_sum_the_shared_event_signals(spark) -> None:  # type: ignore[
     }
     expected: dict[tuple[int, int], float] = {}
     for user, movie, kind, rating, _ in EVENTS:
-        expected[(user, movie)] = expected.get((user, movie), 0.0) + weights.event_signal(kind, rating)
+        expected[(user, movie)] = expected.get((user, movie), 0.0) + event_signal(kind, rating)
     expected = {k: v for k, v in expected.items() if v != 0}
     assert (2, 10) not in got  # a rate event without a rating says nothing
     assert got == pytest.approx(expected)
@@ -104,3 +104,10 @@ def test_pad_keeps_inner_products() -> None:
 def test_params_round_trip() -> None:
     p = AlsParams(rank=8, alpha=3.0)
     assert AlsParams.from_dict({**p.as_dict(), "unknown": 1}) == p
+
+
+def test_params_stored_by_older_versions_stay_readable() -> None:
+    # Models trained before popularity_exponent and extra were removed stored both.
+    stored = {**AlsParams(rank=8).as_dict(), "popularity_exponent": 0.5, "extra": {"note": "x"}}
+    assert AlsParams.from_dict(stored) == AlsParams(rank=8)
+    assert "popularity_exponent" not in AlsParams().as_dict()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from batch.archive.job import ARCHIVE_SCHEMA, merge_partitions, with_date
+from batch.archive.job import merge_partitions, with_date
+from recsys.domain.spark import ARCHIVE_SCHEMA
 
 
 def row(event_id: str, when: datetime, event_type: str = "view") -> tuple[object, ...]:

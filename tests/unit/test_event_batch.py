@@ -12,11 +12,11 @@ import pytest
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
-from batch.weights import event_signal
 from event_svc.events import Event
 from event_svc.servicer import EventServicer
 from recommender_svc.freshness import FoldInModel, fold_rows
 from recsys.auth.principal import Principal
+from recsys.domain.events import event_signal
 from recsys.errors import InvalidArgument, Unavailable
 from recsys.grpcserver import principal_var
 from recsys.pending import PendingEvent, decode_all

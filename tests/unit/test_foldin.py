@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from batch.foldin import aggregate_signals, fold_in, gram
-from batch.weights import event_signal
+from recsys.domain.events import event_signal
 
 
 def _clustered_items(rng: np.random.Generator, d: np.ndarray, n: int, spread: float = 0.1) -> np.ndarray:

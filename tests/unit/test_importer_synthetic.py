@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from recsys.domain.events import EVENT_TYPES
 from recsys.importer import synthetic
 from recsys.importer.cli import build_parser, main
-from recsys.importer.model import EVENT_TYPES
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,6 @@ from recommender_svc.ranking import (
     decode_page_token,
     encode_page_token,
     explain,
-    is_liked,
     taste_genres,
     taste_reason,
     title_patterns,
@@ -35,23 +34,6 @@ def test_filters_exclude_ids_and_keep_any_requested_genre():
 def test_filters_keep_rank_order():
     items = [cand(i) for i in (5, 3, 9, 1)]
     assert [c.movie_id for c in apply_filters(items, frozenset(), frozenset())] == [5, 3, 9, 1]
-
-
-@pytest.mark.parametrize(
-    ("event", "rating", "liked"),
-    [
-        ("like", None, True),
-        ("watch", None, True),
-        ("rate", 4.0, True),
-        ("rate", 3.5, True),
-        ("rate", 2.0, False),
-        ("view", None, False),
-        ("dislike", None, False),
-        ("click", None, False),
-    ],
-)
-def test_is_liked(event, rating, liked):
-    assert is_liked(event, rating) is liked
 
 
 def test_taste_genres_most_first_ties_by_name():

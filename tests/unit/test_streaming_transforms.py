@@ -7,15 +7,10 @@ import numpy as np
 import pytest
 
 from batch.foldin import aggregate_signals, fold_in, gram
-from batch.streaming.sink import EMBEDDING_DIM, ModelEmbeddings, compute_profiles
-from batch.streaming.transforms import (
-    decode_events,
-    feedback_events,
-    malformed_records,
-    parse_events,
-    touched_users,
-)
-from batch.weights import event_signal
+from batch.streaming.sink import ModelEmbeddings, compute_profiles
+from batch.streaming.transforms import decode_events, feedback_rows, split_batch
+from recsys.domain.events import event_signal
+from recsys.domain.vectors import EMBEDDING_DIM
 
 pytestmark = pytest.mark.spark
 
@@ -49,19 +44,26 @@ def _raw(spark, values: list[bytes | None]):
     return spark.createDataFrame(rows, schema)
 
 
+def _parse(spark, values: list[bytes | None]) -> tuple[list[dict], int]:
+    """What the job does with a micro-batch before the sink (job.BatchProcessor)."""
+    return split_batch(decode_events(_raw(spark, values)).collect())
+
+
 def test_parse_valid_events(spark) -> None:
-    raw = _raw(spark, [_value(), _value(event_id="e2", event_type="rate", rating=4.5, request_id="r9")])
-    rows = {r.event_id: r for r in parse_events(raw).collect()}
-    assert set(rows) == {"e1", "e2"}
-    assert rows["e1"].request_id is None and rows["e1"].rating is None
-    assert rows["e2"].rating == 4.5 and rows["e2"].request_id == "r9"
-    assert rows["e1"].occurred_at.astimezone(UTC) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert rows["e1"].traceparent.startswith("00-aaaa")
+    events, malformed = _parse(
+        spark, [_value(), _value(event_id="e2", event_type="rate", rating=4.5, request_id="r9")]
+    )
+    rows = {r["event_id"]: r for r in events}
+    assert set(rows) == {"e1", "e2"} and malformed == 0
+    assert rows["e1"]["request_id"] is None and rows["e1"]["rating"] is None
+    assert rows["e2"]["rating"] == 4.5 and rows["e2"]["request_id"] == "r9"
+    assert rows["e1"]["occurred_at"].astimezone(UTC) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert rows["e1"]["traceparent"].startswith("00-aaaa")
 
 
 def test_replayed_event_id_appears_once(spark) -> None:
-    raw = _raw(spark, [_value(), _value(), _value(event_id="e2")])
-    assert sorted(r.event_id for r in parse_events(raw).collect()) == ["e1", "e2"]
+    events, malformed = _parse(spark, [_value(), _value(), _value(event_id="e2")])
+    assert sorted(r["event_id"] for r in events) == ["e1", "e2"] and malformed == 0
 
 
 @pytest.mark.parametrize(
@@ -71,6 +73,7 @@ def test_replayed_event_id_appears_once(spark) -> None:
         b"not json",
         _value(schema=2),
         _value(event_id=None),
+        _value(event_id="x" * 65),
         _value(user_id=0),
         _value(movie_id=-1),
         _value(event_type="purchase"),
@@ -81,13 +84,13 @@ def test_replayed_event_id_appears_once(spark) -> None:
     ],
 )
 def test_malformed_records_are_left_out(spark, value) -> None:
-    raw = _raw(spark, [value, _value(event_id="ok")])
-    assert [r.event_id for r in parse_events(raw).collect()] == ["ok"]
-    assert [r.offset for r in malformed_records(raw).collect()] == [0]
+    events, malformed = _parse(spark, [value, _value(event_id="ok")])
+    assert [r["event_id"] for r in events] == ["ok"]
+    assert malformed == 1
 
 
 def test_feedback_needs_request_id_and_a_choice(spark) -> None:
-    raw = _raw(
+    events, _ = _parse(
         spark,
         [
             _value(event_id="a", request_id="r1"),
@@ -96,12 +99,9 @@ def test_feedback_needs_request_id_and_a_choice(spark) -> None:
             _value(event_id="d", event_type="watch", request_id=""),
         ],
     )
-    assert [r.event_id for r in feedback_events(parse_events(raw)).collect()] == ["a"]
-
-
-def test_touched_users_distinct(spark) -> None:
-    raw = _raw(spark, [_value(event_id="a"), _value(event_id="b"), _value(event_id="c", user_id=8)])
-    assert sorted(r.user_id for r in touched_users(parse_events(raw)).collect()) == [7, 8]
+    (row,) = feedback_rows(events)
+    assert row["event_id"] == "a" and row["request_id"] == "r1"
+    assert set(row) == {"event_id", "request_id", "user_id", "movie_id", "event_type", "occurred_at"}
 
 
 def _model(factors: np.ndarray) -> ModelEmbeddings:
@@ -154,12 +154,3 @@ def test_compute_profiles_equals_fold_in_over_every_event() -> None:
     (profile,) = compute_profiles(rows, model)
     assert profile.vector is not None
     np.testing.assert_allclose(profile.vector, expected, rtol=1e-5, atol=1e-6)
-
-
-def test_decode_and_split_on_the_driver_match_parse_events(spark) -> None:
-    from batch.streaming.job import split_batch
-
-    raw = _raw(spark, [_value(), _value(), b"junk", _value(event_id="e2", user_id=0), _value(event_id="e3")])
-    rows, malformed = split_batch(decode_events(raw).collect())
-    assert sorted(r["event_id"] for r in rows) == sorted(r.event_id for r in parse_events(raw).collect())
-    assert malformed == 2

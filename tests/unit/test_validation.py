@@ -90,3 +90,14 @@ def test_the_violations_travel_as_a_bad_request_in_the_status_details() -> None:
         ("user_id", "must be greater than 0, got 0"),
         ("genres[0]", "must not be empty"),
     ]
+
+
+def test_a_bad_enum_value_is_answered_with_the_names_a_client_may_send() -> None:
+    from recsys.v1 import event_service_pb2 as pb
+    from recsys.validation import violations
+
+    for bad in (0, 17):
+        (found,) = violations(pb.PostEventRequest(user_id=1, movie_id=1, type=bad))  # type: ignore[arg-type]
+        assert found.field == "type"
+        assert found.description.startswith("must be one of EVENT_TYPE_VIEW, EVENT_TYPE_CLICK")
+        assert "EVENT_TYPE_UNSPECIFIED" not in found.description and found.description.endswith(f"got {bad}")

@@ -239,8 +239,9 @@ describe('error states', () => {
     let limited = 0
     const hammer = async () => {
       while (hammering) {
-        // /bench/direct is answered by Envoy itself: the cheapest way to keep the bucket empty.
-        const res = await fetch(`${API_BASE}/bench/direct`, { headers: auth }).catch(() => null)
+        // An unmapped API path is answered by Envoy itself (a small JSON 404, no service): the
+        // cheapest way to keep the bucket empty.
+        const res = await fetch(`${API_BASE}/v1/-`, { headers: auth }).catch(() => null)
         if (res?.status === 429) limited++
         await res?.arrayBuffer().catch(() => {})
       }
@@ -256,7 +257,7 @@ describe('error states', () => {
       // A browser can only read a 429 that carries CORS headers; say so plainly when it does not.
       let probe
       for (let i = 0; i < 50 && probe?.status !== 429; i++) {
-        // An API route (not the direct-response bench route, which no CORS policy covers).
+        // A routed API call (the direct responses have no CORS policy).
         probe = await fetch(`${API_BASE}/v1/users/${userId}/recommendations?limit=1`, { headers: { ...auth, origin: WEB_BASE } })
         await probe.arrayBuffer()
       }

@@ -1,7 +1,7 @@
 """user_items: each user's whole history, one row per (user, movie) ever touched.
 
 The seen set of every serving tier, the summed signal fold-in needs and the profile's counts
-(see batch/history.py). Backfilled from rt_user_interactions; history already archived to
+(see recsys/tables/user_items.py). Backfilled from rt_user_interactions; history already archived to
 Parquet before this revision is not in PostgreSQL and is not backfilled here.
 
 Revision ID: 0005
@@ -11,7 +11,7 @@ Create Date: 2026-11-26
 
 from alembic import op
 
-from batch.history import accumulate_sql
+from recsys.tables.user_items import accumulate_sql
 
 revision = "0005"
 down_revision = "0004"

@@ -1,4 +1,6 @@
-"""Helpers (no tests) shared by the speed-layer integration tests and bench/freshness.py."""
+"""A client of the running local stack: REST calls with a service token, the database, seeded
+test movies. The integration tests and the benchmarks (bench/freshness.py, bench/ingest.py)
+both drive the stack through it; neither imports the other."""
 
 from __future__ import annotations
 
@@ -9,18 +11,28 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-from tests.tokens import auth_headers
+from recsys.domain.vectors import EMBEDDING_DIM
 
-DIM = 64
+from .auth import token
+from .config import StackConfig
+
 SEED_BASE = 910_000_000  # distinct from other suites' 900000000+ test movies
 SEED_GENRES = ("SpeedAlpha", "SpeedBeta", "SpeedGamma")
 PER_GENRE = 30
+
+
+@cache
+def service_token(name: str = "stack-client") -> str:
+    """A service token of the development issuer: it may act for any user. These helpers drive
+    the speed layer, not who may call (tests/integration/test_auth.py is about that)."""
+    return token(StackConfig.load(), service=name)
 
 
 def connect(database_url: str) -> psycopg.Connection[Any]:
@@ -50,7 +62,7 @@ def seed_genre_clusters(conn: psycopg.Connection[Any], scale: float = 3.0) -> di
         ids = []
         for i in range(PER_GENRE):
             movie_id = SEED_BASE + g * 1000 + i
-            vec = np.zeros(DIM, dtype=np.float32)
+            vec = np.zeros(EMBEDDING_DIM, dtype=np.float32)
             vec[g] = scale
             vec[3:16] = 0.15 * scale * rng.standard_normal(13)
             conn.execute(
@@ -90,9 +102,7 @@ def new_user_id() -> int:
 def http(method: str, url: str, body: Any = None, timeout: float = 15) -> tuple[int, Any]:
     """(status, parsed JSON body) of one request; HTTP errors are returned, not raised."""
     data = None if body is None else json.dumps(body).encode()
-    # A service token (acts for any user): these helpers serve tests of the speed layer, not of
-    # who may call (tests/integration/test_auth.py).
-    headers = {"content-type": "application/json", **auth_headers()}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {service_token()}"}
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

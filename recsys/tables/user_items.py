@@ -1,10 +1,10 @@
-"""A user's whole history, compact: one `user_items` row per (user, movie) they ever touched.
+"""user_items, a user's whole history, compact: one row per (user, movie) they ever touched.
 
 `rt_user_interactions` is a 48 h window (the nightly archive moves older rows to Parquet);
 `user_items` is the user's memory, kept by every writer of interactions (the streaming sink,
 the importer) in the same transaction as its insert:
 - the seen set of every serving tier (a row = seen, archived or not);
-- the summed signal per movie (batch.weights), which is all fold-in needs: with the item
+- the summed signal per movie (recsys.domain.events), which is all fold-in needs: with the item
   factors fixed, ALS's user step depends on a user's events only through that sum;
 - the counts behind the profile (events, ratings, dislikes per movie).
 
@@ -15,7 +15,12 @@ Cost: a user's rows are bounded by the catalogue, not by the length of their his
 
 from __future__ import annotations
 
-from batch.weights import signal_sql
+from typing import TYPE_CHECKING, Any
+
+from recsys.domain.events import DISLIKE, RATE, signal_sql
+
+if TYPE_CHECKING:
+    import psycopg
 
 # What an INSERT into rt_user_interactions must RETURN for `record_new_events`.
 RETURNING = "RETURNING user_id, movie_id, event_type, rating, occurred_at"
@@ -26,7 +31,7 @@ def accumulate_sql(source: str) -> str:
     return f"""
     INSERT INTO user_items AS u (user_id, movie_id, signal, events, ratings, dislikes, last_at)
     SELECT user_id, movie_id, sum({signal_sql()}), count(*),
-           count(*) FILTER (WHERE event_type = 'rate'), count(*) FILTER (WHERE event_type = 'dislike'),
+           count(*) FILTER (WHERE event_type = '{RATE}'), count(*) FILTER (WHERE event_type = '{DISLIKE}'),
            max(occurred_at)
       FROM {source}
      GROUP BY user_id, movie_id
@@ -37,6 +42,11 @@ def accumulate_sql(source: str) -> str:
         dislikes = u.dislikes + EXCLUDED.dislikes,
         last_at = greatest(u.last_at, EXCLUDED.last_at)
     """
+
+
+def add_events(cur: psycopg.Cursor[Any], source: str) -> None:
+    """Add the events of `source` to user_items (see accumulate_sql)."""
+    cur.execute(accumulate_sql(source))
 
 
 def record_new_events(insert_returning: str) -> str:
@@ -56,3 +66,15 @@ def record_new_events(insert_returning: str) -> str:
 USER_ITEMS = """
     SELECT user_id, movie_id, signal, events, ratings FROM user_items WHERE user_id = ANY(%s)
 """
+
+
+def replace_all(cur: psycopg.Cursor[Any], source: str) -> int:
+    """Replace every row by the sums over `source` (as accumulate_sql); returns the rows written.
+
+    Locks the table until the caller's transaction ends: writers wait, and what they add
+    afterwards lands on top of the rebuilt sums.
+    """
+    cur.execute("LOCK TABLE user_items IN SHARE ROW EXCLUSIVE MODE")
+    cur.execute("DELETE FROM user_items")
+    cur.execute(accumulate_sql(source))
+    return cur.rowcount
