@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from recsys import metrics
 from recsys.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -130,14 +132,21 @@ class EventProducer:
                 settle(i, Unavailable(f"event log unavailable: {err.args[0]}"))
         if not messages:
             return outcomes
+        started = time.perf_counter()
         try:
             # The delivery reports come within message.timeout.ms; the margin covers polling.
             await asyncio.wait_for(asyncio.shield(done), self._timeout_s + 2.0)
         except TimeoutError:
             for i in range(len(messages)):
                 settle(i, Unavailable("event log did not confirm in time, retry with the same event_id"))
+        metrics.KAFKA_PRODUCE_SECONDS.observe(time.perf_counter() - started)
         with lock:
-            return list(outcomes)
+            result = list(outcomes)
+        failed = sum(o is not None for o in result)
+        metrics.KAFKA_PRODUCED.labels("acknowledged").inc(len(result) - failed)
+        if failed:
+            metrics.KAFKA_PRODUCED.labels("failed").inc(failed)
+        return result
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what is queued (bounded), then stop the poll thread."""

@@ -49,4 +49,5 @@ async def main() -> None:
         register,
         settings,
         on_stop=on_stop,
+        metrics_port=settings.event_metrics_port,
     )

@@ -36,6 +36,7 @@ async def run(settings: Settings) -> None:
             settings.profile_port,
             register,
             settings,
+            metrics_port=settings.profile_metrics_port,
         )
     finally:
         await pool.close()

@@ -72,6 +72,7 @@ async def run(settings: Settings) -> None:
             settings.recommender_port,
             register,
             settings,
+            metrics_port=settings.recommender_metrics_port,
         )
     finally:
         # The server has drained in-flight calls; write what they logged, then close.

@@ -30,6 +30,7 @@ from recommender_svc.ranking import (
 )
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore
+from recsys import metrics
 from recsys.domain.movies import movie_from_row
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -179,6 +180,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         scores: list[float],
         started: float,
     ) -> None:
+        metrics.RECOMMENDATIONS.labels(TIER_NAMES[tier]).inc()
         self.serve_log.submit(
             ServeLogEntry(
                 request_id=request_id,

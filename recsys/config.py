@@ -90,6 +90,10 @@ class Settings:
     auth_token_ttl_seconds: int = 3600
     # The token a service sends to other services when the development issuer is off.
     service_token_file: str = ""
+    # Prometheus /metrics of each service (recsys.metrics); 0: none.
+    recommender_metrics_port: int = 0
+    event_metrics_port: int = 0
+    profile_metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
@@ -106,6 +110,9 @@ class Settings:
                 return int(req(key))
             except ValueError:
                 raise MissingSettingError(f"setting {key} must be an integer, got {env[key]!r}") from None
+
+        def optional_int(key: str) -> int:
+            return integer(key) if env.get(key) else 0
 
         def number(key: str) -> float:
             try:
@@ -150,4 +157,7 @@ class Settings:
                 integer("AUTH_TOKEN_TTL_SECONDS") if env.get("AUTH_TOKEN_TTL_SECONDS") else 3600
             ),
             service_token_file=env.get("SERVICE_TOKEN_FILE", ""),
+            recommender_metrics_port=optional_int("RECOMMENDER_METRICS_PORT"),
+            event_metrics_port=optional_int("EVENT_METRICS_PORT"),
+            profile_metrics_port=optional_int("PROFILE_METRICS_PORT"),
         )

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from recsys import metrics
 from recsys.auth.policy import Authorizer, audience_of
 from recsys.auth.principal import Principal
 from recsys.auth.setup import authorizer
@@ -162,6 +163,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     otel_context.detach(token)
                 if span is not None:
                     _end_server_span(span, code)
+                metrics.observe_rpc(service, name, code, time.perf_counter() - started)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug(
                         "handled",
@@ -232,6 +234,7 @@ async def serve(
     *,
     on_stop: Callable[[], Awaitable[None]] | None = None,
     grace_seconds: float = 5.0,
+    metrics_port: int = 0,
 ) -> None:
     """Run one service until SIGTERM/SIGINT, then drain in-flight calls and stop.
 
@@ -242,7 +245,8 @@ async def serve(
     listen on (GRPC_BIND_HOST: loopback unless other hosts must reach the service), and a span
     per call when spans go somewhere (an OTLP exporter is set; without one the caller's
     `traceparent` is still propagated, see ErrorInterceptor). Every request is checked against
-    the rules of the protos before its handler runs (recsys.validation).
+    the rules of the protos before its handler runs (recsys.validation). Prometheus metrics
+    (recsys.metrics) are served on `metrics_port`, on the same interface.
     """
     server_spans = settings.otel_endpoint is not None
     host = settings.grpc_bind_host
@@ -261,6 +265,7 @@ async def serve(
         server,
     )
     server.add_insecure_port(f"{host}:{port}")
+    metrics.serve_metrics(metrics_port, host)
     await server.start()
     for name in (service_name, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -544,7 +544,9 @@ def spark_programs(cfg: StackConfig) -> list[Program]:
 
 
 def replica(name: str, package: str, grpc_service: str, port_key: str, i: int, port: int) -> Program:
-    """Replica i (2, 3, ...) of a service: the same program, its port setting moved to `port`."""
+    """Replica i (2, 3, ...) of a service: the same program, its port setting moved to `port` and
+    its metrics port by as much."""
+    metrics_key = port_key.replace("_PORT", "_METRICS_PORT")
 
     def ready(cfg: StackConfig) -> str:
         return checks.grpc_health(f"127.0.0.1:{port}", grpc_service)
@@ -555,7 +557,10 @@ def replica(name: str, package: str, grpc_service: str, port_key: str, i: int, p
         command=lambda cfg: [str(cfg.python), "-m", package],
         prepare=auth_prepare,
         ready=ready,
-        env=lambda cfg: {port_key: str(port)},
+        env=lambda cfg: {
+            port_key: str(port),
+            metrics_key: str(cfg.port(metrics_key) + port - cfg.port(port_key)),
+        },
         stopwaitsecs=15,
         ready_timeout=60,
     )

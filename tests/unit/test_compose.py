@@ -40,7 +40,7 @@ GRPC_SERVICES = {"recommender": "RECOMMENDER_PORT", "event": "EVENT_PORT", "prof
 PUBLIC = {("envoy", 8080), ("web", 3000)}
 # Services that publish a port (public, or operators' UIs on loopback) and so need a network
 # that is not internal; every other service is on the internal network only.
-EDGE = {"envoy", "web", "jaeger", "grafana", "minio", "airflow"}
+EDGE = {"envoy", "web", "jaeger", "grafana", "minio", "airflow", "prometheus"}
 # The credentials compose.yaml takes from its environment.
 SECRETS = ["POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD"]
 
@@ -306,3 +306,15 @@ def test_auth_keys_are_made_for_the_gateway_and_the_services(services: dict[str,
         env = services[name]["environment"]
         assert env["GRPC_BIND_HOST"] == "0.0.0.0", f"{name} must listen beyond its container's loopback"
         assert env["SERVICE_TOKEN_FILE"].startswith("/auth/service/")
+
+
+def test_prometheus_scrapes_every_service_on_its_metrics_port(
+    model: dict[str, Any], defaults: dict[str, str]
+) -> None:
+    """prometheus/prometheus.yml names each service and the port its /metrics has in .env."""
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in config["scrape_configs"]}
+    for name in ("recommender", "event", "profile"):
+        assert name in model["services"]
+        assert jobs[name]["names"] == [name]
+        assert jobs[name]["port"] == int(defaults[f"{name.upper()}_METRICS_PORT"]), name

@@ -43,9 +43,13 @@ def test_replicas_run_on_their_own_ports_behind_health_checked_endpoints(tmp_pat
     cfg = _cfg(RECOMMENDER_REPLICAS="3", EVENT_REPLICAS="2", AUTH_JWKS=str(jwks))
     programs = {p.name: p for p in enabled(cfg)}
     base = cfg.port("RECOMMENDER_PORT")
-    assert programs["recommender-2"].env(cfg) == {"RECOMMENDER_PORT": str(base + 10)}
-    assert programs["recommender-3"].env(cfg) == {"RECOMMENDER_PORT": str(base + 20)}
-    assert programs["event-2"].env(cfg) == {"EVENT_PORT": str(cfg.port("EVENT_PORT") + 10)}
+    metrics = cfg.port("RECOMMENDER_METRICS_PORT")
+    assert programs["recommender-2"].env(cfg) == {
+        "RECOMMENDER_PORT": str(base + 10),
+        "RECOMMENDER_METRICS_PORT": str(metrics + 10),
+    }
+    assert programs["recommender-3"].env(cfg)["RECOMMENDER_PORT"] == str(base + 20)
+    assert programs["event-2"].env(cfg)["EVENT_PORT"] == str(cfg.port("EVENT_PORT") + 10)
     assert "event-3" not in programs
     assert ports(cfg)["recommender-3"] == base + 20
 

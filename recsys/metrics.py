@@ -1,0 +1,48 @@
+"""Prometheus metrics of a service process, on /metrics at <SERVICE>_METRICS_PORT.
+
+RED per RPC from one histogram: rate and errors are its `_count` by `grpc_code`, duration its
+buckets (recorded by recsys.grpcserver's ErrorInterceptor, which sees every call's final code).
+Beside it, what an operator asks of each service: the recommender's answers by tier (a cache
+hit is tier `cache`), and the event service's wait for Kafka's acknowledgement. Prometheus
+scrapes them (compose); the local stack's tests scrape them too.
+"""
+
+from __future__ import annotations
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+# From a cache hit (~1 ms) to a slow miss or a Kafka wait (seconds).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RPC_SECONDS = Histogram(
+    "recsys_rpc_server_handling_seconds",
+    "Time to answer a gRPC call, by service, method and status code.",
+    ("grpc_service", "grpc_method", "grpc_code"),
+    buckets=LATENCY_BUCKETS,
+)
+RECOMMENDATIONS = Counter(
+    "recsys_recommendations_total",
+    "Recommendation lists served, by the tier that answered (cache = a cache hit).",
+    ("tier",),
+)
+KAFKA_PRODUCE_SECONDS = Histogram(
+    "recsys_kafka_produce_seconds",
+    "From producing a batch of events to Kafka's acknowledgement of all of them.",
+    buckets=LATENCY_BUCKETS,
+)
+KAFKA_PRODUCED = Counter(
+    "recsys_kafka_produced_events_total",
+    "Events produced, by outcome (acknowledged or failed).",
+    ("outcome",),
+)
+
+
+def observe_rpc(service: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
+    RPC_SECONDS.labels(service, method, code.name).observe(seconds)
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """/metrics on `host:port` from a daemon thread (0: no endpoint)."""
+    if port:
+        start_http_server(port, addr=host)
