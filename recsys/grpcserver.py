@@ -24,6 +24,7 @@ from recsys.auth.principal import Principal
 from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.errors import ServiceError
+from recsys.interceptors import UnaryInterceptor
 from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
 from recsys.validation import ValidationInterceptor
 
@@ -60,7 +61,7 @@ def current_request_id() -> str:
 
 
 # grpcio ships no type stubs, so its classes are Any to mypy.
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(UnaryInterceptor):
     """Sets the request id, checks who is calling, and turns exceptions into statuses, so no
     handler ever crashes a call.
 
@@ -86,27 +87,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, authorizer: Authorizer, *, server_spans: bool = False) -> None:
+        super().__init__()
         self.authorizer = authorizer
         self.server_spans = server_spans
-        # method -> (the handler as registered, its wrapped version)
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        cached = self._wrapped.get(details.method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, details.method)
-        self._wrapped[details.method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         tracer = trace.get_tracer(__name__) if self.server_spans else None
         span_name = method.lstrip("/")  # "recsys.v1.RecommenderService/GetRecommendations"

@@ -15,7 +15,6 @@ request's rules skip the events, see event_service.proto), so a bad event gets i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -23,6 +22,7 @@ import protovalidate
 from google.protobuf.message import Message
 
 from recsys.errors import FieldViolation, InvalidArgument
+from recsys.interceptors import UnaryInterceptor
 
 # One validator for the process: it compiles each message's rules once and caches them.
 _VALIDATOR = protovalidate.Validator()
@@ -81,8 +81,7 @@ def field_path(path: Any) -> str:
     return out
 
 
-# grpcio ships no type stubs, so its classes are Any to mypy.
-class ValidationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ValidationInterceptor(UnaryInterceptor):
     """Checks each request against the rules of its message before the handler runs.
 
     It raises InvalidArgument, which the outer ErrorInterceptor (recsys.grpcserver) answers as
@@ -90,31 +89,15 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     one place. A message without rules costs one lookup in the validator's cache.
     """
 
-    def __init__(self) -> None:
-        # method -> (the handler as registered, its wrapped version), built once per method
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        cached = self._wrapped.get(details.method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         async def validated(request: Any, context: grpc.aio.ServicerContext) -> Any:
             check(request)
             return await inner(request, context)
 
-        wrapped = grpc.unary_unary_rpc_method_handler(
+        return grpc.unary_unary_rpc_method_handler(
             validated,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        self._wrapped[details.method] = (handler, wrapped)
-        return wrapped
