@@ -158,8 +158,10 @@ def ml100k() -> Path:
 def gateway(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """Envoy (the stack's template) -> recommender + profile services on `env`'s database.
     Yields Envoy's REST base URL."""
+    # Every port a process of its own binds, its /metrics included: the stack's are taken.
     ports = {k: str(free_port()) for k in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "RECOMMENDER_PORT",
-                                           "PROFILE_PORT", "EVENT_PORT")}  # fmt: skip
+                                           "PROFILE_PORT", "EVENT_PORT", "RECOMMENDER_METRICS_PORT",
+                                           "PROFILE_METRICS_PORT", "EVENT_METRICS_PORT")}  # fmt: skip
     # The stack's STACK_DIR still: the gateway and services verify tokens with its keys.
     logs_dir = tmp_path / "logs"
     logs_dir.mkdir()
