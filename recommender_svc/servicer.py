@@ -180,7 +180,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         scores: list[float],
         started: float,
     ) -> None:
-        metrics.RECOMMENDATIONS.labels(TIER_NAMES[tier]).inc()
+        metrics.answered(TIER_NAMES[tier])
         self.serve_log.submit(
             ServeLogEntry(
                 request_id=request_id,

@@ -9,6 +9,9 @@ scrapes them (compose); the local stack's tests scrape them too.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
@@ -38,8 +41,24 @@ KAFKA_PRODUCED = Counter(
 )
 
 
+# A labelled child per series, looked up once: these run on every request.
+@functools.cache
+def _rpc_series(service: str, method: str, code: grpc.StatusCode) -> Any:
+    return RPC_SECONDS.labels(service, method, code.name)
+
+
+@functools.cache
+def _answers(tier: str) -> Any:
+    return RECOMMENDATIONS.labels(tier)
+
+
 def observe_rpc(service: str, method: str, code: grpc.StatusCode, seconds: float) -> None:
-    RPC_SECONDS.labels(service, method, code.name).observe(seconds)
+    _rpc_series(service, method, code).observe(seconds)
+
+
+def answered(tier: str) -> None:
+    """One recommendation list served by `tier` (cache, realtime, batch, popular)."""
+    _answers(tier).inc()
 
 
 def serve_metrics(port: int, host: str) -> None:
