@@ -7,7 +7,9 @@ Reads the last 2 records of each partition of the events topic with a Spark *bat
   * spark.range(5).collect()                      - a Spark job's floor (scheduling, Py4J)
   * raw.count()                                   - the Kafka read alone
   * the same with kafka.fetch.max.wait.ms = 10    - without the consumer's wait at the log end
-  * decode_events(raw.coalesce(1)).collect()      - what BatchProcessor does, both ways
+  * decode_events(raw.coalesce(1)).collect()      - the driver-side path the job had before
+  * decode_events(raw).mapInArrow(rows counted)   - the job's path now (tasks.PartitionWriter,
+                                                    one Python task per partition), no writes
 Medians (and minima) in ms. Spark's per-batch durations of the running job are in
 bench/ingest.py's output; this isolates the Kafka read inside addBatch.
 """
@@ -18,10 +20,11 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from confluent_kafka import Consumer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +33,10 @@ sys.path.insert(0, str(ROOT))
 from batch.streaming.job import build_session  # noqa: E402
 from batch.streaming.transforms import decode_events  # noqa: E402
 from recsys.config import Settings  # noqa: E402
+
+
+def _count_rows(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield pa.RecordBatch.from_pylist([{"n": sum(b.num_rows for b in batches)}])
 
 
 def main() -> None:
@@ -68,6 +75,9 @@ def main() -> None:
             raw(**short).coalesce(1)
         ).collect(),
     }
+    cases["decode_events(raw).mapInArrow(count)  (10)"] = lambda: (
+        decode_events(raw(**short)).mapInArrow(_count_rows, "n long").collect()
+    )
     for name, run in cases.items():
         run()  # warm-up
         times = []

@@ -94,6 +94,7 @@ class Settings:
     recommender_metrics_port: int = 0
     event_metrics_port: int = 0
     profile_metrics_port: int = 0
+    streaming_metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
@@ -160,4 +161,5 @@ class Settings:
             recommender_metrics_port=optional_int("RECOMMENDER_METRICS_PORT"),
             event_metrics_port=optional_int("EVENT_METRICS_PORT"),
             profile_metrics_port=optional_int("PROFILE_METRICS_PORT"),
+            streaming_metrics_port=optional_int("STREAMING_METRICS_PORT"),
         )

@@ -3,8 +3,9 @@
 RED per RPC from one histogram: rate and errors are its `_count` by `grpc_code`, duration its
 buckets (recorded by recsys.grpcserver's ErrorInterceptor, which sees every call's final code).
 Beside it, what an operator asks of each service: the recommender's answers by tier (a cache
-hit is tier `cache`), and the event service's wait for Kafka's acknowledgement. Prometheus
-scrapes them (compose); the local stack's tests scrape them too.
+hit is tier `cache`), the event service's wait for Kafka's acknowledgement, and the streaming
+job's micro-batches (duration, records by outcome, consumer lag). Prometheus scrapes them
+(compose); the local stack's tests scrape them too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import functools
 from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 # From a cache hit (~1 ms) to a slow miss or a Kafka wait (seconds).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -39,6 +40,29 @@ KAFKA_PRODUCED = Counter(
     "Events produced, by outcome (acknowledged or failed).",
     ("outcome",),
 )
+
+STREAM_BATCH_SECONDS = Histogram(
+    "recsys_streaming_batch_seconds",
+    "A micro-batch of the speed layer: its Spark tasks' per-user work and the driver's bookkeeping.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+STREAM_RECORDS = Counter(
+    "recsys_streaming_records_total",
+    "Event-topic records the speed layer processed, by outcome: stored, replayed (an event id "
+    "already stored), malformed.",
+    ("outcome",),
+)
+STREAM_LAG = Gauge(
+    "recsys_streaming_consumer_lag_records",
+    "Records in Kafka past the end offsets of the last micro-batch, when it was planned.",
+)
+
+
+def observe_stream_batch(seconds: float, events: int, inserted: int, malformed: int) -> None:
+    STREAM_BATCH_SECONDS.observe(seconds)
+    STREAM_RECORDS.labels("stored").inc(inserted)
+    STREAM_RECORDS.labels("replayed").inc(max(events - inserted, 0))
+    STREAM_RECORDS.labels("malformed").inc(malformed)
 
 
 # A labelled child per series, looked up once: these run on every request.

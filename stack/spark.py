@@ -16,8 +16,12 @@ on that port + i.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +133,48 @@ def job_env(cfg: StackConfig) -> dict[str, str]:
     if workers(cfg) <= 0:
         return {}
     return {"SPARK_MASTER": master_url(cfg), "PYSPARK_PYTHON": str(cfg.python)}
+
+
+def _until_ready(probe: Callable[[StackConfig], str], cfg: StackConfig, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            probe(cfg)
+            return
+        except checks.NotReady as e:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not ready after {timeout:.0f}s: {e}") from e
+        time.sleep(1)
+
+
+@contextmanager
+def cluster(cfg: StackConfig, n_workers: int, timeout: float = 120) -> Iterator[StackConfig]:
+    """A master and `n_workers` workers as child processes, for as long as the block runs.
+
+    The same commands supervisord runs for SPARK_WORKERS=N (above), for a test or a benchmark
+    that needs a cluster of its own beside the stack: give `cfg` ports and a STACK_DIR of its
+    own. Logs go to STACK_DIR/logs/.
+    """
+    logs = cfg.dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    launch_env = {**os.environ, **env(cfg)}
+    try:
+        commands = [("master", master_command(cfg))]
+        commands += [(f"worker-{i}", worker_command(cfg, i)) for i in range(1, n_workers + 1)]
+        for name, command in commands:
+            with open(logs / f"{name}.log", "wb") as log:
+                procs.append(subprocess.Popen(command, env=launch_env, stdout=log, stderr=log))
+            if name == "master":
+                _until_ready(master_ready, cfg, timeout, "spark master")
+        for i in range(1, n_workers + 1):
+            _until_ready(worker_ready(i), cfg, timeout, f"spark worker {i}")
+        yield cfg
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()

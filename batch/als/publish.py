@@ -2,9 +2,10 @@
 
 Publishing never leaves readers with half a model:
 
-1. `stage` writes the version's item embeddings (+ popularity) to `model_item_factors`, its
-   user vectors to `model_user_factors` and its top-N lists to `batch_recommendations`, all
-   keyed by version, beside the live version's rows; nobody reads them yet.
+1. `stage_items` writes the version's item embeddings (+ popularity) to `model_item_factors`,
+   `stage_users` its user vectors to `model_user_factors` and its top-N lists to
+   `batch_recommendations` (from Spark tasks, batch.als.stage_users), all keyed by version,
+   beside the live version's rows; nobody reads them yet.
 2. `switch` then, in ONE transaction, copies the staged rows into `movies.embedding` /
    `movies.popularity` / `user_profiles.preference_vector` (stamping `model_version`), folds in
    the users with a history the version did not train on (`fold_in_untrained`), and flips
@@ -118,22 +119,21 @@ def staged_items(conn: psycopg.Connection[Any], version: str) -> tuple[np.ndarra
     return ids, mat.reshape(len(ids), -1)
 
 
-def stage(
-    conn: psycopg.Connection[Any],
-    version: str,
-    items: pd.DataFrame,
-    item_vectors: np.ndarray,
-    users: np.ndarray,
-    user_vectors: np.ndarray,
-    recs: pd.DataFrame,
-) -> None:
-    """Write a version's rows beside the live ones (re-staging a version replaces its rows).
+def catalogue_ids(conn: psycopg.Connection[Any]) -> np.ndarray:
+    """The movies a version's rows may name: only those in the catalogue are staged."""
+    return np.array([r[0] for r in conn.execute("SELECT movie_id FROM movies").fetchall()], dtype=np.int64)
 
-    `items` has movie_id and popularity aligned with `item_vectors`; only movies in the catalogue
-    are staged. `recs` has user_id, rank, movie_id, score.
+
+def stage_items(
+    conn: psycopg.Connection[Any], version: str, items: pd.DataFrame, item_vectors: np.ndarray
+) -> None:
+    """Start (or restart) staging a version: drop its rows, write its item embeddings.
+
+    `items` has movie_id and popularity aligned with `item_vectors`. The users follow with
+    `stage_users`, from the driver or from Spark tasks (batch.als.stage_users).
     """
     with conn.transaction():
-        known = {r[0] for r in conn.execute("SELECT movie_id FROM movies").fetchall()}
+        known = set(catalogue_ids(conn).tolist())
         for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
             conn.execute(f"DELETE FROM {table} WHERE model_version = %s", (version,))
         with conn.cursor().copy(
@@ -144,12 +144,34 @@ def stage(
             ):
                 if int(movie_id) in known:
                     copy.write_row((version, int(movie_id), _vec(vec), int(pop)))
+
+
+def stage_users(
+    conn: psycopg.Connection[Any],
+    version: str,
+    users: np.ndarray,
+    user_vectors: np.ndarray,
+    recs: pd.DataFrame,
+    catalogue: np.ndarray,
+) -> None:
+    """Write some users' vectors and top-N lists of a version, replacing theirs if any.
+
+    Idempotent per set of users, so a Spark task that is re-run writes the same rows again.
+    `recs` has user_id, rank, movie_id, score; movies outside `catalogue` are dropped and the
+    ranks renumbered.
+    """
+    ids = [int(u) for u in users]
+    with conn.transaction():
+        for table in ("model_user_factors", "batch_recommendations"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE model_version = %s AND user_id = ANY(%s)", (version, ids)
+            )
         with conn.cursor().copy(
             "COPY model_user_factors (model_version, user_id, preference_vector) FROM STDIN"
         ) as copy:
-            for user_id, vec in zip(users, user_vectors, strict=True):
-                copy.write_row((version, int(user_id), _vec(vec)))
-        recs = recs[recs["movie_id"].isin(known)].copy()
+            for user_id, vec in zip(ids, user_vectors, strict=True):
+                copy.write_row((version, user_id, _vec(vec)))
+        recs = recs[recs["movie_id"].isin(catalogue)].copy()
         recs["rank"] = recs.groupby("user_id").cumcount() + 1
         with conn.cursor().copy(
             "COPY batch_recommendations (model_version, user_id, rank, movie_id, score) FROM STDIN"

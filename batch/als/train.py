@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from batch.als import publish
-from batch.als.model import AlsParams, collect_factors, pad, to_pandas, top_n_excluding_seen
+from batch.als.model import AlsParams, collect_factors, pad, to_pandas
 from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
@@ -172,8 +172,13 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
 
 
 def publish_stage(settings: Settings, version: str) -> bool:
-    """Stage the version's rows and switch to it, if the gate passed it."""
-    from batch.als.evaluate import fold_in_users
+    """Stage the version's rows and switch to it, if the gate passed it.
+
+    The item rows are staged from here; the users' fold-in, top-N and rows in Spark tasks
+    (batch.als.stage_users); then one switch.
+    """
+    from batch.als.stage_users import VersionItems, stage_users_in_spark
+    from batch.common.spark import build_session
 
     out = artifact_dir(settings, version)
     with publish.connect(settings.database_url) as conn:
@@ -184,24 +189,29 @@ def publish_stage(settings: Settings, version: str) -> bool:
         params = AlsParams.from_dict(row.params)
         items = pd.read_parquet(out / "items.parquet")
         item_factors = np.load(out / "item_factors.npy")
-        strengths, _, _ = _load_pairs(out)
-        users = fold_in_users(
-            items["movie_id"].to_numpy(), item_factors, strengths, params.alpha, params.reg_param
-        )
-        seen = strengths[["user_id", "movie_id"]]
-        recs = top_n_excluding_seen(users, seen, TOP_N)
-        publish.stage(
-            conn,
+        publish.stage_items(conn, version, items, pad(item_factors))
+        catalogue = publish.catalogue_ids(conn)
+    spark = build_session("recsys-als-publish")
+    try:
+        users, lists = stage_users_in_spark(
+            spark,
+            settings.database_url,
             version,
-            items,
-            pad(item_factors),
-            users.user_ids,
-            pad(users.user_factors),
-            recs,
+            out / "strengths.parquet",
+            VersionItems(
+                items["movie_id"].to_numpy(), item_factors, catalogue, params.alpha, params.reg_param, TOP_N
+            ),
+            partitions=2 * spark.sparkContext.defaultParallelism,
         )
+    finally:
+        spark.stop()
+    with publish.connect(settings.database_url) as conn:
         old = publish.switch(conn, version)
         dropped = publish.prune(conn)
-    log.info("published", extra={"version": version, "previous": old, "pruned": dropped})
+    log.info(
+        "published",
+        extra={"version": version, "previous": old, "pruned": dropped, "users": users, "lists": lists},
+    )
     for stale in dropped:
         shutil.rmtree(artifact_dir(settings, stale), ignore_errors=True)
     return True

@@ -59,6 +59,9 @@ def build_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
     master = master or os.environ.get("SPARK_MASTER", "local[*]")
+    # Python tasks (the streaming job's per-user work) run this interpreter, not whatever
+    # `python3` is on the PATH: the SparkContext reads it from the environment, not the conf.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = builder.master(master)
     if master.startswith("spark://"):
         builder = (

@@ -1,8 +1,10 @@
 """The streaming job: Kafka `movie-events` -> (foreachBatch) Postgres + Redis, every trigger.
 
 extract: the Kafka source, from the earliest offset the checkpoint has not committed;
-transform: transforms.decode_events on Spark, then split_batch / feedback_rows on the driver;
-load: sink.SpeedLayerSink.write_batch on the driver, idempotent per batch.
+transform and load: in Spark tasks, one per Kafka partition (tasks.PartitionWriter): decode,
+fold in the partition's users against the broadcast embeddings, write them idempotently;
+the driver broadcasts the model when it changes, backfills feedback positions, and records
+the batch (a span linked to the events' traces, a log line).
 
 Spark records a batch's offsets before running it and commits it after foreachBatch
 returns, so a crash (even kill -9) re-runs the unfinished batch with the same offsets on
@@ -12,24 +14,30 @@ restart; the idempotent sink makes that re-run harmless: nothing lost, nothing c
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
+from pyspark.broadcast import Broadcast
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from batch.common import jars as spark_jars
 from batch.common.spark import build_session as spark_session
-from batch.streaming.sink import SpeedLayerSink
+from batch.streaming.sink import EmbeddingsTracker, ModelEmbeddings, SpeedLayerSink, backfill_feedback
 from batch.streaming.status import clear_status, write_status
-from batch.streaming.transforms import decode_events, feedback_rows, split_batch
+from batch.streaming.tasks import TASK_RESULT_DDL, PartitionWriter, total
+from batch.streaming.transforms import decode_events
+from recsys import metrics
 from recsys.config import Settings
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
@@ -64,7 +72,7 @@ def build_session(settings: Settings, master: str) -> SparkSession:
     )
 
 
-def _links(traceparents: list[str | None]) -> list[Link]:
+def _links(traceparents: Sequence[str | None]) -> list[Link]:
     links = []
     for tp in traceparents[:MAX_TRACE_LINKS]:
         parts = (tp or "").split("-")
@@ -78,35 +86,82 @@ def _links(traceparents: list[str | None]) -> list[Link]:
 
 
 class BatchProcessor:
-    """The foreachBatch function: transform on Spark, write from the driver."""
+    """The foreachBatch function: the per-user work in Spark tasks, the bookkeeping here."""
 
-    def __init__(self, sink: SpeedLayerSink) -> None:
-        self.sink = sink
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.database_url = settings.database_url
+        self.redis_url = settings.redis_url
+        self.driver = SpeedLayerSink(settings.database_url, settings.redis_url)
+        self.embeddings = EmbeddingsTracker()
+        self.broadcast: Broadcast[ModelEmbeddings] | None = None
+
+    def _model(self) -> Broadcast[ModelEmbeddings]:
+        try:
+            model, changed = self.embeddings.current(self.driver.connection())
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self.driver.reset()
+            raise
+        if changed or self.broadcast is None:
+            if self.broadcast is not None:
+                self.broadcast.unpersist()
+            self.broadcast = self.spark.sparkContext.broadcast(model)
+        return self.broadcast
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
+        started_ns = time.time_ns()
         started = time.perf_counter()
-        # A batch is seconds of events: one task reads all partitions, which costs less
-        # scheduling than one task per Kafka partition (the driver collects it anyway).
-        rows, malformed = split_batch(decode_events(raw.coalesce(1)).collect())
-        collected = time.perf_counter()
-        feedback = feedback_rows(rows)
-        with tracer.start_as_current_span(
-            "streaming.batch", links=_links([e["traceparent"] for e in rows])
-        ) as span:
-            span.set_attribute("batch.id", batch_id)
-            span.set_attribute("batch.events", len(rows))
-            stats = self.sink.write_batch(rows, feedback)
-        if rows or malformed:
+        writer = PartitionWriter(self.database_url, self.redis_url, self._model())
+        rows = decode_events(raw).mapInArrow(writer, TASK_RESULT_DDL).collect()
+        counts, traceparents = total(rows)
+        written = time.perf_counter()
+        try:
+            backfilled = backfill_feedback(self.driver.connection()) if counts["feedback"] else 0
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self.driver.reset()
+            raise
+        # The span covers the whole batch; its links (known once the tasks are done) point to
+        # the traces of the events it stored.
+        span = tracer.start_span("streaming.batch", links=_links(traceparents), start_time=started_ns)
+        span.set_attribute("batch.id", batch_id)
+        span.set_attribute("batch.events", counts["events"])
+        span.set_attribute("batch.partitions", len(rows))
+        span.end()
+        metrics.observe_stream_batch(
+            time.perf_counter() - started, counts["events"], counts["inserted"], counts["malformed"]
+        )
+        if counts["events"] or counts["malformed"]:
             log.info(
                 "batch written",
                 extra={
                     "batch_id": batch_id,
-                    "malformed": malformed,
                     "ms": round((time.perf_counter() - started) * 1e3, 1),
-                    "spark_ms": round((collected - started) * 1e3, 1),
-                    **stats,
+                    "tasks_ms": round((written - started) * 1e3, 1),
+                    "feedback_backfilled": backfilled,
+                    **counts,
                 },
             )
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+def _offsets(value: Any) -> dict[str, dict[str, int]]:
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def consumer_lag(progress: dict[str, Any]) -> int | None:
+    """Records past the last micro-batch's end offsets, from its progress (Kafka's end offsets
+    when the batch was planned); None before the first batch."""
+    lag = None
+    for source in progress.get("sources", []):
+        latest, end = _offsets(source.get("latestOffset")), _offsets(source.get("endOffset"))
+        for topic, partitions in latest.items():
+            for partition, offset in partitions.items():
+                done = end.get(topic, {}).get(partition, offset)
+                lag = (lag or 0) + max(int(offset) - int(done), 0)
+    return lag
 
 
 def start_query(
@@ -118,7 +173,7 @@ def start_query(
         .option("subscribe", settings.kafka_topic)
         .option("startingOffsets", args.starting_offsets)
         .option("includeHeaders", "true")
-        .option("maxOffsetsPerTrigger", MAX_OFFSETS_PER_TRIGGER)
+        .option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
         .option("kafka.fetch.max.wait.ms", FETCH_MAX_WAIT_MS)
         .load()
     )
@@ -140,6 +195,9 @@ def run_until_stopped(
     try:
         while query.isActive and not stopping["flag"]:
             progress: dict[str, Any] = query.lastProgress or {}
+            lag = consumer_lag(progress)
+            if lag is not None:
+                metrics.STREAM_LAG.set(lag)
             write_status(
                 stack_dir,
                 args.name,
@@ -180,6 +238,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     )
     parser.add_argument("--starting-offsets", default="earliest", help="used only without a checkpoint")
     parser.add_argument(
+        "--max-offsets-per-trigger",
+        type=int,
+        default=MAX_OFFSETS_PER_TRIGGER,
+        help="the most records one micro-batch takes (a backlog drains in batches of this size)",
+    )
+    parser.add_argument(
         "--name",
         default="streaming",
         help="instance name: its heartbeat is ${STACK_DIR}/<name>/status.json (the stack's is 'streaming')",
@@ -202,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    # The host the services listen on (loopback locally, every interface in a container).
+    metrics.serve_metrics(settings.streaming_metrics_port, settings.grpc_bind_host)
     spark = build_session(settings, args.master)
     spark.sparkContext.setLogLevel("WARN")
-    sink = SpeedLayerSink(settings.database_url, settings.redis_url)
     stack_dir = settings.stack_dir.resolve()
-    processor = BatchProcessor(sink)
+    processor = BatchProcessor(spark, settings)
     try:
         while not stopping["flag"]:
             query = start_query(spark, settings, args, processor)
@@ -220,6 +285,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         log.info("stopping")
         clear_status(stack_dir, args.name)
-        sink.close()
+        processor.close()
         spark.stop()
     return 0

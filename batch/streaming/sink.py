@@ -1,8 +1,10 @@
-"""The driver-side writes of one micro-batch: Postgres (interactions, profiles, feedback), Redis.
+"""The writes of one micro-batch: Postgres (interactions, profiles, feedback), Redis.
 
-Batches are small (seconds of events), so the driver writes them with psycopg in one
-transaction per batch. Every write is idempotent, so replaying a batch after a crash
-changes nothing:
+Each Spark task of a micro-batch writes its own partition (Kafka is keyed by user, so a
+partition holds all of a user's events of the batch) with `SpeedLayerSink.write_batch`, in one
+transaction; the driver only tracks the live model's embeddings (`EmbeddingsTracker`, broadcast
+to the tasks) and backfills feedback positions once per batch (`backfill_feedback`). Every
+write is idempotent, so replaying a batch after a crash, whole or in part, changes nothing:
 - rt_user_interactions: INSERT ... ON CONFLICT (event_id) DO NOTHING;
 - user_items (the user's whole history, recsys.tables.user_items): only the rows that INSERT returned
   are added, in the same statement, so a replayed event adds nothing;
@@ -33,7 +35,7 @@ from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.tables import interactions, user_profiles
-from recsys.tables.user_items import USER_ITEMS
+from recsys.tables.user_items import USER_ITEMS, lock_users
 
 log = logging.getLogger(__name__)
 
@@ -125,46 +127,53 @@ def compute_profiles(rows: Iterable[Sequence[Any]], model: ModelEmbeddings) -> l
     return profiles
 
 
+def embeddings_key(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    """What changes when the live embeddings do: the live version, how many, the last update."""
+    key = conn.execute(
+        "SELECT (SELECT version FROM models WHERE status = 'live'), count(embedding), max(updated_at) "
+        "FROM movies"
+    ).fetchone()
+    assert key is not None
+    return tuple(key)
+
+
+def backfill_feedback(conn: psycopg.Connection[Any]) -> int:
+    """Fill the positions of recent feedback whose serve log has landed since; how many."""
+    with conn.transaction():
+        return conn.execute(BACKFILL_FEEDBACK).rowcount
+
+
 class SpeedLayerSink:
-    """Holds the driver's Postgres and Redis connections across batches."""
+    """One process's Postgres and Redis connections, kept across batches."""
 
     def __init__(self, database_url: str, redis_url: str) -> None:
         self._database_url = database_url
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         self._conn: psycopg.Connection[Any] | None = None
-        self._model: ModelEmbeddings | None = None
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._database_url)
             register_vector(self._conn)
         return self._conn
 
-    def _embeddings(self, conn: psycopg.Connection[Any]) -> ModelEmbeddings:
-        key = conn.execute(
-            "SELECT (SELECT version FROM models WHERE status = 'live'), count(embedding), max(updated_at) "
-            "FROM movies"
-        ).fetchone()
-        assert key is not None
-        if self._model is None or self._model.key != tuple(key):
-            self._model = load_embeddings(conn, tuple(key))
-            log.info(
-                "loaded embeddings", extra={"model": self._model.version, "movies": len(self._model.index)}
-            )
-        return self._model
+    def reset(self) -> None:
+        """Drop a connection that failed: the next call reconnects (Spark re-runs the batch)."""
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
-    def write_batch(self, events: list[dict[str, Any]], feedback: list[dict[str, Any]]) -> dict[str, int]:
-        """Write one batch in one transaction; then invalidate the touched users' cache keys."""
+    def write_batch(
+        self, events: list[dict[str, Any]], feedback: list[dict[str, Any]], model: ModelEmbeddings
+    ) -> dict[str, int]:
+        """Write some users' events in one transaction; then invalidate their cache keys."""
         if not events:
             return {"events": 0}
         users = sorted({e["user_id"] for e in events})
         try:
-            stats = self._write(events, feedback, users)
+            stats = self._write(events, feedback, users, model)
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            # A dropped connection: reconnect on the next attempt; Spark re-runs the batch.
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = None
+            self.reset()
             raise
         self.invalidate(users)
         stats["pending_trimmed"] = trim_applied(self._redis, events)
@@ -181,17 +190,20 @@ class SpeedLayerSink:
             pipe.execute()
 
     def _write(
-        self, events: list[dict[str, Any]], feedback: list[dict[str, Any]], users: list[int]
+        self,
+        events: list[dict[str, Any]],
+        feedback: list[dict[str, Any]],
+        users: list[int],
+        model: ModelEmbeddings,
     ) -> dict[str, int]:
-        conn = self._connection()
+        conn = self.connection()
         with conn.transaction():
-            model = self._embeddings(conn)
             with conn.cursor() as cur:
+                lock_users(cur, users)
                 # Exactly the rows inserted (not the replayed ones) join the users' histories.
                 inserted = interactions.insert_events(cur, events)
                 if feedback:
                     cur.executemany(INSERT_FEEDBACK, feedback)
-                cur.execute(BACKFILL_FEEDBACK)
                 rows = cur.execute(USER_ITEMS, (users,)).fetchall()
                 profiles = compute_profiles(rows, model)
                 user_profiles.upsert_folded(
@@ -219,3 +231,20 @@ class SpeedLayerSink:
         if self._conn is not None:
             self._conn.close()
         self._redis.close()
+
+
+class EmbeddingsTracker:
+    """The driver's copy of the live embeddings, reloaded only when `embeddings_key` changes."""
+
+    def __init__(self) -> None:
+        self.model: ModelEmbeddings | None = None
+
+    def current(self, conn: psycopg.Connection[Any]) -> tuple[ModelEmbeddings, bool]:
+        """The live embeddings, and whether they changed since the last call."""
+        with conn.transaction():
+            key = embeddings_key(conn)
+            if self.model is not None and self.model.key == key:
+                return self.model, False
+            self.model = load_embeddings(conn, key)
+        log.info("loaded embeddings", extra={"model": self.model.version, "movies": len(self.model.index)})
+        return self.model, True

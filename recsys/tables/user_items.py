@@ -62,6 +62,27 @@ def record_new_events(insert_returning: str) -> str:
     )
 
 
+# Two-key advisory locks (a key space apart from the single-key locks of the importer and the
+# publisher): the first key names "a user's history", the second is the user id folded to int4
+# (two users sharing it only wait for each other).
+_USER_LOCK_SPACE = 72_400_601
+_LOCK_USERS = """
+    SELECT pg_advisory_xact_lock(%s, (u %% 2147483647)::int)
+      FROM unnest(%s::bigint[]) AS u ORDER BY u
+"""
+
+
+def lock_users(cur: psycopg.Cursor[Any], users: list[int]) -> None:
+    """Serialise writers of the same users' histories until the transaction ends.
+
+    A writer adds its events to user_items and then recomputes the profile from all of the
+    user's rows; two writers of one user at once (two Spark tasks of a micro-batch, should a
+    producer ever key a user's events to two partitions) would each miss the other's
+    uncommitted rows. Locks are taken in user order, so writers cannot deadlock.
+    """
+    cur.execute(_LOCK_USERS, (_USER_LOCK_SPACE, sorted(users)))
+
+
 # Fold-in and profile input of some users: one row per movie, bounded by the catalogue.
 USER_ITEMS = """
     SELECT user_id, movie_id, signal, events, ratings FROM user_items WHERE user_id = ANY(%s)

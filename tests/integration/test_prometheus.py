@@ -9,6 +9,7 @@ of the same user is a cache hit), and the event service times Kafka's acknowledg
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -98,3 +99,25 @@ def test_every_service_exposes_red_metrics_per_rpc(stack: Any) -> None:
         _value(prof, rpc, grpc_service="recsys.v1.ProfileService", grpc_method="GetProfile", grpc_code="OK")
         >= 1
     )
+
+
+def test_the_streaming_job_exposes_its_batches_and_lag(stack: Any) -> None:
+    """An event posted through Envoy shows up as a stored record and a timed micro-batch."""
+    with psycopg.connect(stack.database_url) as conn:
+        movie = conn.execute("SELECT movie_id FROM movies ORDER BY movie_id LIMIT 1").fetchone()[0]
+    before = _samples(stack, "STREAMING_METRICS_PORT")
+    user = 4_100_000_000 + uuid.uuid4().int % 1_000_000_000
+    event = {"userId": str(user), "movieId": str(movie), "type": "EVENT_TYPE_VIEW"}
+    assert _call(stack, "POST", "/v1/events", event) == 200
+
+    stored = "recsys_streaming_records_total"
+    deadline = time.monotonic() + 60  # a few triggers
+    after = _samples(stack, "STREAMING_METRICS_PORT")
+    while _value(after, stored, outcome="stored") <= _value(before, stored, outcome="stored"):
+        assert time.monotonic() < deadline, "the stored event was never counted"
+        time.sleep(0.5)
+        after = _samples(stack, "STREAMING_METRICS_PORT")
+    batches = "recsys_streaming_batch_seconds_count"
+    assert _value(after, batches) > _value(before, batches)
+    lag = [v for (n, _), v in after.items() if n == "recsys_streaming_consumer_lag_records"]
+    assert lag and lag[0] >= 0

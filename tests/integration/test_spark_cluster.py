@@ -62,35 +62,14 @@ def _executor_apps(cfg: StackConfig, i: int, finished: bool) -> set[str]:
 @pytest.fixture(scope="module")
 def cluster(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
     cfg = StackConfig.load({**os.environ, **PORTS, "STACK_DIR": str(tmp_path_factory.mktemp("spark"))})
-    procs: list[subprocess.Popen[bytes]] = []
-    logs = cfg.dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    try:
-        commands = [("master", spark.master_command(cfg))]
-        commands += [(f"worker-{i}", spark.worker_command(cfg, i)) for i in (1, 2)]
-        for name, command in commands:
-            with open(logs / f"{name}.log", "wb") as log:
-                procs.append(
-                    subprocess.Popen(command, env={**os.environ, **spark.env(cfg)}, stdout=log, stderr=log)
-                )
-            if name == "master":
-                _wait(lambda: spark.master_ready(cfg), 90, "spark master")
-        for i in (1, 2):
-            _wait(lambda i=i: spark.worker_ready(i)(cfg), 90, f"spark worker {i}")
-        yield cfg
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    with spark.cluster(cfg, 2, timeout=90) as running:
+        yield running
 
 
 def _job_env(stack: Any, cfg: StackConfig) -> dict[str, str]:
     env = {**os.environ, **stack.cfg.child_env(), **spark.job_env(cfg)}
     env["SPARK_DRIVER_MEMORY"] = "1g"
+    env["STREAMING_METRICS_PORT"] = "0"  # the stack's own job has the port
     return env
 
 

@@ -314,7 +314,7 @@ def test_prometheus_scrapes_every_service_on_its_metrics_port(
     """prometheus/prometheus.yml names each service and the port its /metrics has in .env."""
     config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in config["scrape_configs"]}
-    for name in ("recommender", "event", "profile"):
+    for name in ("recommender", "event", "profile", "streaming"):
         assert name in model["services"]
         assert jobs[name]["names"] == [name]
         assert jobs[name]["port"] == int(defaults[f"{name.upper()}_METRICS_PORT"]), name

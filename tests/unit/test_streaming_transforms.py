@@ -154,3 +154,21 @@ def test_compute_profiles_equals_fold_in_over_every_event() -> None:
     (profile,) = compute_profiles(rows, model)
     assert profile.vector is not None
     np.testing.assert_allclose(profile.vector, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_partition_without_valid_events_writes_nothing_and_counts_its_malformed(spark) -> None:
+    """The task function on a partition of only malformed records: no sink is touched (its
+    URLs lead nowhere), one row of counts comes back."""
+    from batch.streaming.tasks import TASK_RESULT_DDL, PartitionWriter, total
+
+    class Nothing:
+        @property
+        def value(self) -> None:
+            raise AssertionError("no valid event: the model is not needed")
+
+    writer = PartitionWriter("postgresql://nowhere.invalid/x", "redis://nowhere.invalid:1/0", Nothing())
+    raw = _raw(spark, [b"not json", _value(user_id=-1)])
+    rows = decode_events(raw.coalesce(1)).mapInArrow(writer, TASK_RESULT_DDL).collect()
+    counts, links = total(rows)
+    assert counts["malformed"] == 2 and counts["events"] == 0 and links == []
+    assert len(rows) == 1
