@@ -3,8 +3,9 @@
 extract: the Kafka source, from the earliest offset the checkpoint has not committed;
 transform and load: in Spark tasks, one per Kafka partition (tasks.PartitionWriter): decode,
 fold in the partition's users against the broadcast embeddings, write them idempotently;
-the driver broadcasts the model when it changes, backfills feedback positions, and records
-the batch (a span linked to the events' traces, a log line).
+the driver broadcasts the model when it changes, backfills feedback positions, re-solves the
+touched movies the live model did not train (items.refresh_untrained, after the users' step),
+and records the batch (a span linked to the events' traces, a log line).
 
 Spark records a batch's offsets before running it and commits it after foreachBatch
 returns, so a crash (even kill -9) re-runs the unfinished batch with the same offsets on
@@ -33,6 +34,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from batch.common import jars as spark_jars
 from batch.common.spark import build_session as spark_session
+from batch.streaming import items
 from batch.streaming.sink import EmbeddingsTracker, ModelEmbeddings, SpeedLayerSink, backfill_feedback
 from batch.streaming.status import clear_status, write_status
 from batch.streaming.tasks import TASK_RESULT_DDL, PartitionWriter, total
@@ -95,6 +97,11 @@ class BatchProcessor:
         self.driver = SpeedLayerSink(settings.database_url, settings.redis_url)
         self.embeddings = EmbeddingsTracker()
         self.broadcast: Broadcast[ModelEmbeddings] | None = None
+        self.user_gram = items.UserGram()
+
+    def _embeddings(self) -> ModelEmbeddings:
+        assert self.embeddings.model is not None, "loaded by _model() at the batch's start"
+        return self.embeddings.model
 
     def _model(self) -> Broadcast[ModelEmbeddings]:
         try:
@@ -113,10 +120,13 @@ class BatchProcessor:
         started = time.perf_counter()
         writer = PartitionWriter(self.database_url, self.redis_url, self._model())
         rows = decode_events(raw).mapInArrow(writer, TASK_RESULT_DDL).collect()
-        counts, traceparents = total(rows)
+        counts, traceparents, untrained = total(rows)
         written = time.perf_counter()
         try:
-            backfilled = backfill_feedback(self.driver.connection()) if counts["feedback"] else 0
+            conn = self.driver.connection()
+            backfilled = backfill_feedback(conn) if counts["feedback"] else 0
+            # After the users' step: the untrained movies' embeddings from the new user vectors.
+            solved = items.refresh_untrained(conn, untrained, self._embeddings(), self.user_gram)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.driver.reset()
             raise
@@ -138,6 +148,7 @@ class BatchProcessor:
                     "ms": round((time.perf_counter() - started) * 1e3, 1),
                     "tasks_ms": round((written - started) * 1e3, 1),
                     "feedback_backfilled": backfilled,
+                    "items_solved": solved,
                     **counts,
                 },
             )

@@ -75,6 +75,9 @@ class ModelEmbeddings:
     gram: np.ndarray
     alpha: float
     reg_param: float
+    # The movies the live model trained (model_item_factors); the others' embeddings come from
+    # cold start or the stream's item fold-in (batch.streaming.items).
+    trained: frozenset[int] = frozenset()
 
 
 def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
@@ -90,6 +93,12 @@ def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> Mode
         gram=gram(factors),
         alpha=float(params.get("alpha", DEFAULT_ALPHA)),
         reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+        trained=frozenset(
+            r[0]
+            for r in conn.execute(
+                "SELECT movie_id FROM model_item_factors WHERE model_version = %s", (version,)
+            ).fetchall()
+        ),
     )
 
 

@@ -2,7 +2,8 @@
 
 Kafka is keyed by user, so each partition of a micro-batch holds every event of its users in
 that batch: a task decodes its records (transforms.split_batch), folds in its users against
-the broadcast embeddings and writes them (sink.SpeedLayerSink), and returns one row of counts.
+the broadcast embeddings and writes them (sink.SpeedLayerSink), and returns one row of counts
+(and the movies it touched that the live model did not train, for the driver's item fold-in).
 More executor cores or workers run more partitions at once; the driver only plans the batch,
 broadcasts the model when it changes, and sums the counts.
 
@@ -26,10 +27,16 @@ MAX_LINKS_PER_TASK = 32
 
 COUNTS = ("events", "inserted", "users", "vectors", "feedback", "malformed", "pending_trimmed")
 TASK_RESULT = pa.schema(
-    [*(pa.field(name, pa.int64()) for name in COUNTS), pa.field("traceparents", pa.list_(pa.string()))]
+    [
+        *(pa.field(name, pa.int64()) for name in COUNTS),
+        pa.field("traceparents", pa.list_(pa.string())),
+        pa.field("untrained_movies", pa.list_(pa.int64())),
+    ]
 )
 # The same, as Spark's DDL for mapInArrow.
-TASK_RESULT_DDL = ", ".join([*(f"{name} long" for name in COUNTS), "traceparents array<string>"])
+TASK_RESULT_DDL = ", ".join(
+    [*(f"{name} long" for name in COUNTS), "traceparents array<string>", "untrained_movies array<long>"]
+)
 
 _sinks: dict[tuple[str, str], SpeedLayerSink] = {}
 
@@ -58,16 +65,20 @@ class PartitionWriter:
         events, malformed = split_batch(records)
         counts = dict.fromkeys(COUNTS, 0)
         counts["malformed"] = malformed
+        untrained: list[int] = []
         if events:
             model: ModelEmbeddings = self.model.value
             stats = _sink(self.database_url, self.redis_url).write_batch(events, feedback_rows(events), model)
             counts.update({k: int(v) for k, v in stats.items() if k in counts})
+            untrained = sorted({int(e["movie_id"]) for e in events} - model.trained)
         links = [e["traceparent"] for e in events if e["traceparent"]][:MAX_LINKS_PER_TASK]
-        yield pa.RecordBatch.from_pylist([{**counts, "traceparents": links}], schema=TASK_RESULT)
+        row = {**counts, "traceparents": links, "untrained_movies": untrained}
+        yield pa.RecordBatch.from_pylist([row], schema=TASK_RESULT)
 
 
-def total(rows: list[Any]) -> tuple[dict[str, int], list[str]]:
-    """The tasks' counts summed, and their trace links."""
+def total(rows: list[Any]) -> tuple[dict[str, int], list[str], set[int]]:
+    """The tasks' counts summed, their trace links, and the untrained movies they touched."""
     counts = {name: sum(int(r[name]) for r in rows) for name in COUNTS}
     links = [tp for r in rows for tp in (r["traceparents"] or [])]
-    return counts, links
+    untrained = {int(m) for r in rows for m in (r["untrained_movies"] or [])}
+    return counts, links, untrained

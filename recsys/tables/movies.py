@@ -9,9 +9,11 @@ interactions), the Event service (the catalogue check), the streaming sink (fold
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import psycopg
 
 # From the temporary table import_movies (movie_id, title, year, genres).
@@ -60,3 +62,22 @@ def add_popularity(cur: psycopg.Cursor[Any], events_table: str) -> None:
 def publish_model(conn: psycopg.Connection[Any], version: str) -> None:
     """Every movie's embedding and popularity become `version`'s (model_item_factors)."""
     conn.execute(_PUBLISH_MODEL, {"v": version})
+
+
+# The stream's item fold-in (batch.streaming.items): never over a trained embedding.
+_SET_SOLVED = """
+    UPDATE movies m SET embedding = s.embedding, model_version = %s, updated_at = now()
+      FROM unnest(%s::bigint[], %s::vector[]) AS s(movie_id, embedding)
+     WHERE m.movie_id = s.movie_id
+       AND NOT EXISTS (SELECT 1 FROM model_item_factors f
+                        WHERE f.model_version = m.model_version AND f.movie_id = m.movie_id)
+"""
+
+
+def set_solved_embeddings(
+    cur: psycopg.Cursor[Any], solved: Iterable[tuple[int, np.ndarray[Any, Any]]], model_version: str | None
+) -> None:
+    """Embeddings the speed layer solved for movies the live model did not train."""
+    pairs = list(solved)
+    if pairs:
+        cur.execute(_SET_SOLVED, (model_version, [m for m, _ in pairs], [v for _, v in pairs]))

@@ -169,6 +169,6 @@ def test_a_partition_without_valid_events_writes_nothing_and_counts_its_malforme
     writer = PartitionWriter("postgresql://nowhere.invalid/x", "redis://nowhere.invalid:1/0", Nothing())
     raw = _raw(spark, [b"not json", _value(user_id=-1)])
     rows = decode_events(raw.coalesce(1)).mapInArrow(writer, TASK_RESULT_DDL).collect()
-    counts, links = total(rows)
-    assert counts["malformed"] == 2 and counts["events"] == 0 and links == []
+    counts, links, untrained = total(rows)
+    assert counts["malformed"] == 2 and counts["events"] == 0 and links == [] and untrained == set()
     assert len(rows) == 1
