@@ -82,19 +82,24 @@ def record_model(
     metrics: dict[str, Any] | None = None,
     artifact_uri: str | None = None,
     trained_on: dict[str, Any] | None = None,
+    cold_start: dict[str, Any] | None = None,
 ) -> None:
-    """Insert or update a `models` row; JSON fields given are merged into the stored ones."""
+    """Insert or update a `models` row; JSON fields given are merged into the stored ones.
+
+    `cold_start` is the version's genre/year -> item-factor map (recsys.coldstart.FeatureMap).
+    """
     with conn.transaction():
         conn.execute(
             """
-            INSERT INTO models (version, status, params, metrics, artifact_uri, trained_on)
-            VALUES (%(v)s, %(s)s, %(p)s, %(m)s, %(a)s, %(t)s)
+            INSERT INTO models (version, status, params, metrics, artifact_uri, trained_on, cold_start)
+            VALUES (%(v)s, %(s)s, %(p)s, %(m)s, %(a)s, %(t)s, %(c)s)
             ON CONFLICT (version) DO UPDATE SET
                 status = EXCLUDED.status,
                 params = models.params || EXCLUDED.params,
                 metrics = models.metrics || EXCLUDED.metrics,
                 artifact_uri = COALESCE(EXCLUDED.artifact_uri, models.artifact_uri),
-                trained_on = models.trained_on || EXCLUDED.trained_on
+                trained_on = models.trained_on || EXCLUDED.trained_on,
+                cold_start = COALESCE(EXCLUDED.cold_start, models.cold_start)
             """,
             {
                 "v": version,
@@ -103,6 +108,7 @@ def record_model(
                 "m": json.dumps(metrics or {}),
                 "a": artifact_uri,
                 "t": json.dumps(trained_on or {}),
+                "c": None if cold_start is None else json.dumps(cold_start),
             },
         )
 
