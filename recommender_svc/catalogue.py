@@ -22,6 +22,7 @@ from recommender_svc.cache import RecommendationCache
 from recommender_svc.retired import RetiredSet
 from recsys import coldstart
 from recsys.domain.movies import movie_from_row
+from recsys.domain.vectors import to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound
 from recsys.tables import movies
 from recsys.v1 import catalogue_service_pb2 as pb
@@ -60,7 +61,7 @@ class ColdStartEmbedder:
                 feature_map = coldstart.FeatureMap.from_json(json.loads(raw) if isinstance(raw, str) else raw)
                 return feature_map.embed(genres, year), version, pb.COLD_START_FEATURE_MAP
             rows = await conn.fetch(_GENRE_VECTORS_SQL, version, list(genres)) if genres else []
-        vector = coldstart.genre_mean(np.array([np.asarray(r["embedding"]) for r in rows])) if rows else None
+        vector = coldstart.genre_mean(np.array([to_array(r["embedding"]) for r in rows])) if rows else None
         if vector is None:
             return None, version, pb.COLD_START_NONE
         return vector, version, pb.COLD_START_GENRE_MEAN

@@ -28,6 +28,7 @@ from pgvector.psycopg import register_vector
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
+from recsys import coldstart
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import to_array
@@ -198,11 +199,32 @@ def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
     return len(folded)
 
 
+def re_embed_cold_started(
+    conn: psycopg.Connection[Any], version: str, cold: list[tuple[int, list[str], int | None]]
+) -> bool:
+    """Inside the switch: the movies that were served with a cold-start embedding and that
+    `version` did not learn get one from `version`'s own map (recsys.coldstart), instead of
+    no embedding at all. Without a map (a version trained before them) they have none until a
+    model learns them. Returns whether a map was applied."""
+    if not cold:
+        return False
+    row = conn.execute("SELECT cold_start FROM models WHERE version = %s", (version,)).fetchone()
+    if row is None or row[0] is None:
+        return False
+    feature_map = coldstart.FeatureMap.from_json(row[0])
+    movies.embed_unlearned(
+        conn, version, [(movie_id, _vec(feature_map.embed(genres, year))) for movie_id, genres, year in cold]
+    )
+    return True
+
+
 def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -> str | None:
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
     old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
+    cold = movies.cold_started(conn)
     movies.publish_model(conn, version)
+    re_embed_cold_started(conn, version, cold)
     user_profiles.publish_trained(conn, version)
     fold_in_untrained(conn, version)
     # Users the new model does not know and who have no history to fold in lose their vector.

@@ -155,3 +155,30 @@ def add_popularity(cur: psycopg.Cursor[Any], events_table: str) -> None:
 def publish_model(conn: psycopg.Connection[Any], version: str) -> None:
     """Every movie's embedding and popularity become `version`'s (model_item_factors)."""
     conn.execute(_PUBLISH_MODEL, {"v": version})
+
+
+# Movies whose embedding no training learned: a cold-start one (CreateMovie, UpdateMovie).
+_COLD_STARTED = """
+    SELECT m.movie_id, m.genres, m.year FROM movies m
+    WHERE m.embedding IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM model_item_factors f
+                      WHERE f.model_version = m.model_version AND f.movie_id = m.movie_id)
+"""
+
+# Only a movie the published version did not learn (publish_model left it NULL).
+_SET_UNLEARNED = """
+    UPDATE movies SET embedding = %s::vector, model_version = %s, updated_at = now()
+    WHERE movie_id = %s AND embedding IS NULL
+"""
+
+
+def cold_started(conn: psycopg.Connection[Any]) -> list[tuple[int, list[str], int | None]]:
+    """(movie_id, genres, year) of the movies served with a cold-start embedding."""
+    return [(r[0], list(r[1] or ()), r[2]) for r in conn.execute(_COLD_STARTED).fetchall()]
+
+
+def embed_unlearned(conn: psycopg.Connection[Any], version: str, rows: Sequence[tuple[int, str]]) -> None:
+    """(movie_id, embedding as pgvector text) for movies `version` did not learn: the cold-start
+    embeddings of its map, so a movie nobody has watched yet stays served after a publish."""
+    with conn.cursor() as cur:
+        cur.executemany(_SET_UNLEARNED, [(vec, version, movie_id) for movie_id, vec in rows])
