@@ -48,7 +48,7 @@ class FeatureMap:
     def rank(self) -> int:
         return int(self.weights.shape[1])
 
-    def features(self, genres: Iterable[str], year: int | None) -> np.ndarray[Any, Any]:
+    def features(self, genres: Iterable[str], year: float | None) -> np.ndarray[Any, Any]:
         rows = _features([list(genres)], [year], self.genres, self.year_mean, self.year_scale)
         row: np.ndarray[Any, Any] = rows[0]
         return row
@@ -58,7 +58,7 @@ class FeatureMap:
         known = [self.genre_norms[g] for g in genres if g in self.genre_norms]
         return float(np.median(known)) if known else self.norm
 
-    def embed(self, genres: Sequence[str], year: int | None) -> np.ndarray[Any, Any]:
+    def embed(self, genres: Sequence[str], year: float | None) -> np.ndarray[Any, Any]:
         """The movie's embedding, zero-padded to EMBEDDING_DIM (float32)."""
         raw = self.features(genres, year) @ self.weights
         size = float(np.linalg.norm(raw))
@@ -97,13 +97,18 @@ class FeatureMap:
         )
 
 
+def _known(year: float | None) -> bool:
+    """A usable year: not None, NaN (a pandas gap) or a placeholder 0."""
+    return year is not None and math.isfinite(year) and year > 0
+
+
 def _n_features(n_genres: int) -> int:
     return 1 + n_genres + 3
 
 
 def _features(
     genre_lists: Sequence[Sequence[str]],
-    years: Sequence[int | None],
+    years: Sequence[float | None],
     vocabulary: Sequence[str],
     year_mean: float,
     year_scale: float,
@@ -116,10 +121,10 @@ def _features(
         known = [index[g] for g in dict.fromkeys(genres) if g in index]
         for i in known:
             x[row, 1 + i] = 1.0 / math.sqrt(len(known))
-        if year is None or year <= 0:
+        if year is None or not _known(year):
             x[row, year_col + 2] = 1.0
         else:
-            z = (year - year_mean) / year_scale
+            z = (float(year) - year_mean) / year_scale
             x[row, year_col] = z
             x[row, year_col + 1] = z * z
     return x
@@ -127,7 +132,7 @@ def _features(
 
 def fit(
     genre_lists: Sequence[Sequence[str]],
-    years: Sequence[int | None],
+    years: Sequence[float | None],
     factors: np.ndarray[Any, Any],
     reg: float = DEFAULT_REG,
 ) -> FeatureMap:
@@ -138,7 +143,7 @@ def fit(
     if factors.ndim != 2 or n == 0 or len(genre_lists) != n or len(years) != n:
         raise ValueError("fit needs one genre list, year and factor row per movie")
     vocabulary = tuple(sorted({g for genres in genre_lists for g in genres}))
-    known_years = np.array([y for y in years if y is not None and y > 0], dtype=np.float64)
+    known_years = np.array([y for y in years if _known(y)], dtype=np.float64)
     year_mean = float(known_years.mean()) if len(known_years) else 0.0
     year_scale = float(known_years.std()) if len(known_years) > 1 else 0.0
     year_scale = year_scale if year_scale > 0 else 1.0

@@ -71,6 +71,16 @@ def test_unknown_genres_and_years_still_give_a_vector() -> None:
     assert np.isfinite(vec).all() and np.linalg.norm(vec) == pytest.approx(fmap.norm, rel=1e-5)
 
 
+def test_a_missing_year_in_the_training_data_is_unknown_not_nan() -> None:
+    """pandas holds a missing year as NaN: it must be the unknown-year flag, not poison the fit."""
+    genre_lists, years, factors, _ = _catalogue()
+    with_gaps: list[float | None] = [float("nan") if i % 10 == 0 else y for i, y in enumerate(years)]
+    fmap = coldstart.fit(genre_lists, with_gaps, factors)
+    assert np.isfinite(fmap.weights).all()
+    assert np.isfinite(fmap.embed(["Drama"], float("nan"))).all()
+    np.testing.assert_allclose(fmap.features(["Drama"], float("nan")), fmap.features(["Drama"], None))
+
+
 def test_round_trips_through_json_as_stored_with_the_model() -> None:
     genre_lists, years, factors, _ = _catalogue()
     fmap = coldstart.fit(genre_lists, years, factors)
