@@ -232,6 +232,27 @@ def test_update_changes_the_fields_and_re_embeds_a_cold_started_movie(
     assert cleared["movie"]["year"] == 0 and cleared["movie"]["title"] == "Renamed"
 
 
+def test_update_keeps_the_trained_embedding_of_a_movie_the_model_learned(
+    stack: Any, db: Any, live: Any
+) -> None:
+    row = db.execute(
+        "SELECT m.movie_id, m.genres FROM movies m JOIN model_item_factors f "
+        "ON f.model_version = m.model_version AND f.movie_id = m.movie_id "
+        "WHERE m.model_version = %s ORDER BY m.popularity DESC LIMIT 1",
+        (live[0],),
+    ).fetchone()
+    assert row is not None, "no trained movie"
+    movie_id, genres = row
+    before, _ = embedding_of(db, movie_id)
+    try:
+        changed = admin(stack, "PATCH", f"/v1/movies/{movie_id}", {"genres": ["Musical"]})
+        assert changed["movie"]["genres"] == ["Musical"]
+        after, _ = embedding_of(db, movie_id)
+        np.testing.assert_array_equal(after, before)
+    finally:
+        admin(stack, "PATCH", f"/v1/movies/{movie_id}", {"genres": genres, "updateMask": "genres"})
+
+
 # --- Who may, and what is refused --------------------------------------------------------------
 
 
