@@ -32,10 +32,11 @@ log = logging.getLogger(__name__)
 
 _LIVE_MAP_SQL = "SELECT version, cold_start FROM models WHERE status = 'live'"
 
-# The live model's embeddings of the movies sharing a genre (the fallback's input).
+# The live model's trained embeddings of the movies sharing a genre (the fallback's input; not
+# other cold-start embeddings, which would only echo this fallback).
 _GENRE_VECTORS_SQL = """
-SELECT embedding FROM movies
-WHERE embedding IS NOT NULL AND retired_at IS NULL AND model_version = $1 AND genres && $2::text[]
+SELECT f.embedding FROM model_item_factors f JOIN movies m USING (movie_id)
+WHERE f.model_version = $1 AND m.genres && $2::text[]
 """
 
 UPDATABLE = ("title", "year", "genres")

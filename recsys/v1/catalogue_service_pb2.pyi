@@ -32,8 +32,8 @@ class _ColdStartEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ColdStart.V
     COLD_START_FEATURE_MAP: _ColdStart.ValueType  # 1
     """COLD_START_FEATURE_MAP is the live model's genre/year -> embedding map, fitted with it."""
     COLD_START_GENRE_MEAN: _ColdStart.ValueType  # 2
-    """COLD_START_GENRE_MEAN is the mean embedding of the movies sharing a genre: the live model
-    has no feature map (it was trained before there was one).
+    """COLD_START_GENRE_MEAN is the mean of the live model's trained embeddings of the movies
+    sharing a genre: the live model has no feature map (it was trained before there was one).
     """
     COLD_START_NONE: _ColdStart.ValueType  # 3
     """COLD_START_NONE is no embedding: no model is live, or no movie shares a genre with it. The
@@ -48,8 +48,8 @@ COLD_START_UNSPECIFIED: ColdStart.ValueType  # 0
 COLD_START_FEATURE_MAP: ColdStart.ValueType  # 1
 """COLD_START_FEATURE_MAP is the live model's genre/year -> embedding map, fitted with it."""
 COLD_START_GENRE_MEAN: ColdStart.ValueType  # 2
-"""COLD_START_GENRE_MEAN is the mean embedding of the movies sharing a genre: the live model
-has no feature map (it was trained before there was one).
+"""COLD_START_GENRE_MEAN is the mean of the live model's trained embeddings of the movies
+sharing a genre: the live model has no feature map (it was trained before there was one).
 """
 COLD_START_NONE: ColdStart.ValueType  # 3
 """COLD_START_NONE is no embedding: no model is live, or no movie shares a genre with it. The

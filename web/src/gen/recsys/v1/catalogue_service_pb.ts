@@ -435,8 +435,8 @@ export enum ColdStart {
   FEATURE_MAP = 1,
 
   /**
-   * COLD_START_GENRE_MEAN is the mean embedding of the movies sharing a genre: the live model
-   * has no feature map (it was trained before there was one).
+   * COLD_START_GENRE_MEAN is the mean of the live model's trained embeddings of the movies
+   * sharing a genre: the live model has no feature map (it was trained before there was one).
    *
    * @generated from enum value: COLD_START_GENRE_MEAN = 2;
    */
