@@ -8,6 +8,8 @@ gateway, a new movie is served at once, and a retired one by no tier, cache incl
   Redis, not in the realtime tier, the batch tier, the popular tier or similar-movies;
   GetMovie still shows it, marked retired, and ListMovies leaves it out unless asked. Restore
   brings it back in each.
+- Another recommender replica, whose retired set predates the retirement, drops the movie from
+  the shared cached list at its next request too.
 - Only the admin scope may call these methods; bad fields are refused naming the field (every
   rule of the proto is also broken by tests/integration/test_proto_rules.py).
 
@@ -17,11 +19,15 @@ Movies created here are retired at the end of the module, so no other test is se
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -33,6 +39,10 @@ from recsys import coldstart
 from recsys.domain.vectors import to_array
 from recsys.v1 import catalogue_service_pb2 as cat
 from recsys.v1 import catalogue_service_pb2_grpc as cat_grpc
+from recsys.v1 import recommender_service_pb2 as rc
+from recsys.v1 import recommender_service_pb2_grpc as rc_grpc
+from stack import checks
+from stack.config import ROOT
 from tests.tokens import admin_token, bearer, service_token, user_token
 
 pytestmark = pytest.mark.stack
@@ -390,3 +400,64 @@ def test_a_retired_movie_is_served_by_no_tier_until_restored(
     # The list cached while x was retired lacks it until it is recomputed (the user's next event,
     # the cache's TTL); a request its filters send to the index gets x again.
     assert x in ids(recommend(stack, user, genre_query))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def other_replica(stack: Any, tmp_path: Path) -> Iterator[str]:
+    """A second recommender process on the stack's database and Redis, outside the gateway (it
+    loads its retired set at its first request, before the retirement below). Yields its address."""
+    port, metrics = _free_port(), _free_port()
+    env = {**stack.cfg.child_env(), "RECOMMENDER_PORT": str(port), "RECOMMENDER_METRICS_PORT": str(metrics)}
+    with open(tmp_path / "recommender.log", "w") as log:
+        proc = subprocess.Popen(
+            [str(stack.cfg.venv / "bin" / "python"), "-m", "recommender_svc"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    checks.grpc_health(f"127.0.0.1:{port}", "recsys.v1.RecommenderService")
+                    break
+                except Exception as exc:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        tail = (tmp_path / "recommender.log").read_text()[-1500:]
+                        pytest.fail(f"second recommender not ready ({exc}): {tail}")
+                    time.sleep(0.3)
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def test_a_retirement_reaches_every_replica_at_once(
+    stack: Any, db: psycopg.Connection[Any], live: Any, other_replica: str
+) -> None:
+    """The gateway's replica applies the retirement; another replica, whose retired set was
+    loaded before it, drops the movie from the shared cached list at its next request (the Redis
+    version it reads with the list moved), not after its reload age."""
+    user, cached = _warm_user(stack, db, live[0])
+    x = ids(cached)[0]
+    with grpc.insecure_channel(other_replica) as channel:
+        stub = rc_grpc.RecommenderServiceStub(channel)
+
+        def listed() -> tuple[int, list[int]]:
+            answer = stub.GetRecommendations(
+                rc.GetRecommendationsRequest(user_id=user, limit=20), metadata=bearer(), timeout=10
+            )
+            return answer.tier, [i.movie.movie_id for i in answer.items]
+
+        tier, before = listed()
+        assert tier == rc.TIER_CACHE and x in before, (tier, before)
+        admin(stack, "POST", f"/v1/movies/{x}:retire")
+        try:
+            tier, after = listed()
+            assert x not in after, "the other replica served the cached list with the retired movie"
+        finally:
+            admin(stack, "POST", f"/v1/movies/{x}:restore")
