@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import cast
+from typing import NamedTuple, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from recommender_svc.ranking import CachedEntry, CachedList
-from recsys.cache import generation_key, recommendations_key
+from recsys.cache import RETIRED_VERSION_KEY, generation_key, recommendations_key
 from recsys.pending import MAX_LEN, PendingEvent, decode_all, pending_key
 
 log = logging.getLogger(__name__)
 
-# KEYS: the user's cached list, their pending-event list; ARGV[1]: the last index to read.
-_GET_WITH_PENDING = "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, ARGV[1])}"
+# KEYS: the user's cached list, their pending-event list, the retired-set version;
+# ARGV[1]: the last index to read.
+_GET_WITH_PENDING = (
+    "return {redis.call('GET', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, ARGV[1]),"
+    " redis.call('GET', KEYS[3])}"
+)
 
 # SET the list (KEYS[1]) only while the user's generation (KEYS[2]) is the one the caller read.
 _SET_IF_GENERATION = """
@@ -26,6 +30,18 @@ if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
 end
 return 0
 """
+
+
+class Lookup(NamedTuple):
+    """What the serving path reads from Redis for one request (RecommendationCache.get_with_pending).
+
+    `retired_version` is the retired-set version (b"" before the first retirement), None when
+    Redis could not be read.
+    """
+
+    entry: CachedEntry | None
+    pending: list[PendingEvent]
+    retired_version: bytes | None
 
 
 class RecommendationCache:
@@ -73,24 +89,35 @@ class RecommendationCache:
         raw = cast("bytes | None", raw)
         return CachedEntry.parse(raw) if raw is not None else None
 
-    async def get_with_pending(self, user_id: int) -> tuple[CachedEntry | None, list[PendingEvent]]:
-        """The user's entry and pending events (recsys.pending), in one command.
+    async def get_with_pending(self, user_id: int) -> Lookup:
+        """The user's entry, pending events (recsys.pending) and the retired-set version
+        (recsys.cache.RETIRED_VERSION_KEY), in one command.
 
         A script (EVALSHA; redis-py loads it again after a Redis restart) rather than a
         pipeline: one command costs the cache-hit path about what the plain GET did.
-        Either part is empty on a miss, an unreadable value or any Redis error.
+        Each part is empty (None) on a miss, an unreadable value or any Redis error.
         """
         try:
-            raw, pending = await self._get_with_pending(
-                keys=[recommendations_key(user_id), pending_key(user_id)], args=[MAX_LEN - 1]
+            raw, pending, retired = await self._get_with_pending(
+                keys=[recommendations_key(user_id), pending_key(user_id), RETIRED_VERSION_KEY],
+                args=[MAX_LEN - 1],
             )
         except (RedisError, OSError) as err:
             self._failed("get", err)
-            return None, []
+            return Lookup(None, [], None)
         self._recovered()
         raw = cast("bytes | None", raw)
         entry = CachedEntry.parse(raw) if raw is not None else None
-        return entry, decode_all(pending) if pending else []
+        return Lookup(entry, decode_all(pending) if pending else [], cast("bytes | None", retired) or b"")
+
+    async def bump_retired(self) -> bool:
+        """Tell every replica the retired set changed (recsys.cache.RETIRED_VERSION_KEY)."""
+        try:
+            await self.client.incr(RETIRED_VERSION_KEY)
+        except (RedisError, OSError) as err:
+            self._failed("bump_retired", err)
+            return False
+        return True
 
     async def generation(self, user_id: int) -> bytes | None:
         """The user's invalidation generation (b"" before the first), None when unreadable.

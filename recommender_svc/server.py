@@ -9,7 +9,9 @@ import grpc
 from redis.exceptions import RedisError
 
 from recommender_svc.cache import RecommendationCache
+from recommender_svc.catalogue import CatalogueServicer
 from recommender_svc.freshness import PendingFoldIn
+from recommender_svc.retired import RetiredSet
 from recommender_svc.servelog import ServeLogWriter
 from recommender_svc.servicer import RecommenderServicer
 from recommender_svc.store import MovieStore
@@ -22,7 +24,12 @@ from recsys.grpcserver import run as run_service
 from recsys.grpcserver import serve
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
-from recsys.v1 import profile_service_pb2_grpc, recommender_service_pb2, recommender_service_pb2_grpc
+from recsys.v1 import (
+    catalogue_service_pb2_grpc,
+    profile_service_pb2_grpc,
+    recommender_service_pb2,
+    recommender_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +54,24 @@ async def run(settings: Settings) -> None:
     )
     serve_log = ServeLogWriter(pool)
     serve_log.start()
+    store = MovieStore(pool)
+    cache = RecommendationCache(redis, settings.cache_ttl_seconds)
+    # One retired set for both services: a retirement applies to this replica's next serve.
+    retired = RetiredSet(store.retired)
     servicer = RecommenderServicer(
-        MovieStore(pool),
-        RecommendationCache(redis, settings.cache_ttl_seconds),
+        store,
+        cache,
         profile_service_pb2_grpc.ProfileServiceStub(profile_channel),
         serve_log,
         pending=PendingFoldIn(pool),
+        retired=retired,
     )
 
     def register(server: grpc.aio.Server) -> None:
         recommender_service_pb2_grpc.add_RecommenderServiceServicer_to_server(servicer, server)
+        catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
+            CatalogueServicer(pool, cache, retired), server
+        )
         # Everything allocated so far (modules, descriptors, the pools: ~60k objects) lives as
         # long as the process. Freezing it keeps it out of the cyclic GC, so an occasional full
         # collection while serving scans only what serving allocated (~1 ms) instead of all of

@@ -28,6 +28,7 @@ from recommender_svc.ranking import (
     taste_genres,
     title_patterns,
 )
+from recommender_svc.retired import RetiredSet
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore
 from recsys import metrics
@@ -94,8 +95,10 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         *,
         profile_timeout_seconds: float = 0.5,
         pending: PendingFoldIn | None = None,
+        retired: RetiredSet | None = None,
     ) -> None:
         self.store = store
+        self.retired = retired or RetiredSet(store.retired)
         self.pending = pending
         self.cache = cache
         self.profiles = profiles
@@ -114,7 +117,10 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
         live = await self.store.live_model()
-        cached, pending = await self.cache.get_with_pending(user_id)
+        cached, pending, retired_version = await self.cache.get_with_pending(user_id)
+        retired = await self.retired.current(retired_version)
+        if cached is not None and retired and not retired.isdisjoint(cached.movie_ids(cached.count)):
+            cached = None  # it holds a movie retired since it was cached: recompute without it
         if pending:
             cached = None  # the list predates events the user has posted since: fold them in
         if cached is not None and live and cached.model_version != live:
@@ -406,9 +412,11 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 after = decode_page_token(request.page_token, query, genre)
             except BadPageToken as err:
                 raise InvalidArgument([FieldViolation("page_token", str(err))]) from err
-        movies = await self.store.list_movies(title_patterns(query), genre, after, page_size + 1)
-        response = pb.ListMoviesResponse(movies=[c.movie() for c in movies[:page_size]])
-        if len(movies) > page_size:
-            last = movies[page_size - 1]
-            response.next_page_token = encode_page_token(last.popularity, last.movie_id, query, genre)
+        rows = await self.store.list_movies(
+            title_patterns(query), genre, after, page_size + 1, include_retired=request.include_retired
+        )
+        response = pb.ListMoviesResponse(movies=[movie_from_row(r) for r in rows[:page_size]])
+        if len(rows) > page_size:
+            last = rows[page_size - 1]
+            response.next_page_token = encode_page_token(last["popularity"], last["movie_id"], query, genre)
         return response

@@ -39,10 +39,12 @@ LIMIT $2
 # one index range of the primary key, bounded by the catalogue rather than by the history.
 _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE user_id = $1"
 
+# `retired_at IS NULL` matches the partial HNSW index (migration 0006): retired movies are
+# not in it at all, so every tier and similar-movies leave them out at no cost.
 _NEAREST_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.embedding, -(m.embedding <#> $1) AS score
 FROM movies m
-WHERE m.embedding IS NOT NULL
+WHERE m.embedding IS NOT NULL AND m.retired_at IS NULL
   AND m.movie_id <> ALL($2::bigint[])
   AND (cardinality($3::text[]) = 0 OR m.genres && $3::text[])
 ORDER BY m.embedding <#> $1
@@ -52,7 +54,7 @@ LIMIT $4
 _BATCH_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.embedding, b.score::float8 AS score
 FROM batch_recommendations b JOIN movies m USING (movie_id)
-WHERE b.model_version = $1 AND b.user_id = $2
+WHERE b.model_version = $1 AND b.user_id = $2 AND m.retired_at IS NULL
   AND b.movie_id <> ALL($3::bigint[])
   AND (cardinality($4::text[]) = 0 OR m.genres && $4::text[])
 ORDER BY b.rank
@@ -62,20 +64,26 @@ LIMIT $5
 _POPULAR_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.popularity::float8 AS score
 FROM movies m
-WHERE m.movie_id <> ALL($1::bigint[])
+WHERE m.movie_id <> ALL($1::bigint[]) AND m.retired_at IS NULL
   AND (cardinality($2::text[]) = 0 OR m.genres && $2::text[])
 ORDER BY m.popularity DESC, m.movie_id
 LIMIT $3
 """
 
-_MOVIE_SQL = f"SELECT {_MOVIE_COLUMNS}, m.embedding, m.model_version FROM movies m WHERE m.movie_id = $1"
+_MOVIE_SQL = f"""
+SELECT {_MOVIE_COLUMNS}, m.retired_at IS NOT NULL AS retired, m.embedding, m.model_version
+FROM movies m WHERE m.movie_id = $1
+"""
+
+_RETIRED_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM movies WHERE retired_at IS NOT NULL"
 
 _LIVE_MODEL_SQL = "SELECT version FROM models WHERE status = 'live'"
 
 _LIST_SQL = f"""
-SELECT {_MOVIE_COLUMNS}
+SELECT {_MOVIE_COLUMNS}, m.retired_at IS NOT NULL AS retired
 FROM movies m
-WHERE (cardinality($1::text[]) = 0 OR (lower(m.title) LIKE $1[1] AND lower(m.title) LIKE ALL($1::text[])))
+WHERE ($6 OR m.retired_at IS NULL)
+  AND (cardinality($1::text[]) = 0 OR (lower(m.title) LIKE $1[1] AND lower(m.title) LIKE ALL($1::text[])))
   AND ($2 = '' OR m.genres @> ARRAY[$2])
   AND ($3::bigint IS NULL OR m.popularity < $3 OR (m.popularity = $3 AND m.movie_id > $4))
 ORDER BY m.popularity DESC, m.movie_id
@@ -196,10 +204,24 @@ class MovieStore:
         async with self.pool.acquire() as conn:
             return await conn.fetchrow(_MOVIE_SQL, movie_id)
 
+    async def retired(self) -> frozenset[int]:
+        """The ids of the retired movies (recommender_svc.retired)."""
+        async with self.pool.acquire() as conn:
+            return frozenset(await conn.fetchval(_RETIRED_SQL))
+
     async def list_movies(
-        self, patterns: list[str], genre: str, after: tuple[int, int] | None, k: int
-    ) -> list[Candidate]:
+        self,
+        patterns: list[str],
+        genre: str,
+        after: tuple[int, int] | None,
+        k: int,
+        *,
+        include_retired: bool = False,
+    ) -> list[asyncpg.Record]:
+        """A page of the catalogue (rows of MOVIE_FIELDS and `retired`), most popular first."""
         popularity, movie_id = after if after is not None else (None, 0)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_LIST_SQL, patterns, genre, popularity, movie_id, k)
-        return [candidate(r, score=0.0) for r in rows]
+            rows: list[asyncpg.Record] = await conn.fetch(
+                _LIST_SQL, patterns, genre, popularity, movie_id, k, include_retired
+            )
+        return rows

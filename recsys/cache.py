@@ -17,6 +17,13 @@ _GENERATION_PREFIX = "recs:gen"
 GENERATION_TTL_SECONDS = 2 * 3600
 
 
+# The catalogue's retired-set version: bumped by the CatalogueService after every retire or
+# restore it commits. Every Recommender replica reads it with each user's cached list (one
+# script call) and reloads its set of retired movie ids from PostgreSQL when it moved, so a
+# cached list holding a movie retired since is never served (recommender_svc.retired).
+RETIRED_VERSION_KEY = "recs:retired:version"
+
+
 def recommendations_key(user_id: int) -> str:
     """The key of one user's cached recommendation list."""
     return f"{_PREFIX}:{user_id}"

@@ -18,18 +18,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import descriptor, message_factory
+from google.protobuf import descriptor, field_mask_pb2, message_factory
 from google.protobuf.message import Message
 
 from buf.validate import validate_pb2
 from recsys.v1 import (
+    catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
     recommender_service_pb2,
     session_service_pb2,
 )
 
-MODULES = [recommender_service_pb2, event_service_pb2, profile_service_pb2, session_service_pb2]
+MODULES = [
+    recommender_service_pb2,
+    event_service_pb2,
+    profile_service_pb2,
+    session_service_pb2,
+    catalogue_service_pb2,
+]
 USER = 900_000_001
 _EVENT = {"user_id": USER, "movie_id": 1, "type": event_service_pb2.EVENT_TYPE_CLICK}
 
@@ -45,6 +52,10 @@ VALID: dict[str, dict[str, Any]] = {
     "recsys.v1.ProfileService.GetProfile": {"user_id": USER},
     "recsys.v1.ProfileService.GetPreferenceVector": {"user_id": USER},
     "recsys.v1.SessionService.CreateSession": {"user_id": USER},
+    "recsys.v1.CatalogueService.CreateMovie": {"title": "A new film", "year": 2026, "genres": ["Drama"]},
+    "recsys.v1.CatalogueService.UpdateMovie": {"movie_id": 1, "title": "A new title"},
+    "recsys.v1.CatalogueService.RetireMovie": {"movie_id": 1},
+    "recsys.v1.CatalogueService.RestoreMovie": {"movie_id": 1},
 }
 
 # Rules on a whole message, by rule id: the fields that break it, set on the RPC's valid request.
@@ -123,6 +134,8 @@ def _field_cases(method: descriptor.MethodDescriptor, field: descriptor.FieldDes
         if field.is_repeated:
             request.ClearField(field.name)
             getattr(request, field.name).extend(value)
+        elif field.type == descriptor.FieldDescriptor.TYPE_MESSAGE:
+            getattr(request, field.name).CopyFrom(value)
         else:
             setattr(request, field.name, value)
         return Case(method, path, rule, request)
@@ -140,6 +153,8 @@ def _field_cases(method: descriptor.MethodDescriptor, field: descriptor.FieldDes
             elif name == "max_items":
                 one = list(getattr(base, field.name)) or [_valid_item(field)]
                 yield case("repeated.max_items", one[:1] * (value + 1))
+            elif name == "unique":
+                yield case("repeated.unique", [_valid_item(field)] * 2)
             elif name != "items":
                 raise NotImplementedError(f"tests/proto_rules.py cannot break repeated.{name} yet")
         if rules.repeated.HasField("items") and items.ignore != validate_pb2.IGNORE_ALWAYS:
@@ -147,6 +162,12 @@ def _field_cases(method: descriptor.MethodDescriptor, field: descriptor.FieldDes
             for name, value in item_rules:
                 bad = _break_scalar(item_kind, name, value, field)
                 yield case(f"{item_kind}.{name}", [bad], f"{field.name}[0]")
+        return
+    if kind == "field_mask":
+        for name, value in scalar:
+            if name != "in":
+                raise NotImplementedError(f"tests/proto_rules.py cannot break field_mask.{name} yet")
+            yield case("field_mask.in", field_mask_pb2.FieldMask(paths=["not_" + "_".join(value)]))
         return
     for name, value in scalar:
         yield case(f"{kind}.{name}", _break_scalar(kind, name, value, field))

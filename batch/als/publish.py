@@ -29,6 +29,7 @@ from pgvector.psycopg import register_vector
 
 from batch.foldin import gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
+from recsys import coldstart
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import to_array
@@ -83,19 +84,24 @@ def record_model(
     metrics: dict[str, Any] | None = None,
     artifact_uri: str | None = None,
     trained_on: dict[str, Any] | None = None,
+    cold_start: dict[str, Any] | None = None,
 ) -> None:
-    """Insert or update a `models` row; JSON fields given are merged into the stored ones."""
+    """Insert or update a `models` row; JSON fields given are merged into the stored ones.
+
+    `cold_start` is the version's genre/year -> item-factor map (recsys.coldstart.FeatureMap).
+    """
     with conn.transaction():
         conn.execute(
             """
-            INSERT INTO models (version, status, params, metrics, artifact_uri, trained_on)
-            VALUES (%(v)s, %(s)s, %(p)s, %(m)s, %(a)s, %(t)s)
+            INSERT INTO models (version, status, params, metrics, artifact_uri, trained_on, cold_start)
+            VALUES (%(v)s, %(s)s, %(p)s, %(m)s, %(a)s, %(t)s, %(c)s)
             ON CONFLICT (version) DO UPDATE SET
                 status = EXCLUDED.status,
                 params = models.params || EXCLUDED.params,
                 metrics = models.metrics || EXCLUDED.metrics,
                 artifact_uri = COALESCE(EXCLUDED.artifact_uri, models.artifact_uri),
-                trained_on = models.trained_on || EXCLUDED.trained_on
+                trained_on = models.trained_on || EXCLUDED.trained_on,
+                cold_start = COALESCE(EXCLUDED.cold_start, models.cold_start)
             """,
             {
                 "v": version,
@@ -104,6 +110,7 @@ def record_model(
                 "m": json.dumps(metrics or {}),
                 "a": artifact_uri,
                 "t": json.dumps(trained_on or {}),
+                "c": None if cold_start is None else json.dumps(cold_start),
             },
         )
 
@@ -214,11 +221,32 @@ def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
     return len(folded)
 
 
+def re_embed_cold_started(
+    conn: psycopg.Connection[Any], version: str, cold: list[tuple[int, list[str], int | None]]
+) -> bool:
+    """Inside the switch: the movies that were served with a cold-start embedding and that
+    `version` did not learn get one from `version`'s own map (recsys.coldstart), instead of
+    no embedding at all. Without a map (a version trained before them) they have none until a
+    model learns them. Returns whether a map was applied."""
+    if not cold:
+        return False
+    row = conn.execute("SELECT cold_start FROM models WHERE version = %s", (version,)).fetchone()
+    if row is None or row[0] is None:
+        return False
+    feature_map = coldstart.FeatureMap.from_json(row[0])
+    movies.embed_unlearned(
+        conn, version, [(movie_id, _vec(feature_map.embed(genres, year))) for movie_id, genres, year in cold]
+    )
+    return True
+
+
 def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -> str | None:
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
     old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
+    cold = movies.cold_started(conn)
     movies.publish_model(conn, version)
+    re_embed_cold_started(conn, version, cold)
     user_profiles.publish_trained(conn, version)
     fold_in_untrained(conn, version)
     # Users the new model does not know and who have no history to fold in lose their vector.

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg
 
 from batch.als import publish
 from batch.als.model import AlsParams, collect_factors, pad, to_pandas
-from recsys import windows
+from recsys import coldstart, windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
 
@@ -120,12 +121,39 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
     if rating_rmse is not None:
         metrics["rmse"] = rating_rmse
     with publish.connect(settings.database_url) as conn:
+        cold_start = fit_cold_start(conn, factors.item_ids, factors.item_factors)
+        if cold_start is not None:
+            (out / "cold_start.json").write_text(json.dumps(cold_start))
         publish.record_model(
-            conn, version, "training", params.as_dict(), metrics, str(out.resolve()), trained_on
+            conn,
+            version,
+            "training",
+            params.as_dict(),
+            metrics,
+            str(out.resolve()),
+            trained_on,
+            cold_start=cold_start,
         )
     (out / "meta.json").write_text(json.dumps({"version": version, "params": params.as_dict()}))
     log.info("trained", extra={"version": version, "seconds": round(seconds, 1), **trained_on})
     return version
+
+
+def fit_cold_start(
+    conn: psycopg.Connection[Any], item_ids: np.ndarray, item_factors: np.ndarray
+) -> dict[str, Any] | None:
+    """The version's genre/year -> item-factor map (recsys.coldstart), fitted on the movies it
+    learned, as JSON for `models.cold_start`; None when no trained movie is in the catalogue."""
+    rows = conn.execute(
+        "SELECT movie_id, genres, year FROM movies WHERE movie_id = ANY(%s)", ([int(m) for m in item_ids],)
+    ).fetchall()
+    known = {r[0]: (list(r[1] or ()), r[2]) for r in rows}
+    at = [i for i, m in enumerate(item_ids) if int(m) in known]
+    if not at:
+        return None
+    genres = [known[int(item_ids[i])][0] for i in at]
+    years = [known[int(item_ids[i])][1] for i in at]
+    return coldstart.fit(genres, years, np.asarray(item_factors)[at]).to_json()
 
 
 def _load_pairs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

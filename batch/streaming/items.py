@@ -11,6 +11,12 @@ over the users with a vector who touched the movie (their summed signal per movi
 XtX over every user vector of the live model. A trained movie is never touched (the nightly
 training owns it, and replaces the solved ones at the next publish). Below MIN_USERS users the
 estimate would be one or two users' vectors, so the movie keeps the embedding it has.
+
+A movie created through the CatalogueService starts with a cold-start embedding (recsys.coldstart)
+scaled like its genre's trained movies, so it is served from the first request. ALS's estimate
+from a handful of fans is far shorter (every other user's implicit zero pulls it down), so it
+replaces that guess only once it scores the movie's own users at least as high as the guess
+does: the stream takes over when the fans say more than the genre did, not before.
 """
 
 from __future__ import annotations
@@ -62,9 +68,14 @@ class UserGram:
 
 
 def solve_items(
-    rows: Iterable[tuple[int, float, Any]], user_gram: np.ndarray, alpha: float, reg_param: float
+    rows: Iterable[tuple[int, float, Any]],
+    user_gram: np.ndarray,
+    alpha: float,
+    reg_param: float,
+    current: dict[int, np.ndarray] | None = None,
 ) -> dict[int, np.ndarray]:
-    """Embeddings of the movies of `rows` (movie_id, signal, user vector) with enough users."""
+    """Embeddings of the movies of `rows` (movie_id, signal, user vector) with enough users,
+    each only if it scores the movie's users at least as high as its `current` embedding."""
     by_movie: dict[int, list[tuple[float, Any]]] = defaultdict(list)
     for movie_id, signal, vector in rows:
         by_movie[int(movie_id)].append((float(signal), vector))
@@ -74,6 +85,9 @@ def solve_items(
             continue
         x = np.array([to_array(v, np.float64) for _, v in users])
         y = fold_in(x, [s for s, _ in users], user_gram, alpha=alpha, reg_param=reg_param)
+        before = (current or {}).get(movie_id)
+        if before is not None and float(np.mean(x @ y)) < float(np.mean(x @ before)):
+            continue
         if y.any():
             solved[movie_id] = y.astype(np.float32)
     return solved
@@ -88,7 +102,8 @@ def refresh_untrained(
         return 0
     with conn.transaction():
         rows = conn.execute(_ITEM_USERS, (untrained,)).fetchall()
-        solved = solve_items(rows, gram.of(conn, model.version), model.alpha, model.reg_param)
+        current = {m: model.factors[model.index[m]] for m in untrained if m in model.index}
+        solved = solve_items(rows, gram.of(conn, model.version), model.alpha, model.reg_param, current)
         with conn.cursor() as cur:
             movies.set_solved_embeddings(cur, solved.items(), model.version)
     if solved:

@@ -18,6 +18,7 @@ from recsys.errors import PermissionDenied, Unauthenticated
 # Importing the API's modules registers every recsys.v1 service in the default descriptor pool.
 from recsys.v1 import (  # noqa: F401
     access_pb2,
+    catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
     recommender_service_pb2,

@@ -17,6 +17,7 @@ def movie_message(
     year: int | None,
     genres: Iterable[str] | None,
     popularity: int | None,
+    retired: bool = False,
 ) -> movie_pb2.Movie:
     """A Movie; a NULL column (a movie missing from the catalogue, an unknown year) is the
     field's zero value."""
@@ -26,9 +27,12 @@ def movie_message(
         year=year or 0,
         genres=genres or (),
         popularity=popularity or 0,
+        retired=retired,
     )
 
 
 def movie_from_row(row: Mapping[str, Any]) -> movie_pb2.Movie:
-    """A Movie from a database row holding MOVIE_FIELDS (a LEFT JOIN may leave them NULL)."""
-    return movie_message(*(row[f] for f in MOVIE_FIELDS))
+    """A Movie from a database row holding MOVIE_FIELDS (a LEFT JOIN may leave them NULL) and,
+    where the query selects it, `retired` (the serving tiers never select a retired movie)."""
+    movie_id, title, year, genres, popularity = (row[f] for f in MOVIE_FIELDS)
+    return movie_message(movie_id, title, year, genres, popularity, retired=bool(row.get("retired")))

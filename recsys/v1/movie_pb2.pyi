@@ -29,6 +29,7 @@ class Movie(_message.Message):
     YEAR_FIELD_NUMBER: _builtins.int
     GENRES_FIELD_NUMBER: _builtins.int
     POPULARITY_FIELD_NUMBER: _builtins.int
+    RETIRED_FIELD_NUMBER: _builtins.int
     movie_id: _builtins.int
     """movie_id is the catalogue id of the movie."""
     title: _builtins.str
@@ -37,6 +38,8 @@ class Movie(_message.Message):
     """year is the release year, 0 when unknown."""
     popularity: _builtins.int
     """popularity is the number of interactions the movie has had."""
+    retired: _builtins.bool
+    """retired is true for a movie withdrawn from the catalogue: no list serves it."""
     @_builtins.property
     def genres(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """genres are the movie's genres, for example "Comedy"."""
@@ -49,10 +52,11 @@ class Movie(_message.Message):
         year: _builtins.int = ...,
         genres: _abc.Iterable[_builtins.str] | None = ...,
         popularity: _builtins.int = ...,
+        retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["genres", b"genres", "movie_id", b"movie_id", "popularity", b"popularity", "title", b"title", "year", b"year"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["genres", b"genres", "movie_id", b"movie_id", "popularity", b"popularity", "retired", b"retired", "title", b"title", "year", b"year"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -325,6 +325,7 @@ class ListMoviesRequest(_message.Message):
     GENRE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    INCLUDE_RETIRED_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """query matches words of the title, case-insensitively; empty lists everything."""
     genre: _builtins.str
@@ -333,6 +334,8 @@ class ListMoviesRequest(_message.Message):
     """page_size is how many movies a page holds: 1 to 100, 20 when absent."""
     page_token: _builtins.str
     """page_token is the next_page_token of the previous page; empty for the first page."""
+    include_retired: _builtins.bool
+    """include_retired lists retired movies too (marked retired); they are left out by default."""
     def __init__(
         self,
         *,
@@ -340,10 +343,11 @@ class ListMoviesRequest(_message.Message):
         genre: _builtins.str = ...,
         page_size: _builtins.int | None = ...,
         page_token: _builtins.str = ...,
+        include_retired: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_page_size", b"_page_size", "page_size", b"page_size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_page_size", b"_page_size", "genre", b"genre", "page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_page_size", b"_page_size", "genre", b"genre", "include_retired", b"include_retired", "page_size", b"page_size", "page_token", b"page_token", "query", b"query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__page_size: _TypeAlias = _typing.Literal["page_size"]  # noqa: Y015
     _WhichOneofArgType__page_size: _TypeAlias = _typing.Literal["_page_size", b"_page_size"]  # noqa: Y015

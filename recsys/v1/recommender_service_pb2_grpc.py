@@ -76,7 +76,7 @@ class RecommenderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMovie(self, request, context):
-        """GetMovie returns one movie of the catalogue.
+        """GetMovie returns one movie of the catalogue, a retired one too (marked retired).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

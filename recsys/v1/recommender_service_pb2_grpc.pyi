@@ -38,7 +38,7 @@ class RecommenderServiceStub:
     GetSimilarMovies: _grpc.UnaryUnaryMultiCallable[_recommender_service_pb2.GetSimilarMoviesRequest, _recommender_service_pb2.GetSimilarMoviesResponse]
     """GetSimilarMovies returns the movies nearest to one movie by embedding."""
     GetMovie: _grpc.UnaryUnaryMultiCallable[_recommender_service_pb2.GetMovieRequest, _recommender_service_pb2.GetMovieResponse]
-    """GetMovie returns one movie of the catalogue."""
+    """GetMovie returns one movie of the catalogue, a retired one too (marked retired)."""
     ListMovies: _grpc.UnaryUnaryMultiCallable[_recommender_service_pb2.ListMoviesRequest, _recommender_service_pb2.ListMoviesResponse]
     """ListMovies browses and searches the catalogue."""
 
@@ -52,7 +52,7 @@ class RecommenderServiceAsyncStub(RecommenderServiceStub):
     GetSimilarMovies: _aio.UnaryUnaryMultiCallable[_recommender_service_pb2.GetSimilarMoviesRequest, _recommender_service_pb2.GetSimilarMoviesResponse]  # type: ignore[assignment]
     """GetSimilarMovies returns the movies nearest to one movie by embedding."""
     GetMovie: _aio.UnaryUnaryMultiCallable[_recommender_service_pb2.GetMovieRequest, _recommender_service_pb2.GetMovieResponse]  # type: ignore[assignment]
-    """GetMovie returns one movie of the catalogue."""
+    """GetMovie returns one movie of the catalogue, a retired one too (marked retired)."""
     ListMovies: _aio.UnaryUnaryMultiCallable[_recommender_service_pb2.ListMoviesRequest, _recommender_service_pb2.ListMoviesResponse]  # type: ignore[assignment]
     """ListMovies browses and searches the catalogue."""
 
@@ -81,7 +81,7 @@ class RecommenderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _recommender_service_pb2.GetMovieRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_recommender_service_pb2.GetMovieResponse, _abc.Awaitable[_recommender_service_pb2.GetMovieResponse]]:
-        """GetMovie returns one movie of the catalogue."""
+        """GetMovie returns one movie of the catalogue, a retired one too (marked retired)."""
 
     @_abc_1.abstractmethod
     def ListMovies(

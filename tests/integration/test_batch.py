@@ -241,3 +241,43 @@ def test_publish_folds_in_users_with_a_history_the_model_did_not_train_on(
         reg_param=float(params.get("reg_param", params.get("regParam", 0.1))),
     )
     assert float(got @ expected / (np.linalg.norm(got) * np.linalg.norm(expected))) >= 0.999
+
+
+def test_training_fits_a_cold_start_map_and_publish_keeps_cold_started_movies_embedded(
+    batch_env: dict[str, str],
+) -> None:
+    """The trained version carries its genre/year map (recsys.coldstart). A movie served with a
+    cold-start embedding that a published version did not learn gets one from that version's
+    map, instead of losing it; a movie without any embedding stays without."""
+    from batch.als.publish import connect, switch
+    from recsys import coldstart
+
+    env = batch_env
+    version = live(env)
+    assert version is not None, "run after the training test (a live model)"
+    cold, bare = BASE + 9_100, BASE + 9_101
+    with connect(env["DATABASE_URL"]) as conn:
+        raw = conn.execute("SELECT cold_start FROM models WHERE version = %s", (version,)).fetchone()
+        assert raw is not None and raw[0] is not None, "the trained version has no cold-start map"
+        feature_map = coldstart.FeatureMap.from_json(raw[0])
+        conn.execute("DELETE FROM movies WHERE movie_id IN (%s, %s)", (cold, bare))
+        conn.execute(
+            "INSERT INTO movies (movie_id, title, year, genres, embedding, model_version) "
+            "VALUES (%s, 'cold', 1999, ARRAY['Drama'], %s, 'an-older-model'), "
+            "(%s, 'bare', 1999, ARRAY['Drama'], NULL, NULL)",
+            (cold, np.ones(64, dtype=np.float32), bare),
+        )
+        conn.commit()
+        assert switch(conn, version) == version
+        rows = dict(
+            conn.execute(
+                "SELECT movie_id, embedding FROM movies WHERE movie_id IN (%s, %s) AND model_version = %s",
+                (cold, bare, version),
+            ).fetchall()
+        )
+        conn.execute("DELETE FROM movies WHERE movie_id IN (%s, %s)", (cold, bare))
+        conn.commit()
+    assert rows[bare] is None
+    np.testing.assert_allclose(
+        np.asarray(rows[cold].to_numpy()), feature_map.embed(["Drama"], 1999), rtol=1e-5, atol=1e-6
+    )

@@ -161,6 +161,6 @@ async def test_redis_away_costs_request_time_freshness_only() -> None:
     try:
         event = Event("e-1", 42, 7, "like", None, None, 1_700_000_000_000)
         assert await PendingWriter(client).push([event]) is False
-        assert await RecommendationCache(client, 60).get_with_pending(42) == (None, [])
+        assert await RecommendationCache(client, 60).get_with_pending(42) == (None, [], None)
     finally:
         await client.aclose()

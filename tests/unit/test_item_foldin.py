@@ -6,7 +6,9 @@ from batch.streaming.items import MIN_USERS, solve_items
 from recsys.domain.vectors import EMBEDDING_DIM
 
 
-def _objective(y: np.ndarray, x_all: np.ndarray, signals: dict[int, float], alpha: float, reg: float) -> float:
+def _objective(
+    y: np.ndarray, x_all: np.ndarray, signals: dict[int, float], alpha: float, reg: float
+) -> float:
     """Implicit ALS's loss for one item, user vectors fixed: every user counts, those who did not
     touch it with preference 0 and confidence 1; regularisation scaled by its users (ALS-WR)."""
     total = 0.0
@@ -45,3 +47,16 @@ def test_a_movie_is_solved_only_with_enough_users() -> None:
     assert set(solved) == {8}
     # Liked by users alike: the embedding scores those users' direction positively.
     assert float(x.mean(axis=0) @ solved[8]) > 0
+
+
+def test_a_cold_start_guess_stays_until_the_fans_say_more() -> None:
+    """The solve replaces the current embedding only if it scores the movie's users as high."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(MIN_USERS + 2, EMBEDDING_DIM)).astype(np.float32)
+    gram = (x.T @ x).astype(np.float64) + 50 * np.eye(EMBEDDING_DIM)
+    rows = [(9, 1.0, v) for v in x]
+    (free,) = solve_items(rows, gram, 1.0, 0.4).values()
+    strong_guess = 10 * x.mean(axis=0)  # scores these users far above the solve
+    weak_guess = -x.mean(axis=0)  # scores them below zero
+    assert solve_items(rows, gram, 1.0, 0.4, {9: strong_guess}) == {}
+    assert np.allclose(solve_items(rows, gram, 1.0, 0.4, {9: weak_guess})[9], free)

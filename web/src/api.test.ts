@@ -31,6 +31,7 @@ describe('api client', () => {
       year: number
       genres: string[]
       popularity: string
+      retired: boolean
     }>()
     expectTypeOf<Tier>().toEqualTypeOf<'TIER_UNSPECIFIED' | 'TIER_CACHE' | 'TIER_REALTIME' | 'TIER_BATCH' | 'TIER_POPULAR'>()
     expectTypeOf<EventType>().not.toEqualTypeOf<'EVENT_TYPE_UNSPECIFIED'>()

@@ -235,6 +235,7 @@ function normalizeMovie(m: MovieJson | undefined): Movie {
     year: Number(m?.year ?? 0),
     genres: m?.genres ?? [],
     popularity: String(m?.popularity ?? '0'),
+    retired: m?.retired ?? false,
   }
 }
 

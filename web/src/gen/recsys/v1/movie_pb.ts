@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/movie.proto.
  */
 export const file_recsys_v1_movie: GenFile = /*@__PURE__*/
-  fileDesc("ChVyZWNzeXMvdjEvbW92aWUucHJvdG8SCXJlY3N5cy52MSJaCgVNb3ZpZRIQCghtb3ZpZV9pZBgBIAEoAxINCgV0aXRsZRgCIAEoCRIMCgR5ZWFyGAMgASgFEg4KBmdlbnJlcxgEIAMoCRISCgpwb3B1bGFyaXR5GAUgASgDYgZwcm90bzM");
+  fileDesc("ChVyZWNzeXMvdjEvbW92aWUucHJvdG8SCXJlY3N5cy52MSJrCgVNb3ZpZRIQCghtb3ZpZV9pZBgBIAEoAxINCgV0aXRsZRgCIAEoCRIMCgR5ZWFyGAMgASgFEg4KBmdlbnJlcxgEIAMoCRISCgpwb3B1bGFyaXR5GAUgASgDEg8KB3JldGlyZWQYBiABKAhiBnByb3RvMw");
 
 /**
  * Movie is one title of the catalogue.
@@ -54,6 +54,13 @@ export type Movie = Message<"recsys.v1.Movie"> & {
    * @generated from field: int64 popularity = 5;
    */
   popularity: bigint;
+
+  /**
+   * retired is true for a movie withdrawn from the catalogue: no list serves it.
+   *
+   * @generated from field: bool retired = 6;
+   */
+  retired: boolean;
 };
 
 /**
@@ -96,6 +103,13 @@ export type MovieJson = {
    * @generated from field: int64 popularity = 5;
    */
   popularity?: string;
+
+  /**
+   * retired is true for a movie withdrawn from the catalogue: no list serves it.
+   *
+   * @generated from field: bool retired = 6;
+   */
+  retired?: boolean;
 };
 
 /**
