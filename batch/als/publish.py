@@ -31,7 +31,7 @@ from batch.streaming.sink import ModelEmbeddings, compute_profiles
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import to_array
-from recsys.tables import movies, user_profiles
+from recsys.tables import deleted_users, movies, user_profiles
 
 # Serialises publishers (switch, rollback) across processes.
 _PUBLISH_LOCK = 72_400_501
@@ -156,6 +156,8 @@ def stage(
         ) as copy:
             for row in recs[["user_id", "rank", "movie_id", "score"]].itertuples(index=False):
                 copy.write_row((version, int(row[0]), int(row[1]), int(row[2]), float(row[3])))
+        # Trained on data read before a deletion: the deleted users' rows go (in this transaction).
+        deleted_users.drop_staged(conn, version)
 
 
 def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:

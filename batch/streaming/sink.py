@@ -32,7 +32,7 @@ from batch.streaming.pending import trim_applied
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
-from recsys.tables import interactions, user_profiles
+from recsys.tables import deleted_users, interactions, user_profiles
 from recsys.tables.user_items import USER_ITEMS
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,7 @@ class SpeedLayerSink:
         with conn.transaction():
             model = self._embeddings(conn)
             with conn.cursor() as cur:
+                events, feedback = deleted_users.drop_erased(cur, events, feedback)
                 # Exactly the rows inserted (not the replayed ones) join the users' histories.
                 inserted = interactions.insert_events(cur, events)
                 if feedback:
