@@ -47,7 +47,7 @@ def without_erased(
     dead = spark.createDataFrame(list(tombstones), _TOMBSTONE_SCHEMA)
     joined = events.join(F.broadcast(dead), "user_id", "left")
     kept = joined.where(F.col("_deleted_at").isNull() | (F.col("occurred_at") >= F.col("_deleted_at")))
-    return kept.drop("_deleted_at")
+    return kept.select(*events.columns)
 
 
 @dataclass(frozen=True)
