@@ -55,6 +55,8 @@ class UserEraser:
         try:
             keys = int(await self.redis.delete(*user_keys(user_id)))
         except (RedisError, OSError) as err:
-            raise Unavailable(f"the user's rows are deleted but not their cached lists; retry: {err}") from err
+            raise Unavailable(
+                f"the user's rows are deleted but not their cached lists; retry: {err}"
+            ) from err
         log.info("user erased", extra={"user_id": user_id, "rows": sum(rows.values()), "keys": keys})
         return Erased(deleted_at, rows, keys)

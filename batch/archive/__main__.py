@@ -16,13 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from batch.archive.erasure import erase_archive
+import psycopg
+
+from batch.archive.erasure import erase_archive, erase_artifacts
 from batch.archive.job import archive
 from batch.common.spark import build_session
 from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
+from recsys.tables import deleted_users
 
 
 def _instant(text: str) -> datetime:
@@ -64,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         spark.stop()
+    with psycopg.connect(settings.database_url) as conn:
+        artifact_rows = erase_artifacts(Path(settings.model_dir), deleted_users.tombstones(conn))
     total = sum(r.deleted for r in results)
     print(f"archived {sum(r.extracted for r in results)} rows, deleted {total}", flush=True)
     print(
         f"erased {erased.removed} rows of {erased.tombstones} deleted users from "
-        f"{len(erased.dates)} partitions; pruned {erased.pruned} tombstones",
+        f"{len(erased.dates)} partitions and {artifact_rows} from model artifacts; "
+        f"pruned {erased.pruned} tombstones",
         flush=True,
     )
     return 0

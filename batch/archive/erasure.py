@@ -8,17 +8,25 @@ costs a scan of the archive), so:
   tombstone is committed;
 - the nightly archive job calls `erase_archive`, which rewrites only the date partitions that
   hold erased rows, checks them back, and marks the tombstones done. One scan of the archive's
-  user_id and occurred_at columns serves every deletion since the last night.
+  user_id and occurred_at columns serves every deletion since the last night;
+- and `erase_artifacts`, which rewrites the kept model versions' training pairs and user factors
+  (MODEL_DIR/<version>/, batch.als.train) without the users erased after that version's training
+  started (a later version never read their erased rows).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -109,3 +117,57 @@ def erase_archive(spark: SparkSession, database_url: str, archive_uri: str, now:
     if pending:
         log.info("erased from archive", extra={"users": len(pending), "dates": dates, "rows": removed})
     return ErasureResult(len(pending), dates, removed, pruned)
+
+
+# The files of a model version (batch.als.train.fit_stage) that hold user ids, and their column.
+_ARTIFACT_FILES = (
+    ("strengths.parquet", "user_id"),
+    ("holdout.parquet", "user_id"),
+    ("als/userFactors", "id"),
+)
+
+
+def _rewrite_without(path: Path, column: str, users: pa.Array) -> int:
+    """Rewrite one Parquet file or directory without the rows of `users`; rows removed."""
+    table = pq.read_table(path)
+    erased = pc.is_in(pc.cast(table[column], pa.int64()), value_set=users)
+    removed = int(pc.sum(erased).as_py() or 0)
+    if not removed:
+        return 0
+    kept = table.filter(pc.invert(erased))
+    if path.is_dir():  # a Spark output directory: swap in a directory holding one file
+        fresh = path.with_name(path.name + ".erasing")
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+        pq.write_table(kept, fresh / "part-00000.parquet")
+        stale = path.with_name(path.name + ".stale")
+        path.rename(stale)
+        fresh.rename(path)
+        shutil.rmtree(stale)
+    else:
+        tmp = path.with_name(path.name + ".erasing")
+        pq.write_table(kept, tmp)
+        tmp.replace(path)
+    return removed
+
+
+def erase_artifacts(model_dir: Path, tombstones: Sequence[tuple[int, datetime]]) -> int:
+    """Remove erased users from every kept model version trained before their deletion."""
+    from batch.als.train import version_time
+
+    removed = 0
+    if not tombstones or not model_dir.is_dir():
+        return 0
+    for version_dir in sorted(p for p in model_dir.iterdir() if p.is_dir()):
+        started = version_time(version_dir.name)
+        users = [u for u, deleted_at in tombstones if started is None or started < deleted_at]
+        if not users:
+            continue
+        value_set = pa.array(users, pa.int64())
+        for name, column in _ARTIFACT_FILES:
+            path = version_dir / name
+            if path.exists():
+                removed += _rewrite_without(path, column, value_set)
+    if removed:
+        log.info("erased from model artifacts", extra={"rows": removed})
+    return removed

@@ -116,9 +116,7 @@ def pending_archive_erasure(conn: psycopg.Connection[Any]) -> list[tuple[int, da
     """The tombstones whose users' rows may still be in the Parquet archive."""
     return [
         (int(r[0]), r[1])
-        for r in conn.execute(
-            "SELECT user_id, deleted_at FROM deleted_users WHERE archive_erased_at IS NULL"
-        )
+        for r in conn.execute("SELECT user_id, deleted_at FROM deleted_users WHERE archive_erased_at IS NULL")
     ]
 
 

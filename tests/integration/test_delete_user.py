@@ -5,10 +5,10 @@ backfill five days old that the archive job moves to Parquet), stored by the str
 list (a log row), feedback on it, a cached list; the nightly publish's rows of a trained user.
 Then DELETE /v1/users/{id} with the user's own token, and the search: every table with a
 user_id column (read from the schema, so a new table cannot be missed), every Redis key that
-names the id, the Parquet archive once the archive job has run, and the training extract even
-before it has. Afterwards the id is an unknown user (popular tier); an event that occurred
-before the deletion and arrives after it (a replay, a backlog in Kafka) is dropped by the
-stream, and an event after the deletion starts a new user (docs/privacy.md).
+names the id, the Parquet archive and the kept model artifacts once the archive job has run, and
+the training extract even before it has. Afterwards the id is an unknown user (popular tier); an
+event that occurred before the deletion and arrives after it (a replay, a backlog in Kafka) is
+dropped by the stream, and an event after the deletion starts a new user (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import psycopg
 import pytest
 import redis
 
-from batch.archive.erasure import ErasureResult, erase_archive
+from batch.archive.erasure import ErasureResult, erase_archive, erase_artifacts
 from batch.archive.job import archive
 from recsys.cache import recommendations_key
 from recsys.pending import pending_key
-from recsys.tables.deleted_users import USER_TABLES
+from recsys.tables.deleted_users import USER_TABLES, tombstones
 from recsys.v1 import profile_service_pb2, profile_service_pb2_grpc
 from stack.client import wait_for
 from tests.integration.batchdata import REPO
@@ -66,7 +66,9 @@ def _ok(answer: tuple[int, Any]) -> Any:
     return body
 
 
-def _event(movie: int, kind: str, *, event_id: str, at: datetime | None = None, **extra: Any) -> dict[str, Any]:
+def _event(
+    movie: int, kind: str, *, event_id: str, at: datetime | None = None, **extra: Any
+) -> dict[str, Any]:
     event = {"eventId": event_id, "movieId": str(movie), "type": f"EVENT_TYPE_{kind}", **extra}
     if at is not None:
         event["occurredAt"] = at.isoformat().replace("+00:00", "Z")
@@ -92,10 +94,31 @@ def _archived_rows(stack: Any, user: int) -> int:
     return len(pd.read_parquet(root, columns=["user_id"], filters=[("user_id", "==", user)]))
 
 
-def _run_archive_job(spark: Any, stack: Any) -> ErasureResult:
+def _run_archive_job(spark: Any, stack: Any, db: psycopg.Connection[Any]) -> ErasureResult:
     """What `python -m batch.archive` runs each night (in this test's Spark session: one JVM)."""
     archive(spark, stack.database_url, str(_archive_dir(stack)))
-    return erase_archive(spark, stack.database_url, str(_archive_dir(stack)), datetime.now(UTC))
+    erased = erase_archive(spark, stack.database_url, str(_archive_dir(stack)), datetime.now(UTC))
+    erase_artifacts(_model_dir(stack), tombstones(db))
+    return erased
+
+
+def _model_dir(stack: Any) -> Path:
+    path = Path(stack.env["MODEL_DIR"])
+    return path if path.is_absolute() else REPO / path
+
+
+def _artifact_rows(stack: Any, user: int) -> int:
+    """The user's rows in the kept model versions' training pairs and user factors."""
+    found = 0
+    for version in _model_dir(stack).iterdir():
+        for name, column in (
+            ("strengths.parquet", "user_id"),
+            ("holdout.parquet", "user_id"),
+            ("als/userFactors", "id"),
+        ):
+            if (version / name).exists():
+                found += int((pd.read_parquet(version / name, columns=[column])[column] == user).sum())
+    return found
 
 
 def _tables_with_user_id(db: psycopg.Connection[Any]) -> set[str]:
@@ -124,7 +147,9 @@ def _keys_of(r: redis.Redis, user: int) -> list[bytes]:
 def spark() -> Iterator[Any]:
     from batch.common.spark import build_session
 
-    session = build_session("test-delete-user", master="local[1]", extra_conf={"spark.sql.shuffle.partitions": "2"})
+    session = build_session(
+        "test-delete-user", master="local[1]", extra_conf={"spark.sql.shuffle.partitions": "2"}
+    )
     yield session
     session.stop()
 
@@ -146,7 +171,9 @@ def db(stack: Any) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycopg.Connection[Any], spark: Any) -> None:
+def test_delete_user_leaves_nothing_and_the_id_is_unknown(
+    stack: Any, db: psycopg.Connection[Any], spark: Any
+) -> None:
     assert _tables_with_user_id(db) - {"deleted_users"} == set(USER_TABLES), (
         "a table holds user ids that DeleteUser does not erase (recsys.tables.deleted_users.USER_TABLES)"
     )
@@ -165,23 +192,38 @@ def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycop
     # History: a backfill five days old (a service may post events of any age), and today's likes.
     old_ids = [f"del-{tag}-old-{i}" for i in range(3)]
     five_days_ago = datetime.now(UTC) - timedelta(days=5)
-    backfill = [_event(m, "WATCH", event_id=e, at=five_days_ago) for m, e in zip(movies[:3], old_ids, strict=True)]
-    answer = _ok(_call(stack, "POST", "/v1/events:batch", service_token(), {"userId": str(user), "events": backfill}))
+    backfill = [
+        _event(m, "WATCH", event_id=e, at=five_days_ago) for m, e in zip(movies[:3], old_ids, strict=True)
+    ]
+    answer = _ok(
+        _call(stack, "POST", "/v1/events:batch", service_token(), {"userId": str(user), "events": backfill})
+    )
     assert answer["accepted"] == 3, answer
     new_ids = [f"del-{tag}-like-{i}" for i in range(5)]
     likes = [_event(m, "LIKE", event_id=e) for m, e in zip(movies[3:], new_ids, strict=True)]
     _ok(_call(stack, "POST", "/v1/events:batch", token, {"userId": str(user), "events": likes}))
-    assert wait_for(lambda: _stored(db, old_ids + new_ids) == set(old_ids + new_ids), 60), "stream stored nothing"
+    assert wait_for(lambda: _stored(db, old_ids + new_ids) == set(old_ids + new_ids), 60), (
+        "stream stored nothing"
+    )
 
     # A served list (logged), feedback on it, and a cached list.
     served = _ok(_call(stack, "GET", f"/v1/users/{user}/recommendations?limit=10", token))
     assert served["tier"] == "TIER_REALTIME", served["tier"]
     request_id, first = served["requestId"], int(served["items"][0]["movie"]["movieId"])
     click_id = f"del-{tag}-click"
-    _ok(_call(stack, "POST", "/v1/events", token,
-              {"userId": str(user), **_event(first, "CLICK", event_id=click_id, requestId=request_id)}))
+    _ok(
+        _call(
+            stack,
+            "POST",
+            "/v1/events",
+            token,
+            {"userId": str(user), **_event(first, "CLICK", event_id=click_id, requestId=request_id)},
+        )
+    )
     assert wait_for(
-        lambda: db.execute("SELECT count(*) FROM recommendation_feedback WHERE event_id = %s", (click_id,)).fetchone()[0],
+        lambda: db.execute(
+            "SELECT count(*) FROM recommendation_feedback WHERE event_id = %s", (click_id,)
+        ).fetchone()[0],
         60,
     ), "feedback never stored"
     assert wait_for(lambda: r.llen(pending_key(user)) == 0, 30)
@@ -202,7 +244,7 @@ def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycop
     )
 
     # The nightly archive moves the old events to Parquet.
-    _run_archive_job(spark, stack)
+    _run_archive_job(spark, stack, db)
     before = _rows_of(db, user)
     assert all(before.values()), before
     assert _archived_rows(stack, user) == 3
@@ -214,7 +256,9 @@ def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycop
     with grpc.insecure_channel(stack.envoy_grpc_addr) as channel:
         with pytest.raises(grpc.RpcError) as err:
             profile_service_pb2_grpc.ProfileServiceStub(channel).DeleteUser(
-                profile_service_pb2.DeleteUserRequest(user_id=user), metadata=bearer(user_token(other)), timeout=10
+                profile_service_pb2.DeleteUserRequest(user_id=user),
+                metadata=bearer(user_token(other)),
+                timeout=10,
             )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert _rows_of(db, user) == before
@@ -229,9 +273,10 @@ def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycop
     # Training reads none of their rows, even before the archive is rewritten.
     assert _extracted(spark, stack, user) == 0
     # The archive job rewrites the partitions that held them.
-    erased = _run_archive_job(spark, stack)
+    erased = _run_archive_job(spark, stack, db)
     assert erased.removed == 3 and erased.dates, erased
     assert _archived_rows(stack, user) == 0
+    assert _artifact_rows(stack, user) == 0
     assert db.execute("SELECT archive_erased_at FROM deleted_users WHERE user_id = %s", (user,)).fetchone()[0]
     assert _extracted(spark, stack, user) == 0
     assert _rows_of(db, user) == dict.fromkeys(USER_TABLES, 0)
@@ -252,7 +297,9 @@ def test_delete_user_leaves_nothing_and_the_id_is_unknown(stack: Any, db: psycop
     _ok(_call(stack, "POST", "/v1/events:batch", service_token(), {"userId": str(user), "events": events}))
     assert wait_for(lambda: _stored(db, [fresh_id]), 60), "the fresh event was never stored"
     assert _stored(db, [late_id]) == set()
-    assert db.execute("SELECT movie_id FROM user_items WHERE user_id = %s", (user,)).fetchall() == [(movies[1],)]
+    assert db.execute("SELECT movie_id FROM user_items WHERE user_id = %s", (user,)).fetchall() == [
+        (movies[1],)
+    ]
 
     # An admin may delete anyone.
     status, body = _call(stack, "DELETE", f"/v1/users/{user}", admin_token())
