@@ -156,8 +156,6 @@ def stage(
         ) as copy:
             for row in recs[["user_id", "rank", "movie_id", "score"]].itertuples(index=False):
                 copy.write_row((version, int(row[0]), int(row[1]), int(row[2]), float(row[3])))
-        # Trained on data read before a deletion: the deleted users' rows go (in this transaction).
-        deleted_users.drop_staged(conn, version)
 
 
 def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
@@ -198,6 +196,8 @@ def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
     old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
+    # Trained on data read before a deletion: the deleted users' staged rows go first.
+    deleted_users.drop_staged(conn, version)
     movies.publish_model(conn, version)
     user_profiles.publish_trained(conn, version)
     fold_in_untrained(conn, version)

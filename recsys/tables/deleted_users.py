@@ -146,8 +146,8 @@ def prune(conn: psycopg.Connection[Any], now: datetime) -> int:
 
 
 def drop_staged(conn: psycopg.Connection[Any], version: str) -> int:
-    """Inside the model publish's staging transaction: remove the staged vectors and lists of
-    every tombstoned user. A model may have been trained on data read before a deletion; a user
+    """Inside the model switch's transaction, before it copies anything: remove the staged
+    vectors and lists of every tombstoned user. A model may have been trained on data read before a deletion; a user
     who came back after it gets a vector from their new history when the version goes live
     (batch.als.publish.fold_in_untrained) and their batch list with the next model."""
     conn.execute("LOCK TABLE deleted_users IN SHARE MODE")
