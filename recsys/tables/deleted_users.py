@@ -147,9 +147,10 @@ def prune(conn: psycopg.Connection[Any], now: datetime) -> int:
 
 def drop_staged(conn: psycopg.Connection[Any], version: str) -> int:
     """Inside the model switch's transaction, before it copies anything: remove the staged
-    vectors and lists of every tombstoned user. A model may have been trained on data read before a deletion; a user
-    who came back after it gets a vector from their new history when the version goes live
-    (batch.als.publish.fold_in_untrained) and their batch list with the next model."""
+    vectors and lists of every tombstoned user (the model may have been trained on data read
+    before a deletion). A user who came back after it still gets a vector, folded in from their
+    new history as the version goes live (batch.als.publish.fold_in_untrained), and is served by
+    the realtime tier; batch lists again once the tombstone is pruned."""
     conn.execute("LOCK TABLE deleted_users IN SHARE MODE")
     dropped = 0
     for table in ("model_user_factors", "batch_recommendations"):
