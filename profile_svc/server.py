@@ -1,12 +1,15 @@
-"""Wiring of the ProfileService: settings, logging, tracing, the database pool, the gRPC server."""
+"""Wiring of the ProfileService: settings, logging, tracing, the database pool, Redis (DeleteUser),
+the gRPC server."""
 
 from __future__ import annotations
 
 import grpc
 
+from profile_svc.erasure import UserEraser
 from profile_svc.servicer import ProfileServicer
 from profile_svc.sessions import SessionServicer
 from profile_svc.store import ProfileStore
+from recsys import cache
 from recsys.auth.setup import dev_issuer
 from recsys.config import Settings
 from recsys.db import create_pool
@@ -22,8 +25,9 @@ SERVICE_NAME = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"]
 async def run(settings: Settings) -> None:
     """Open the pool, then serve; health turns SERVING only once the pool is open."""
     pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+    redis = cache.create_client(settings.redis_url, timeout_seconds=1.0)
     store = ProfileStore(pool)
-    servicer = ProfileServicer(store)
+    servicer = ProfileServicer(store, UserEraser(pool, redis))
     sessions = SessionServicer(store, dev_issuer(settings))
 
     def register(server: grpc.aio.Server) -> None:
@@ -40,6 +44,7 @@ async def run(settings: Settings) -> None:
         )
     finally:
         await pool.close()
+        await redis.aclose()
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from profile_svc.erasure import UserEraser
 from profile_svc.store import ProfileRow, ProfileStore
 from recsys.domain.events import EVENT_TYPE_VALUES
 from recsys.domain.movies import movie_from_row
@@ -52,8 +53,9 @@ def profile_message(row: ProfileRow) -> profile_service_pb2.Profile:
 class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
     """The owner of user_profiles; the Recommender asks it for preference vectors."""
 
-    def __init__(self, store: ProfileStore) -> None:
+    def __init__(self, store: ProfileStore, eraser: UserEraser) -> None:
         self.store = store
+        self.eraser = eraser
 
     async def CreateUser(
         self, request: profile_service_pb2.CreateUserRequest, context: grpc.aio.ServicerContext
@@ -69,6 +71,16 @@ class ProfileServicer(profile_service_pb2_grpc.ProfileServiceServicer):
         if row is None:
             raise NotFound(f"user {request.user_id} not found")
         return profile_service_pb2.GetProfileResponse(profile=profile_message(row))
+
+    async def DeleteUser(
+        self, request: profile_service_pb2.DeleteUserRequest, context: grpc.aio.ServicerContext
+    ) -> profile_service_pb2.DeleteUserResponse:
+        erased = await self.eraser.erase(request.user_id)
+        return profile_service_pb2.DeleteUserResponse(
+            user_id=request.user_id,
+            deleted_at=timestamp(erased.deleted_at),
+            rows_deleted=sum(erased.rows.values()),
+        )
 
     async def GetPreferenceVector(
         self, request: profile_service_pb2.GetPreferenceVectorRequest, context: grpc.aio.ServicerContext

@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from recommender_svc.cache import RecommendationCache
+from recommender_svc.diversity import mmr_order
 from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.ranking import (
     POPULAR_REASON,
@@ -116,6 +117,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         user_id = request.user_id
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
+        diversity = request.diversity if request.HasField("diversity") else 0.0
         live = await self.store.live_model()
         cached, pending, retired_version = await self.cache.get_with_pending(user_id)
         retired = await self.retired.current(retired_version)
@@ -125,11 +127,17 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             cached = None  # the list predates events the user has posted since: fold them in
         if cached is not None and live and cached.model_version != live:
             cached = None  # computed with another model: its invalidation was missed
-        if cached is not None and not exclude and not genres and cached.count >= limit:
+        if cached is not None and not exclude and not genres and not diversity and cached.count >= limit:
             return self._cache_hit(user_id, limit, cached, started)
+        # A diverse list is picked from a wider pool (the cache's top-50), re-ranked after the
+        # cascade: the cache keeps the plain ranking, so one entry serves every weight.
+        pool = max(limit, CACHE_SIZE) if diversity else limit
         answer = await self.cascade(
-            user_id, limit, exclude, genres, cached=cached, live=live, pending=pending
+            user_id, pool, exclude, genres, cached=cached, live=live, pending=pending
         )
+        if diversity:
+            order = mmr_order([frozenset(c.genres) for c, _ in answer.items], diversity, limit)
+            answer.items = [answer.items[i] for i in order]
 
         request_id = current_request_id()
         response = pb.GetRecommendationsResponse(

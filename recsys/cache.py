@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from recsys.pending import pending_key
+
 # Bump when the cached value's key scheme changes. The value's format carries its own magic
 # (recommender_svc.ranking.CachedEntry), so a value of another format is read as a miss and
 # rewritten, and invalidators (which only delete keys) never need to know the format.
@@ -32,6 +34,11 @@ def recommendations_key(user_id: int) -> str:
 def generation_key(user_id: int) -> str:
     """The key of one user's invalidation counter."""
     return f"{_GENERATION_PREFIX}:{user_id}"
+
+
+def user_keys(user_id: int) -> list[str]:
+    """Every Redis key that holds something of one user: DeleteUser deletes them all."""
+    return [recommendations_key(user_id), generation_key(user_id), pending_key(user_id)]
 
 
 def create_client(redis_url: str, timeout_seconds: float = 0.05) -> aioredis.Redis:

@@ -51,6 +51,7 @@ VALID: dict[str, dict[str, Any]] = {
     "recsys.v1.ProfileService.CreateUser": {"display_name": "ada"},
     "recsys.v1.ProfileService.GetProfile": {"user_id": USER},
     "recsys.v1.ProfileService.GetPreferenceVector": {"user_id": USER},
+    "recsys.v1.ProfileService.DeleteUser": {"user_id": USER},
     "recsys.v1.SessionService.CreateSession": {"user_id": USER},
     "recsys.v1.CatalogueService.CreateMovie": {"title": "A new film", "year": 2026, "genres": ["Drama"]},
     "recsys.v1.CatalogueService.UpdateMovie": {"movie_id": 1, "title": "A new title"},
@@ -93,7 +94,8 @@ def _nonmatching(pattern: str) -> str:
 # a function of the rule's value returning the breaking field value.
 _BREAKERS: dict[str, Callable[[Any], Any]] = {
     "gt": lambda v: v,
-    "gte": lambda v: v - 1 if isinstance(v, int) else v / 2,
+    # A float bound: below it by half (0.5 -> 0.25: a rating), or by 1 when it is not positive.
+    "gte": lambda v: v - 1 if isinstance(v, int) or v <= 0 else v / 2,
     "lt": lambda v: v,
     "lte": lambda v: v + 1,
     "max_len": lambda v: "a" * (v + 1),

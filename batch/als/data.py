@@ -18,9 +18,11 @@ import psycopg
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from batch.archive.erasure import without_erased
 from batch.archive.job import archived_dates, partition_path
 from recsys import windows
 from recsys.domain.spark import TRAINING_SCHEMA
+from recsys.tables import deleted_users
 
 COLUMNS = [f.name for f in TRAINING_SCHEMA.fields]
 
@@ -126,7 +128,10 @@ def extract_events(
         return None
     recent_rows = read_recent(database_url, window.since)
     recent = spark.createDataFrame(recent_rows, TRAINING_SCHEMA)
-    archived = read_archive(spark, archive_uri, window).cache()
+    # Deleted users' rows the archive has not been rewritten without yet (batch.archive.erasure).
+    with psycopg.connect(database_url) as conn:
+        tombstones = deleted_users.tombstones(conn)
+    archived = without_erased(spark, read_archive(spark, archive_uri, window), tombstones).cache()
     return Extract(union_events(archived, recent), window, archived.count(), len(recent_rows))
 
 

@@ -33,7 +33,7 @@ from recsys import coldstart
 from recsys.cache import recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import to_array
-from recsys.tables import movies, user_profiles
+from recsys.tables import deleted_users, movies, user_profiles
 
 # Serialises publishers (switch, rollback) across processes.
 _PUBLISH_LOCK = 72_400_501
@@ -244,6 +244,8 @@ def _switch(conn: psycopg.Connection[Any], version: str, old_live_status: str) -
     """Inside the caller's transaction: make `version` the live model; returns the old live one."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
     old = conn.execute("SELECT version FROM models WHERE status = 'live' FOR UPDATE").fetchone()
+    # Trained on data read before a deletion: the deleted users' staged rows go first.
+    deleted_users.drop_staged(conn, version)
     cold = movies.cold_started(conn)
     movies.publish_model(conn, version)
     re_embed_cold_started(conn, version, cold)

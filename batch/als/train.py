@@ -52,6 +52,14 @@ def new_version(now: datetime | None = None) -> str:
     return "als-" + (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")[:-4]
 
 
+def version_time(version: str) -> datetime | None:
+    """When a version's training started (new_version's name); None for another name."""
+    try:
+        return datetime.strptime(version.removeprefix("als-"), "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def artifact_dir(settings: Settings, version: str) -> Path:
     return Path(settings.model_dir) / version
 

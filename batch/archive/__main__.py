@@ -1,4 +1,5 @@
-"""`python -m batch.archive`: move interactions older than the recent window to the Parquet archive.
+"""`python -m batch.archive`: move interactions older than the recent window to the Parquet archive,
+then rewrite the archive without the rows of users deleted since the last run (batch.archive.erasure).
 
     python -m batch.archive [--hours 48] [--as-of 2026-11-26T02:00:00Z]
 
@@ -15,12 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import psycopg
+
+from batch.archive.erasure import erase_archive, erase_artifacts
 from batch.archive.job import archive
 from batch.common.spark import build_session
 from recsys import windows
 from recsys.config import Settings
 from recsys.logs import setup_logging
+from recsys.tables import deleted_users
 
 
 def _instant(text: str) -> datetime:
@@ -57,10 +63,21 @@ def main(argv: list[str] | None = None) -> int:
             timedelta(hours=opts.hours),
             now=opts.as_of,
         )
+        erased = erase_archive(
+            spark, settings.database_url, settings.archive_uri, opts.as_of or datetime.now(UTC)
+        )
     finally:
         spark.stop()
+    with psycopg.connect(settings.database_url) as conn:
+        artifact_rows = erase_artifacts(Path(settings.model_dir), deleted_users.tombstones(conn))
     total = sum(r.deleted for r in results)
     print(f"archived {sum(r.extracted for r in results)} rows, deleted {total}", flush=True)
+    print(
+        f"erased {erased.removed} rows of {erased.tombstones} deleted users from "
+        f"{len(erased.dates)} partitions and {artifact_rows} from model artifacts; "
+        f"pruned {erased.pruned} tombstones",
+        flush=True,
+    )
     return 0
 
 

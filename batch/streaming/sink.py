@@ -34,7 +34,7 @@ from batch.streaming.pending import trim_applied
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
 from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
-from recsys.tables import interactions, user_profiles
+from recsys.tables import deleted_users, interactions, user_profiles
 from recsys.tables.user_items import USER_ITEMS, lock_users
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ class SpeedLayerSink:
         with conn.transaction():
             with conn.cursor() as cur:
                 lock_users(cur, users)
+                events, feedback = deleted_users.drop_erased(cur, events, feedback)
                 # Exactly the rows inserted (not the replayed ones) join the users' histories.
                 inserted = interactions.insert_events(cur, events)
                 if feedback:

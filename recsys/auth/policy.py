@@ -33,6 +33,7 @@ USER = access_pb2.AUDIENCE_USER
 SERVICE = access_pb2.AUDIENCE_SERVICE
 INTERNAL = access_pb2.AUDIENCE_INTERNAL
 ADMIN = access_pb2.AUDIENCE_ADMIN
+USER_OR_ADMIN = access_pb2.AUDIENCE_USER_OR_ADMIN
 
 
 def audience_of(method: str) -> Audience | None:
@@ -90,9 +91,9 @@ class Authorizer:
             raise PermissionDenied("this method declares no access rule")
         if principal is None:
             raise Unauthenticated("this call needs a bearer token")
-        if audience == USER:
+        if audience in (USER, USER_OR_ADMIN):
             user_id = int(getattr(request, "user_id", 0))
-            if not principal.may_act_for(user_id):
+            if not (principal.may_act_for(user_id) or (audience == USER_OR_ADMIN and principal.is_admin)):
                 raise PermissionDenied(f"the token of {principal.subject!r} may not act for user {user_id}")
         elif audience in (SERVICE, INTERNAL):
             if not principal.is_service:

@@ -270,3 +270,59 @@ class GetPreferenceVectorResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetPreferenceVectorResponse: _TypeAlias = GetPreferenceVectorResponse  # noqa: Y015
+
+@_typing.final
+class DeleteUserRequest(_message.Message):
+    """DeleteUserRequest names the user to erase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """user_id is the user to erase."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteUserRequest: _TypeAlias = DeleteUserRequest  # noqa: Y015
+
+@_typing.final
+class DeleteUserResponse(_message.Message):
+    """DeleteUserResponse is what the erasure removed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    DELETED_AT_FIELD_NUMBER: _builtins.int
+    ROWS_DELETED_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.int
+    """user_id is the erased user."""
+    rows_deleted: _builtins.int
+    """rows_deleted is how many database rows of the user were deleted."""
+    @_builtins.property
+    def deleted_at(self) -> _timestamp_pb2.Timestamp:
+        """deleted_at is the erasure's time: the user's events that occurred before it are dropped
+        wherever they still are (Kafka, the archive); later events start a new user with this id.
+        """
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.int = ...,
+        deleted_at: _timestamp_pb2.Timestamp | None = ...,
+        rows_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deleted_at", b"deleted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_at", b"deleted_at", "rows_deleted", b"rows_deleted", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteUserResponse: _TypeAlias = DeleteUserResponse  # noqa: Y015

@@ -45,6 +45,11 @@ class ProfileServiceStub:
                 request_serializer=recsys_dot_v1_dot_profile__service__pb2.GetProfileRequest.SerializeToString,
                 response_deserializer=recsys_dot_v1_dot_profile__service__pb2.GetProfileResponse.FromString,
                 _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/recsys.v1.ProfileService/DeleteUser',
+                request_serializer=recsys_dot_v1_dot_profile__service__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_profile__service__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
         self.GetPreferenceVector = channel.unary_unary(
                 '/recsys.v1.ProfileService/GetPreferenceVector',
                 request_serializer=recsys_dot_v1_dot_profile__service__pb2.GetPreferenceVectorRequest.SerializeToString,
@@ -70,6 +75,14 @@ class ProfileServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteUser(self, request, context):
+        """DeleteUser erases a user: every stored row, cached list and archived event of theirs
+        (docs/privacy.md). The user themselves or an admin; erasing an id twice is harmless.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPreferenceVector(self, request, context):
         """GetPreferenceVector returns a user's preference vector, for other services only.
         """
@@ -89,6 +102,11 @@ def add_ProfileServiceServicer_to_server(servicer, server):
                     servicer.GetProfile,
                     request_deserializer=recsys_dot_v1_dot_profile__service__pb2.GetProfileRequest.FromString,
                     response_serializer=recsys_dot_v1_dot_profile__service__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=recsys_dot_v1_dot_profile__service__pb2.DeleteUserRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_profile__service__pb2.DeleteUserResponse.SerializeToString,
             ),
             'GetPreferenceVector': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPreferenceVector,
@@ -151,6 +169,33 @@ class ProfileService:
             '/recsys.v1.ProfileService/GetProfile',
             recsys_dot_v1_dot_profile__service__pb2.GetProfileRequest.SerializeToString,
             recsys_dot_v1_dot_profile__service__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.ProfileService/DeleteUser',
+            recsys_dot_v1_dot_profile__service__pb2.DeleteUserRequest.SerializeToString,
+            recsys_dot_v1_dot_profile__service__pb2.DeleteUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

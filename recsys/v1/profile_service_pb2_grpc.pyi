@@ -37,6 +37,10 @@ class ProfileServiceStub:
     """CreateUser registers a new user and returns its id."""
     GetProfile: _grpc.UnaryUnaryMultiCallable[_profile_service_pb2.GetProfileRequest, _profile_service_pb2.GetProfileResponse]
     """GetProfile returns what the system knows about one user."""
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_profile_service_pb2.DeleteUserRequest, _profile_service_pb2.DeleteUserResponse]
+    """DeleteUser erases a user: every stored row, cached list and archived event of theirs
+    (docs/privacy.md). The user themselves or an admin; erasing an id twice is harmless.
+    """
     GetPreferenceVector: _grpc.UnaryUnaryMultiCallable[_profile_service_pb2.GetPreferenceVectorRequest, _profile_service_pb2.GetPreferenceVectorResponse]
     """GetPreferenceVector returns a user's preference vector, for other services only."""
 
@@ -49,6 +53,10 @@ class ProfileServiceAsyncStub(ProfileServiceStub):
     """CreateUser registers a new user and returns its id."""
     GetProfile: _aio.UnaryUnaryMultiCallable[_profile_service_pb2.GetProfileRequest, _profile_service_pb2.GetProfileResponse]  # type: ignore[assignment]
     """GetProfile returns what the system knows about one user."""
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_profile_service_pb2.DeleteUserRequest, _profile_service_pb2.DeleteUserResponse]  # type: ignore[assignment]
+    """DeleteUser erases a user: every stored row, cached list and archived event of theirs
+    (docs/privacy.md). The user themselves or an admin; erasing an id twice is harmless.
+    """
     GetPreferenceVector: _aio.UnaryUnaryMultiCallable[_profile_service_pb2.GetPreferenceVectorRequest, _profile_service_pb2.GetPreferenceVectorResponse]  # type: ignore[assignment]
     """GetPreferenceVector returns a user's preference vector, for other services only."""
 
@@ -70,6 +78,16 @@ class ProfileServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_profile_service_pb2.GetProfileResponse, _abc.Awaitable[_profile_service_pb2.GetProfileResponse]]:
         """GetProfile returns what the system knows about one user."""
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _profile_service_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_profile_service_pb2.DeleteUserResponse, _abc.Awaitable[_profile_service_pb2.DeleteUserResponse]]:
+        """DeleteUser erases a user: every stored row, cached list and archived event of theirs
+        (docs/privacy.md). The user themselves or an admin; erasing an id twice is harmless.
+        """
 
     @_abc_1.abstractmethod
     def GetPreferenceVector(

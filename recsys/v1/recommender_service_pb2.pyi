@@ -62,10 +62,16 @@ class GetRecommendationsRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     EXCLUDE_MOVIE_IDS_FIELD_NUMBER: _builtins.int
     GENRES_FIELD_NUMBER: _builtins.int
+    DIVERSITY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """user_id is the user to recommend for."""
     limit: _builtins.int
     """limit is how many movies to return: 1 to 100, 20 when absent."""
+    diversity: _builtins.float
+    """diversity trades relevance for variety of genres: 0 (or absent) ranks by the model's score
+    alone; up to 1 re-ranks by maximal marginal relevance, each next movie penalised by its
+    genre overlap with those above it. bench/diversity.md measures the trade-off.
+    """
     @_builtins.property
     def exclude_movie_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """exclude_movie_ids are movies never to return, at most 1000."""
@@ -81,13 +87,19 @@ class GetRecommendationsRequest(_message.Message):
         limit: _builtins.int | None = ...,
         exclude_movie_ids: _abc.Iterable[_builtins.int] | None = ...,
         genres: _abc.Iterable[_builtins.str] | None = ...,
+        diversity: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "limit", b"limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_diversity", b"_diversity", "_limit", b"_limit", "diversity", b"diversity", "limit", b"limit"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit", b"_limit", "exclude_movie_ids", b"exclude_movie_ids", "genres", b"genres", "limit", b"limit", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_diversity", b"_diversity", "_limit", b"_limit", "diversity", b"diversity", "exclude_movie_ids", b"exclude_movie_ids", "genres", b"genres", "limit", b"limit", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__diversity: _TypeAlias = _typing.Literal["diversity"]  # noqa: Y015
+    _WhichOneofArgType__diversity: _TypeAlias = _typing.Literal["_diversity", b"_diversity"]  # noqa: Y015
     _WhichOneofReturnType__limit: _TypeAlias = _typing.Literal["limit"]  # noqa: Y015
     _WhichOneofArgType__limit: _TypeAlias = _typing.Literal["_limit", b"_limit"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__diversity) -> _WhichOneofReturnType__diversity | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__limit) -> _WhichOneofReturnType__limit | None: ...
 
 Global___GetRecommendationsRequest: _TypeAlias = GetRecommendationsRequest  # noqa: Y015

@@ -65,7 +65,7 @@ def test_user_scoped_methods_name_the_user_in_the_request() -> None:
     for module in (policy.event_service_pb2, policy.profile_service_pb2, policy.recommender_service_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in pool.FindServiceByName(service.full_name).methods:
-                if audience_of(f"/{service.full_name}/{method.name}") == policy.USER:
+                if audience_of(f"/{service.full_name}/{method.name}") in (policy.USER, policy.USER_OR_ADMIN):
                     assert "user_id" in method.input_type.fields_by_name, method.full_name
 
 
@@ -76,6 +76,7 @@ def test_user_scoped_methods_name_the_user_in_the_request() -> None:
         ("/recsys.v1.RecommenderService/ListMovies", access_pb2.AUDIENCE_PUBLIC),
         ("/recsys.v1.ProfileService/GetPreferenceVector", access_pb2.AUDIENCE_INTERNAL),
         ("/recsys.v1.ProfileService/CreateUser", access_pb2.AUDIENCE_SERVICE),
+        ("/recsys.v1.ProfileService/DeleteUser", access_pb2.AUDIENCE_USER_OR_ADMIN),
         ("/recsys.v1.EventService/PostEvent", access_pb2.AUDIENCE_USER),
         ("/recsys.v1.SessionService/CreateSession", access_pb2.AUDIENCE_PUBLIC),
         ("/grpc.health.v1.Health/Check", access_pb2.AUDIENCE_PUBLIC),
@@ -112,6 +113,19 @@ def test_admin_scope(authorizer: Authorizer, issuer: DevIssuer) -> None:
     assert authorizer.check(policy.ADMIN, token, None).is_admin
     with pytest.raises(PermissionDenied):  # an admin is not a user and acts for nobody
         authorizer.check(policy.USER, token, recs(1))
+
+
+def test_user_or_admin_is_the_user_a_service_or_an_admin(authorizer: Authorizer, issuer: DevIssuer) -> None:
+    """DeleteUser's audience: a user for itself only, a service for anyone, an admin for anyone."""
+    user = "Bearer " + issuer.user_token(7)[0]
+    assert authorizer.check(policy.USER_OR_ADMIN, user, recs(7)) == Principal("7", frozenset({"user"}), 7)
+    with pytest.raises(PermissionDenied, match="may not act for user 8"):
+        authorizer.check(policy.USER_OR_ADMIN, user, recs(8))
+    for token in (issuer.service_token("tests")[0], issuer.admin_token("ops")[0]):
+        for who in (7, 8):
+            authorizer.check(policy.USER_OR_ADMIN, "Bearer " + token, recs(who))
+    with pytest.raises(Unauthenticated):
+        authorizer.check(policy.USER_OR_ADMIN, None, recs(7))
 
 
 def test_missing_and_bad_tokens(authorizer: Authorizer, issuer: DevIssuer, keys: tuple[Path, Path]) -> None:

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/profile_service.proto.
  */
 export const file_recsys_v1_profile_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiNgoRQ3JlYXRlVXNlclJlcXVlc3QSIQoMZGlzcGxheV9uYW1lGAEgASgJQgu6SAhyBhhkyLBYASIlChJDcmVhdGVVc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoAyJkChFHZXRQcm9maWxlUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAEiQKDHJlY2VudF9saW1pdBgCIAEoBUIJukgGGgQYZCgASACIAQFCDwoNX3JlY2VudF9saW1pdCKlAQoLSW50ZXJhY3Rpb24SEAoIZXZlbnRfaWQYASABKAkSHwoFbW92aWUYAiABKAsyEC5yZWNzeXMudjEuTW92aWUSIgoEdHlwZRgDIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSDgoGcmF0aW5nGAQgASgCEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL6AQoHUHJvZmlsZRIPCgd1c2VyX2lkGAEgASgDEh0KFWhhc19wcmVmZXJlbmNlX3ZlY3RvchgCIAEoCBIZChFpbnRlcmFjdGlvbl9jb3VudBgDIAEoAxIUCgxyYXRpbmdfY291bnQYBCABKAMSFQoNbW9kZWxfdmVyc2lvbhgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b3BfZ2VucmVzGAcgAygJEjMKE3JlY2VudF9pbnRlcmFjdGlvbnMYCCADKAsyFi5yZWNzeXMudjEuSW50ZXJhY3Rpb24iOQoSR2V0UHJvZmlsZVJlc3BvbnNlEiMKB3Byb2ZpbGUYASABKAsyEi5yZWNzeXMudjEuUHJvZmlsZSI2ChpHZXRQcmVmZXJlbmNlVmVjdG9yUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAInQKG0dldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZRIOCgZ2ZWN0b3IYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLbAgoOUHJvZmlsZVNlcnZpY2USZQoKQ3JlYXRlVXNlchIcLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVxdWVzdBodLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVzcG9uc2UiGsrzGAIIA4LT5JMCDiIJL3YxL3VzZXJzOgEqEnQKCkdldFByb2ZpbGUSHC5yZWNzeXMudjEuR2V0UHJvZmlsZVJlcXVlc3QaHS5yZWNzeXMudjEuR2V0UHJvZmlsZVJlc3BvbnNlIinK8xgCCAKC0+STAh0SGy92MS91c2Vycy97dXNlcl9pZH0vcHJvZmlsZRJsChNHZXRQcmVmZXJlbmNlVmVjdG9yEiUucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXF1ZXN0GiYucmVjc3lzLnYxLkdldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZSIGyvMYAggEYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp, file_recsys_v1_event_service, file_recsys_v1_movie, file_recsys_v1_rules]);
+  fileDesc("Ch9yZWNzeXMvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglyZWNzeXMudjEiNgoRQ3JlYXRlVXNlclJlcXVlc3QSIQoMZGlzcGxheV9uYW1lGAEgASgJQgu6SAhyBhhkyLBYASIlChJDcmVhdGVVc2VyUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoAyJkChFHZXRQcm9maWxlUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAEiQKDHJlY2VudF9saW1pdBgCIAEoBUIJukgGGgQYZCgASACIAQFCDwoNX3JlY2VudF9saW1pdCKlAQoLSW50ZXJhY3Rpb24SEAoIZXZlbnRfaWQYASABKAkSHwoFbW92aWUYAiABKAsyEC5yZWNzeXMudjEuTW92aWUSIgoEdHlwZRgDIAEoDjIULnJlY3N5cy52MS5FdmVudFR5cGUSDgoGcmF0aW5nGAQgASgCEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCL6AQoHUHJvZmlsZRIPCgd1c2VyX2lkGAEgASgDEh0KFWhhc19wcmVmZXJlbmNlX3ZlY3RvchgCIAEoCBIZChFpbnRlcmFjdGlvbl9jb3VudBgDIAEoAxIUCgxyYXRpbmdfY291bnQYBCABKAMSFQoNbW9kZWxfdmVyc2lvbhgFIAEoCRIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0b3BfZ2VucmVzGAcgAygJEjMKE3JlY2VudF9pbnRlcmFjdGlvbnMYCCADKAsyFi5yZWNzeXMudjEuSW50ZXJhY3Rpb24iOQoSR2V0UHJvZmlsZVJlc3BvbnNlEiMKB3Byb2ZpbGUYASABKAsyEi5yZWNzeXMudjEuUHJvZmlsZSI2ChpHZXRQcmVmZXJlbmNlVmVjdG9yUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAInQKG0dldFByZWZlcmVuY2VWZWN0b3JSZXNwb25zZRIOCgZ2ZWN0b3IYASADKAISFQoNbW9kZWxfdmVyc2lvbhgCIAEoCRIuCgp1cGRhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCItChFEZWxldGVVc2VyUmVxdWVzdBIYCgd1c2VyX2lkGAEgASgDQge6SAQiAiAAImsKEkRlbGV0ZVVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgDEi4KCmRlbGV0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHJvd3NfZGVsZXRlZBgDIAEoAzLJAwoOUHJvZmlsZVNlcnZpY2USZQoKQ3JlYXRlVXNlchIcLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVxdWVzdBodLnJlY3N5cy52MS5DcmVhdGVVc2VyUmVzcG9uc2UiGsrzGAIIA4LT5JMCDiIJL3YxL3VzZXJzOgEqEnQKCkdldFByb2ZpbGUSHC5yZWNzeXMudjEuR2V0UHJvZmlsZVJlcXVlc3QaHS5yZWNzeXMudjEuR2V0UHJvZmlsZVJlc3BvbnNlIinK8xgCCAKC0+STAh0SGy92MS91c2Vycy97dXNlcl9pZH0vcHJvZmlsZRJsCgpEZWxldGVVc2VyEhwucmVjc3lzLnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh0ucmVjc3lzLnYxLkRlbGV0ZVVzZXJSZXNwb25zZSIhyvMYAggGgtPkkwIVKhMvdjEvdXNlcnMve3VzZXJfaWR9EmwKE0dldFByZWZlcmVuY2VWZWN0b3ISJS5yZWNzeXMudjEuR2V0UHJlZmVyZW5jZVZlY3RvclJlcXVlc3QaJi5yZWNzeXMudjEuR2V0UHJlZmVyZW5jZVZlY3RvclJlc3BvbnNlIgbK8xgCCARiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_recsys_v1_access, file_google_protobuf_timestamp, file_recsys_v1_event_service, file_recsys_v1_movie, file_recsys_v1_rules]);
 
 /**
  * CreateUserRequest asks for a new user.
@@ -499,6 +499,106 @@ export const GetPreferenceVectorResponseSchema: GenMessage<GetPreferenceVectorRe
   messageDesc(file_recsys_v1_profile_service, 7);
 
 /**
+ * DeleteUserRequest names the user to erase.
+ *
+ * @generated from message recsys.v1.DeleteUserRequest
+ */
+export type DeleteUserRequest = Message<"recsys.v1.DeleteUserRequest"> & {
+  /**
+   * user_id is the user to erase.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+};
+
+/**
+ * DeleteUserRequest names the user to erase.
+ *
+ * @generated from message recsys.v1.DeleteUserRequest
+ */
+export type DeleteUserRequestJson = {
+  /**
+   * user_id is the user to erase.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId?: string;
+};
+
+/**
+ * Describes the message recsys.v1.DeleteUserRequest.
+ * Use `create(DeleteUserRequestSchema)` to create a new message.
+ */
+export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest, {jsonType: DeleteUserRequestJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_profile_service, 8);
+
+/**
+ * DeleteUserResponse is what the erasure removed.
+ *
+ * @generated from message recsys.v1.DeleteUserResponse
+ */
+export type DeleteUserResponse = Message<"recsys.v1.DeleteUserResponse"> & {
+  /**
+   * user_id is the erased user.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId: bigint;
+
+  /**
+   * deleted_at is the erasure's time: the user's events that occurred before it are dropped
+   * wherever they still are (Kafka, the archive); later events start a new user with this id.
+   *
+   * @generated from field: google.protobuf.Timestamp deleted_at = 2;
+   */
+  deletedAt?: Timestamp | undefined;
+
+  /**
+   * rows_deleted is how many database rows of the user were deleted.
+   *
+   * @generated from field: int64 rows_deleted = 3;
+   */
+  rowsDeleted: bigint;
+};
+
+/**
+ * DeleteUserResponse is what the erasure removed.
+ *
+ * @generated from message recsys.v1.DeleteUserResponse
+ */
+export type DeleteUserResponseJson = {
+  /**
+   * user_id is the erased user.
+   *
+   * @generated from field: int64 user_id = 1;
+   */
+  userId?: string;
+
+  /**
+   * deleted_at is the erasure's time: the user's events that occurred before it are dropped
+   * wherever they still are (Kafka, the archive); later events start a new user with this id.
+   *
+   * @generated from field: google.protobuf.Timestamp deleted_at = 2;
+   */
+  deletedAt?: TimestampJson;
+
+  /**
+   * rows_deleted is how many database rows of the user were deleted.
+   *
+   * @generated from field: int64 rows_deleted = 3;
+   */
+  rowsDeleted?: string;
+};
+
+/**
+ * Describes the message recsys.v1.DeleteUserResponse.
+ * Use `create(DeleteUserResponseSchema)` to create a new message.
+ */
+export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse, {jsonType: DeleteUserResponseJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_profile_service, 9);
+
+/**
  * ProfileService owns user profiles: what the system knows about each user.
  *
  * @generated from service recsys.v1.ProfileService
@@ -523,6 +623,17 @@ export const ProfileService: GenService<{
     methodKind: "unary";
     input: typeof GetProfileRequestSchema;
     output: typeof GetProfileResponseSchema;
+  },
+  /**
+   * DeleteUser erases a user: every stored row, cached list and archived event of theirs
+   * (docs/privacy.md). The user themselves or an admin; erasing an id twice is harmless.
+   *
+   * @generated from rpc recsys.v1.ProfileService.DeleteUser
+   */
+  deleteUser: {
+    methodKind: "unary";
+    input: typeof DeleteUserRequestSchema;
+    output: typeof DeleteUserResponseSchema;
   },
   /**
    * GetPreferenceVector returns a user's preference vector, for other services only.

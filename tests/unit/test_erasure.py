@@ -1,0 +1,80 @@
+"""The tombstone rule (batch.archive.erasure): what training and the archive job drop for a deleted
+user on Spark frames, and what the nightly pass removes from the kept model artifacts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batch.als.train import new_version, version_time
+from batch.archive.erasure import erase_artifacts, without_erased
+from recsys.domain.spark import TRAINING_SCHEMA
+
+DELETED_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _events(spark: Any) -> Any:
+    rows = [
+        ("before", 1, 10, "like", None, DELETED_AT - timedelta(seconds=1)),
+        ("after", 1, 11, "like", None, DELETED_AT + timedelta(seconds=1)),
+        ("at", 1, 12, "like", None, DELETED_AT),
+        ("other", 2, 10, "like", None, DELETED_AT - timedelta(days=1)),
+    ]
+    return spark.createDataFrame(rows, TRAINING_SCHEMA)
+
+
+def test_rows_before_the_deletion_go_later_ones_and_other_users_stay(spark: Any) -> None:
+    kept = without_erased(spark, _events(spark), [(1, DELETED_AT)])
+    assert sorted(r.event_id for r in kept.collect()) == ["after", "at", "other"]
+    assert kept.columns == TRAINING_SCHEMA.names
+
+
+def test_no_tombstone_changes_nothing(spark: Any) -> None:
+    events = _events(spark)
+    assert without_erased(spark, events, []) is events
+    assert without_erased(spark, events, [(3, DELETED_AT)]).count() == 4
+
+
+def _write_version(root: Path, version: str, users: list[int]) -> Path:
+    d = root / version
+    (d / "als" / "userFactors").mkdir(parents=True)
+    pairs = pa.table(
+        {"user_id": pa.array(users, pa.int32()), "movie_id": pa.array([5] * len(users), pa.int32())}
+    )
+    pq.write_table(
+        pairs.append_column("strength", pa.array([1.0] * len(users), pa.float32())), d / "strengths.parquet"
+    )
+    pq.write_table(pairs, d / "holdout.parquet")
+    factors = pa.table({"id": pa.array(users, pa.int32()), "features": [[0.5, 0.25]] * len(users)})
+    half = len(users) // 2
+    pq.write_table(factors.slice(0, half), d / "als" / "userFactors" / "part-00000.parquet")
+    pq.write_table(factors.slice(half), d / "als" / "userFactors" / "part-00001.parquet")
+    return d
+
+
+def _users(d: Path) -> dict[str, list[int]]:
+    return {
+        "strengths": sorted(pq.read_table(d / "strengths.parquet")["user_id"].to_pylist()),
+        "holdout": sorted(pq.read_table(d / "holdout.parquet")["user_id"].to_pylist()),
+        "factors": sorted(pq.read_table(d / "als" / "userFactors")["id"].to_pylist()),
+    }
+
+
+def test_model_artifacts_trained_before_a_deletion_lose_the_user(tmp_path: Path) -> None:
+    before = _write_version(tmp_path, new_version(DELETED_AT - timedelta(hours=1)), [1, 2, 3, 4])
+    after = _write_version(tmp_path, new_version(DELETED_AT + timedelta(hours=1)), [1, 2, 3, 4])
+    removed = erase_artifacts(tmp_path, [(1, DELETED_AT), (9_000_000_000, DELETED_AT)])
+    assert removed == 3  # strengths, holdout, user factors of the older version
+    assert _users(before) == {key: [2, 3, 4] for key in ("strengths", "holdout", "factors")}
+    assert _users(after) == {key: [1, 2, 3, 4] for key in ("strengths", "holdout", "factors")}
+    assert sorted(p.name for p in (before / "als").iterdir()) == ["userFactors"]
+    assert erase_artifacts(tmp_path, [(1, DELETED_AT)]) == 0  # nothing left to do
+
+
+def test_version_time_reads_new_version() -> None:
+    assert version_time(new_version(DELETED_AT)) == DELETED_AT
+    assert version_time("hand-made") is None
