@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from profile_svc.analytics import AnalyticsServicer
+from profile_svc.analytics_store import AnalyticsStore
 from profile_svc.servicer import ProfileServicer
 from profile_svc.sessions import SessionServicer
 from profile_svc.store import ProfileStore
@@ -14,7 +16,12 @@ from recsys.grpcserver import run as run_service
 from recsys.grpcserver import serve
 from recsys.logs import setup_logging
 from recsys.telemetry import setup_tracing
-from recsys.v1 import profile_service_pb2, profile_service_pb2_grpc, session_service_pb2_grpc
+from recsys.v1 import (
+    analytics_service_pb2_grpc,
+    profile_service_pb2,
+    profile_service_pb2_grpc,
+    session_service_pb2_grpc,
+)
 
 SERVICE_NAME = profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name
 
@@ -25,10 +32,13 @@ async def run(settings: Settings) -> None:
     store = ProfileStore(pool)
     servicer = ProfileServicer(store)
     sessions = SessionServicer(store, dev_issuer(settings))
+    # The AnalyticsService shares this process (profile_svc.analytics says why) and its pool.
+    analytics = AnalyticsServicer(AnalyticsStore(pool))
 
     def register(server: grpc.aio.Server) -> None:
         profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server)
         session_service_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
+        analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(analytics, server)
 
     try:
         await serve(

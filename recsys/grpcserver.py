@@ -25,7 +25,13 @@ from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.errors import ServiceError
 from recsys.interceptors import UnaryInterceptor
-from recsys.v1 import event_service_pb2, profile_service_pb2, recommender_service_pb2, session_service_pb2
+from recsys.v1 import (
+    analytics_service_pb2,
+    event_service_pb2,
+    profile_service_pb2,
+    recommender_service_pb2,
+    session_service_pb2,
+)
 from recsys.validation import ValidationInterceptor
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ API_SERVICES = [
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
     session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
+    analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
 ]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures

@@ -23,13 +23,20 @@ from google.protobuf.message import Message
 
 from buf.validate import validate_pb2
 from recsys.v1 import (
+    analytics_service_pb2,
     event_service_pb2,
     profile_service_pb2,
     recommender_service_pb2,
     session_service_pb2,
 )
 
-MODULES = [recommender_service_pb2, event_service_pb2, profile_service_pb2, session_service_pb2]
+MODULES = [
+    recommender_service_pb2,
+    event_service_pb2,
+    profile_service_pb2,
+    session_service_pb2,
+    analytics_service_pb2,
+]
 USER = 900_000_001
 _EVENT = {"user_id": USER, "movie_id": 1, "type": event_service_pb2.EVENT_TYPE_CLICK}
 
@@ -45,6 +52,7 @@ VALID: dict[str, dict[str, Any]] = {
     "recsys.v1.ProfileService.GetProfile": {"user_id": USER},
     "recsys.v1.ProfileService.GetPreferenceVector": {"user_id": USER},
     "recsys.v1.SessionService.CreateSession": {"user_id": USER},
+    "recsys.v1.AnalyticsService.GetDashboard": {"days": 7, "recent_minutes": 60},
 }
 
 # Rules on a whole message, by rule id: the fields that break it, set on the RPC's valid request.

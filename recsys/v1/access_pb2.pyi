@@ -41,6 +41,10 @@ class _AudienceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Audience.Val
     """
     AUDIENCE_ADMIN: _Audience.ValueType  # 5
     """AUDIENCE_ADMIN is operations that change the catalogue or the models: the admin scope."""
+    AUDIENCE_ANALYST: _Audience.ValueType  # 6
+    """AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+    the admin scope (which may do everything an analyst may).
+    """
 
 class Audience(_Audience, metaclass=_AudienceEnumTypeWrapper):
     """Audience says who may call an RPC. Every recsys.v1 method declares one; the services'
@@ -63,6 +67,10 @@ the gateway's public listener.
 """
 AUDIENCE_ADMIN: Audience.ValueType  # 5
 """AUDIENCE_ADMIN is operations that change the catalogue or the models: the admin scope."""
+AUDIENCE_ANALYST: Audience.ValueType  # 6
+"""AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+the admin scope (which may do everything an analyst may).
+"""
 Global___Audience: _TypeAlias = Audience  # noqa: Y015
 
 @_typing.final

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/access.proto.
  */
 export const file_recsys_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChZyZWNzeXMvdjEvYWNjZXNzLnByb3RvEglyZWNzeXMudjEiMwoKQWNjZXNzUnVsZRIlCghhdWRpZW5jZRgBIAEoDjITLnJlY3N5cy52MS5BdWRpZW5jZSqNAQoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFAoQQVVESUVOQ0VfU0VSVklDRRADEhUKEUFVRElFTkNFX0lOVEVSTkFMEAQSEgoOQVVESUVOQ0VfQURNSU4QBTpPCgZhY2Nlc3MSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi5jgMgASgLMhUucmVjc3lzLnYxLkFjY2Vzc1J1bGVSBmFjY2Vzc2IGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChZyZWNzeXMvdjEvYWNjZXNzLnByb3RvEglyZWNzeXMudjEiMwoKQWNjZXNzUnVsZRIlCghhdWRpZW5jZRgBIAEoDjITLnJlY3N5cy52MS5BdWRpZW5jZSqjAQoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFAoQQVVESUVOQ0VfU0VSVklDRRADEhUKEUFVRElFTkNFX0lOVEVSTkFMEAQSEgoOQVVESUVOQ0VfQURNSU4QBRIUChBBVURJRU5DRV9BTkFMWVNUEAY6TwoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIVLnJlY3N5cy52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NiBnByb3RvMw", [file_google_protobuf_descriptor]);
 
 /**
  * AccessRule is the access declaration of one RPC.
@@ -99,6 +99,14 @@ export enum Audience {
    * @generated from enum value: AUDIENCE_ADMIN = 5;
    */
   ADMIN = 5,
+
+  /**
+   * AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+   * the admin scope (which may do everything an analyst may).
+   *
+   * @generated from enum value: AUDIENCE_ANALYST = 6;
+   */
+  ANALYST = 6,
 }
 
 /**
@@ -107,7 +115,7 @@ export enum Audience {
  *
  * @generated from enum recsys.v1.Audience
  */
-export type AudienceJson = "AUDIENCE_UNSPECIFIED" | "AUDIENCE_PUBLIC" | "AUDIENCE_USER" | "AUDIENCE_SERVICE" | "AUDIENCE_INTERNAL" | "AUDIENCE_ADMIN";
+export type AudienceJson = "AUDIENCE_UNSPECIFIED" | "AUDIENCE_PUBLIC" | "AUDIENCE_USER" | "AUDIENCE_SERVICE" | "AUDIENCE_INTERNAL" | "AUDIENCE_ADMIN" | "AUDIENCE_ANALYST";
 
 /**
  * Describes the enum recsys.v1.Audience.
