@@ -140,6 +140,7 @@ async def test_dashboard_figures_over_a_window(conn: asyncpg.Connection) -> None
         (4.0, datetime(2001, 3, 10, 11, 30, 40, tzinfo=UTC)),
         (10.0, datetime(2001, 3, 10, 11, 45, tzinfo=UTC)),
         (500.0, datetime(2001, 3, 10, 10, 59, tzinfo=UTC)),  # before the recent window
+        (30 * 86400.0, datetime(2001, 3, 10, 11, 50, tzinfo=UTC)),  # history imported now: old, not late
     ]
     for i, (delay, at) in enumerate(events):
         await conn.execute(
@@ -184,9 +185,10 @@ async def test_dashboard_figures_over_a_window(conn: asyncpg.Connection) -> None
     assert d.freshness.events == 3
     assert d.freshness.p50_seconds == pytest.approx(4.0)
     assert d.freshness.p95_seconds == pytest.approx(4.0 + 0.9 * 6.0)
-    assert d.ingest.events == 3
-    assert d.ingest.events_per_second == pytest.approx(3 / 3600)
-    assert [(b.minute.ToDatetime().minute, b.events) for b in d.ingest.per_minute] == [(30, 2), (45, 1)]
+    assert d.ingest.events == 4  # the import is ingest, though not a freshness delay
+    assert d.ingest.events_per_second == pytest.approx(4 / 3600)
+    per_minute = [(b.minute.ToDatetime().minute, b.events) for b in d.ingest.per_minute]
+    assert per_minute == [(30, 2), (45, 1), (50, 1)]
     model = d.models[0]
     assert (model.version, model.status) == (version, "candidate")
     assert model.ndcg_at_10 == pytest.approx(0.25) and model.precision_at_10 == pytest.approx(0.125)

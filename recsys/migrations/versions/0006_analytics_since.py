@@ -14,7 +14,8 @@ The views of 0004 are kept for ad-hoc SQL as the functions over all time.
   is never served (the served model is implicit ALS, whose scores are preferences, not ratings).
 - Freshness is event time -> the user's profile rewritten: the streaming sink inserts the event
   (rt_user_interactions.ingested_at defaults to now(), the transaction's start) and rewrites the
-  user's profile in the same transaction, so ingested_at - occurred_at is that delay.
+  user's profile in the same transaction, so ingested_at - occurred_at is that delay (over the
+  events that happened in the window: imported history is old, not late).
 
 Revision ID: 0006
 Revises: 0005
@@ -117,16 +118,19 @@ _FUNCTIONS = {
         WHERE served_at >= since AND served_at < until AND latency_ms IS NOT NULL
         GROUP BY GROUPING SETS ((tier), ())
         $$""",
-    # Event time -> profile rewritten (see the module's docstring), over the events ingested.
+    # Event time -> profile rewritten (see the module's docstring), over the events that both
+    # happened and were applied in the window: an import or a backfill of old history is
+    # applied now but happened long ago, and its age is not a delay of the pipeline.
     "analytics_freshness_since": """
         RETURNS TABLE (events bigint, p50_seconds float8, p95_seconds float8)
         LANGUAGE sql STABLE AS $$
         SELECT count(*),
                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ingested_at - occurred_at)),
                percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM ingested_at - occurred_at))
-        FROM rt_user_interactions WHERE ingested_at >= since AND ingested_at < until
+        FROM rt_user_interactions
+        WHERE ingested_at >= since AND ingested_at < until AND occurred_at >= since
         $$""",
-    # Events the speed layer wrote, per minute.
+    # Events written to rt_user_interactions per minute (the speed layer's, and imports').
     "analytics_ingest_since": """
         RETURNS TABLE (minute timestamptz, events bigint)
         LANGUAGE sql STABLE AS $$
