@@ -97,6 +97,20 @@ def dashboard_message(d: Dashboard) -> pb.GetDashboardResponse:
             if r[name] is not None:
                 setattr(model, name, r[name])
         out.models.append(model)
+    for r in d.experiment_ctr:
+        out.experiment_ctr.append(
+            pb.VariantCtr(
+                experiment=r["experiment"],
+                variant=r["variant"],
+                users=r["users"],
+                serves=r["serves"],
+                impressions=r["impressions"],
+                clicks=r["clicks"],
+                ctr=_float(r["ctr"]),
+                ctr_low=_float(r["ctr_low"]),
+                ctr_high=_float(r["ctr_high"]),
+            )
+        )
     total = sum(r["events"] for r in d.ingest)
     out.ingest.CopyFrom(
         pb.Ingest(

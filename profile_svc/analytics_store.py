@@ -61,6 +61,7 @@ class Dashboard:
     models: list[asyncpg.Record]
     freshness: asyncpg.Record
     ingest: list[asyncpg.Record]
+    experiment_ctr: list[asyncpg.Record]
 
 
 async def read_dashboard(conn: asyncpg.Connection, windows: Windows) -> Dashboard:
@@ -93,6 +94,9 @@ async def read_dashboard(conn: asyncpg.Connection, windows: Windows) -> Dashboar
         models=await conn.fetch(_MODELS_SQL, MODEL_HISTORY_LIMIT),
         freshness=freshness,
         ingest=await conn.fetch("SELECT * FROM analytics_ingest_since($1, $2) ORDER BY minute", *recent),
+        experiment_ctr=await conn.fetch(
+            "SELECT * FROM analytics_ctr_by_variant_since($1, $2) ORDER BY experiment, variant", *days
+        ),
     )
 
 

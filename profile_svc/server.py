@@ -6,6 +6,7 @@ import grpc
 
 from profile_svc.analytics import AnalyticsServicer
 from profile_svc.analytics_store import AnalyticsStore
+from profile_svc.experiments import ExperimentServicer
 from profile_svc.servicer import ProfileServicer
 from profile_svc.sessions import SessionServicer
 from profile_svc.store import ProfileStore
@@ -32,13 +33,15 @@ async def run(settings: Settings) -> None:
     store = ProfileStore(pool)
     servicer = ProfileServicer(store)
     sessions = SessionServicer(store, dev_issuer(settings))
-    # The AnalyticsService shares this process (profile_svc.analytics says why) and its pool.
+    # The Analytics and Experiment services share this process (profile_svc.analytics says why).
     analytics = AnalyticsServicer(AnalyticsStore(pool))
+    experiments = ExperimentServicer(pool, settings)
 
     def register(server: grpc.aio.Server) -> None:
         profile_service_pb2_grpc.add_ProfileServiceServicer_to_server(servicer, server)
         session_service_pb2_grpc.add_SessionServiceServicer_to_server(sessions, server)
         analytics_service_pb2_grpc.add_AnalyticsServiceServicer_to_server(analytics, server)
+        analytics_service_pb2_grpc.add_ExperimentServiceServicer_to_server(experiments, server)
 
     try:
         await serve(

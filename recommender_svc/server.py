@@ -9,6 +9,7 @@ import grpc
 from redis.exceptions import RedisError
 
 from recommender_svc.cache import RecommendationCache
+from recommender_svc.experiments import ExperimentReader
 from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.servelog import ServeLogWriter
 from recommender_svc.servicer import RecommenderServicer
@@ -53,6 +54,7 @@ async def run(settings: Settings) -> None:
         profile_service_pb2_grpc.ProfileServiceStub(profile_channel),
         serve_log,
         pending=PendingFoldIn(pool),
+        experiments=ExperimentReader(pool),
     )
 
     def register(server: grpc.aio.Server) -> None:

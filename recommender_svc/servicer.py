@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 
 from recommender_svc.cache import RecommendationCache
+from recommender_svc.experiments import ExperimentReader, RunningExperiment
 from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.ranking import (
     POPULAR_REASON,
@@ -31,6 +32,7 @@ from recommender_svc.ranking import (
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore
 from recsys import metrics
+from recsys.domain.experiments import CANDIDATE, variant
 from recsys.domain.movies import movie_from_row
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -94,9 +96,11 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         *,
         profile_timeout_seconds: float = 0.5,
         pending: PendingFoldIn | None = None,
+        experiments: ExperimentReader | None = None,
     ) -> None:
         self.store = store
         self.pending = pending
+        self.experiments = experiments
         self.cache = cache
         self.profiles = profiles
         self.serve_log = serve_log
@@ -114,20 +118,35 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         exclude = frozenset(request.exclude_movie_ids)
         genres = frozenset(g.strip() for g in request.genres)
         live = await self.store.live_model()
+        experiment = await self.experiments.current() if self.experiments is not None else None
+        arm = variant(user_id, experiment.name, experiment.candidate_share) if experiment else ""
+        if experiment is not None and arm == CANDIDATE:
+            # The candidate's own lists; the cache holds the live model's, so it is not read.
+            answer = await self._candidate(user_id, experiment.candidate_version, limit, exclude, genres)
+            return self._respond(user_id, answer, started, experiment, arm)
         cached, pending = await self.cache.get_with_pending(user_id)
         if pending:
             cached = None  # the list predates events the user has posted since: fold them in
         if cached is not None and live and cached.model_version != live:
             cached = None  # computed with another model: its invalidation was missed
         if cached is not None and not exclude and not genres and cached.count >= limit:
-            return self._cache_hit(user_id, limit, cached, started)
+            return self._cache_hit(user_id, limit, cached, started, experiment, arm)
         answer = await self.cascade(
             user_id, limit, exclude, genres, cached=cached, live=live, pending=pending
         )
+        return self._respond(user_id, answer, started, experiment, arm)
 
+    def _respond(
+        self, user_id: int, answer: Answer, started: float, experiment: RunningExperiment | None, arm: str
+    ) -> pb.GetRecommendationsResponse:
         request_id = current_request_id()
         response = pb.GetRecommendationsResponse(
-            user_id=user_id, tier=answer.tier, model_version=answer.model_version, request_id=request_id
+            user_id=user_id,
+            tier=answer.tier,
+            model_version=answer.model_version,
+            request_id=request_id,
+            experiment=experiment.name if experiment else "",
+            variant=arm,
         )
         for position, (c, tier) in enumerate(answer.items):
             response.items.append(
@@ -143,11 +162,34 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             [c.movie_id for c, _ in answer.items],
             [c.score for c, _ in answer.items],
             started,
+            experiment,
+            arm,
         )
         return response
 
+    async def _candidate(
+        self, user_id: int, version: str, limit: int, exclude: frozenset[int], genres: frozenset[str]
+    ) -> Answer:
+        """An experiment's candidate variant: the candidate version's own precomputed list for
+        the user (its batch tier, staged with the version), topped up with popular movies. The
+        speed layer folds events into the live model only, so the candidate has no realtime tier.
+        """
+        history = await self.store.history(user_id)
+        ranked = await self.store.batch(version, user_id, history.seen | exclude, genres, limit)
+        answer = Answer(pb.TIER_POPULAR, "", [])
+        if ranked.items:
+            items = explain(ranked.items, ranked.embeddings, history.liked, taste_genres(history.genre_lists))
+            answer = Answer(pb.TIER_BATCH, version, [(c, pb.TIER_BATCH) for c in items])
+        return await self._top_up(answer, history.seen, exclude, genres, limit)
+
     def _cache_hit(
-        self, user_id: int, limit: int, cached: CachedEntry, started: float
+        self,
+        user_id: int,
+        limit: int,
+        cached: CachedEntry,
+        started: float,
+        experiment: RunningExperiment | None = None,
+        arm: str = "",
     ) -> pb.GetRecommendationsResponse:
         """The hot path: a cached list without filters, served from its pre-encoded items.
 
@@ -158,6 +200,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         response = pb.GetRecommendationsResponse(
             user_id=user_id, tier=pb.TIER_CACHE, model_version=cached.model_version, request_id=request_id
         )
+        if experiment is not None:
+            response.experiment = experiment.name
+            response.variant = arm
         response.MergeFromString(cached.items_field(limit))
         self._log_serve(
             request_id,
@@ -167,6 +212,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             cached.movie_ids(limit),
             cached.scores(limit),
             started,
+            experiment,
+            arm,
         )
         return response
 
@@ -179,6 +226,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         movie_ids: list[int],
         scores: list[float],
         started: float,
+        experiment: RunningExperiment | None = None,
+        arm: str = "",
     ) -> None:
         metrics.answered(TIER_NAMES[tier])
         self.serve_log.submit(
@@ -191,6 +240,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 scores=scores,
                 served_at=datetime.now(UTC),
                 latency_ms=(time.perf_counter() - started) * 1e3,
+                experiment=experiment.name if experiment else None,
+                variant=arm or None,
             )
         )
 

@@ -44,6 +44,7 @@ API_SERVICES = [
     profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
     session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    analytics_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
 ]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures

@@ -53,6 +53,13 @@ VALID: dict[str, dict[str, Any]] = {
     "recsys.v1.ProfileService.GetPreferenceVector": {"user_id": USER},
     "recsys.v1.SessionService.CreateSession": {"user_id": USER},
     "recsys.v1.AnalyticsService.GetDashboard": {"days": 7, "recent_minutes": 60},
+    "recsys.v1.ExperimentService.StartExperiment": {
+        "name": "exp-1",
+        "candidate_version": "v1",
+        "candidate_share": 0.5,
+    },
+    "recsys.v1.ExperimentService.StopExperiment": {"name": "exp-1"},
+    "recsys.v1.ExperimentService.PromoteExperiment": {"name": "exp-1"},
 }
 
 # Rules on a whole message, by rule id: the fields that break it, set on the RPC's valid request.

@@ -20,6 +20,260 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class Experiment(_message.Message):
+    """Experiment is one online experiment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CANDIDATE_VERSION_FIELD_NUMBER: _builtins.int
+    CONTROL_VERSION_FIELD_NUMBER: _builtins.int
+    CANDIDATE_SHARE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    STOPPED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """name identifies the experiment (and seeds its split)."""
+    candidate_version: _builtins.str
+    """candidate_version is the model version the candidate variant is served by."""
+    control_version: _builtins.str
+    """control_version is the live version when the experiment started."""
+    candidate_share: _builtins.float
+    """candidate_share is the share of users in the candidate variant."""
+    status: _builtins.str
+    """status is running, stopped or promoted."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """started_at is when it started."""
+
+    @_builtins.property
+    def stopped_at(self) -> _timestamp_pb2.Timestamp:
+        """stopped_at is when it stopped (absent while it runs)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        candidate_version: _builtins.str = ...,
+        control_version: _builtins.str = ...,
+        candidate_share: _builtins.float = ...,
+        status: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        stopped_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at", "stopped_at", b"stopped_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_share", b"candidate_share", "candidate_version", b"candidate_version", "control_version", b"control_version", "name", b"name", "started_at", b"started_at", "status", b"status", "stopped_at", b"stopped_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Experiment: _TypeAlias = Experiment  # noqa: Y015
+
+@_typing.final
+class StartExperimentRequest(_message.Message):
+    """StartExperimentRequest names the experiment, its candidate and its share."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    CANDIDATE_VERSION_FIELD_NUMBER: _builtins.int
+    CANDIDATE_SHARE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """name identifies the experiment: lower-case letters, digits and dashes, at most 63."""
+    candidate_version: _builtins.str
+    """candidate_version is a staged model version other than the live one."""
+    candidate_share: _builtins.float
+    """candidate_share is the share of users served by the candidate: above 0, below 1."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        candidate_version: _builtins.str = ...,
+        candidate_share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_share", b"candidate_share", "candidate_version", b"candidate_version", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartExperimentRequest: _TypeAlias = StartExperimentRequest  # noqa: Y015
+
+@_typing.final
+class StartExperimentResponse(_message.Message):
+    """StartExperimentResponse is the experiment started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def experiment(self) -> Global___Experiment:
+        """experiment is the experiment, running."""
+
+    def __init__(
+        self,
+        *,
+        experiment: Global___Experiment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartExperimentResponse: _TypeAlias = StartExperimentResponse  # noqa: Y015
+
+@_typing.final
+class StopExperimentRequest(_message.Message):
+    """StopExperimentRequest names the experiment to stop."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """name is the running experiment's name."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopExperimentRequest: _TypeAlias = StopExperimentRequest  # noqa: Y015
+
+@_typing.final
+class StopExperimentResponse(_message.Message):
+    """StopExperimentResponse is the experiment stopped."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def experiment(self) -> Global___Experiment:
+        """experiment is the experiment, stopped."""
+
+    def __init__(
+        self,
+        *,
+        experiment: Global___Experiment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopExperimentResponse: _TypeAlias = StopExperimentResponse  # noqa: Y015
+
+@_typing.final
+class PromoteExperimentRequest(_message.Message):
+    """PromoteExperimentRequest names the experiment whose candidate to publish."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """name is the experiment's name (running or stopped)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PromoteExperimentRequest: _TypeAlias = PromoteExperimentRequest  # noqa: Y015
+
+@_typing.final
+class PromoteExperimentResponse(_message.Message):
+    """PromoteExperimentResponse is the experiment promoted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    previous_version: _builtins.str
+    """previous_version is the live model before (now retired)."""
+    @_builtins.property
+    def experiment(self) -> Global___Experiment:
+        """experiment is the experiment, promoted."""
+
+    def __init__(
+        self,
+        *,
+        experiment: Global___Experiment | None = ...,
+        previous_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "previous_version", b"previous_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PromoteExperimentResponse: _TypeAlias = PromoteExperimentResponse  # noqa: Y015
+
+@_typing.final
+class VariantCtr(_message.Message):
+    """VariantCtr is the click-through of one variant of an experiment, with its 95 % interval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
+    USERS_FIELD_NUMBER: _builtins.int
+    SERVES_FIELD_NUMBER: _builtins.int
+    IMPRESSIONS_FIELD_NUMBER: _builtins.int
+    CLICKS_FIELD_NUMBER: _builtins.int
+    CTR_FIELD_NUMBER: _builtins.int
+    CTR_LOW_FIELD_NUMBER: _builtins.int
+    CTR_HIGH_FIELD_NUMBER: _builtins.int
+    experiment: _builtins.str
+    """experiment is the experiment's name."""
+    variant: _builtins.str
+    """variant is control or candidate."""
+    users: _builtins.int
+    """users is how many distinct users were served in this variant."""
+    serves: _builtins.int
+    """serves is how many lists were served in it."""
+    impressions: _builtins.int
+    """impressions is how many movies those lists held."""
+    clicks: _builtins.int
+    """clicks is how many served movies were clicked."""
+    ctr: _builtins.float
+    """ctr is clicks / impressions."""
+    ctr_low: _builtins.float
+    """ctr_low is the lower end of the 95 % Wilson interval of ctr."""
+    ctr_high: _builtins.float
+    """ctr_high is the upper end of the 95 % Wilson interval of ctr."""
+    def __init__(
+        self,
+        *,
+        experiment: _builtins.str = ...,
+        variant: _builtins.str = ...,
+        users: _builtins.int = ...,
+        serves: _builtins.int = ...,
+        impressions: _builtins.int = ...,
+        clicks: _builtins.int = ...,
+        ctr: _builtins.float = ...,
+        ctr_low: _builtins.float = ...,
+        ctr_high: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clicks", b"clicks", "ctr", b"ctr", "ctr_high", b"ctr_high", "ctr_low", b"ctr_low", "experiment", b"experiment", "impressions", b"impressions", "serves", b"serves", "users", b"users", "variant", b"variant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VariantCtr: _TypeAlias = VariantCtr  # noqa: Y015
+
+@_typing.final
 class GetDashboardRequest(_message.Message):
     """GetDashboardRequest sets the two windows of the dashboard."""
 
@@ -468,6 +722,7 @@ class GetDashboardResponse(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     FRESHNESS_FIELD_NUMBER: _builtins.int
     INGEST_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_CTR_FIELD_NUMBER: _builtins.int
     days: _builtins.int
     """days is the window of the daily figures."""
     recent_minutes: _builtins.int
@@ -512,6 +767,10 @@ class GetDashboardResponse(_message.Message):
     def ingest(self) -> Global___Ingest:
         """ingest is the speed layer's write rate over the recent window."""
 
+    @_builtins.property
+    def experiment_ctr(self) -> _containers.RepeatedCompositeFieldContainer[Global___VariantCtr]:
+        """experiment_ctr is the click-through per experiment and variant over the days."""
+
     def __init__(
         self,
         *,
@@ -527,10 +786,11 @@ class GetDashboardResponse(_message.Message):
         models: _abc.Iterable[Global___ModelVersion] | None = ...,
         freshness: Global___Freshness | None = ...,
         ingest: Global___Ingest | None = ...,
+        experiment_ctr: _abc.Iterable[Global___VariantCtr] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["coverage", b"coverage", "freshness", b"freshness", "generated_at", b"generated_at", "ingest", b"ingest"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["coverage", b"coverage", "coverage_daily", b"coverage_daily", "ctr_by_position", b"ctr_by_position", "ctr_daily", b"ctr_daily", "days", b"days", "freshness", b"freshness", "generated_at", b"generated_at", "ingest", b"ingest", "models", b"models", "recent_minutes", b"recent_minutes", "serve_latency", b"serve_latency", "tier_mix", b"tier_mix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coverage", b"coverage", "coverage_daily", b"coverage_daily", "ctr_by_position", b"ctr_by_position", "ctr_daily", b"ctr_daily", "days", b"days", "experiment_ctr", b"experiment_ctr", "freshness", b"freshness", "generated_at", b"generated_at", "ingest", b"ingest", "models", b"models", "recent_minutes", b"recent_minutes", "serve_latency", b"serve_latency", "tier_mix", b"tier_mix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -102,3 +102,177 @@ class AnalyticsService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ExperimentServiceStub:
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.StartExperiment = channel.unary_unary(
+                '/recsys.v1.ExperimentService/StartExperiment',
+                request_serializer=recsys_dot_v1_dot_analytics__service__pb2.StartExperimentRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_analytics__service__pb2.StartExperimentResponse.FromString,
+                _registered_method=True)
+        self.StopExperiment = channel.unary_unary(
+                '/recsys.v1.ExperimentService/StopExperiment',
+                request_serializer=recsys_dot_v1_dot_analytics__service__pb2.StopExperimentRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_analytics__service__pb2.StopExperimentResponse.FromString,
+                _registered_method=True)
+        self.PromoteExperiment = channel.unary_unary(
+                '/recsys.v1.ExperimentService/PromoteExperiment',
+                request_serializer=recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentRequest.SerializeToString,
+                response_deserializer=recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentResponse.FromString,
+                _registered_method=True)
+
+
+class ExperimentServiceServicer:
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    def StartExperiment(self, request, context):
+        """StartExperiment starts an experiment of a staged candidate version against the live model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopExperiment(self, request, context):
+        """StopExperiment stops a running experiment: every user gets the live model again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteExperiment(self, request, context):
+        """publish of the batch layer: the old live model is retired, the caches are dropped) and ends
+        the experiment. The candidate must be staged with its item factors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ExperimentServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'StartExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExperiment,
+                    request_deserializer=recsys_dot_v1_dot_analytics__service__pb2.StartExperimentRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_analytics__service__pb2.StartExperimentResponse.SerializeToString,
+            ),
+            'StopExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopExperiment,
+                    request_deserializer=recsys_dot_v1_dot_analytics__service__pb2.StopExperimentRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_analytics__service__pb2.StopExperimentResponse.SerializeToString,
+            ),
+            'PromoteExperiment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteExperiment,
+                    request_deserializer=recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentRequest.FromString,
+                    response_serializer=recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'recsys.v1.ExperimentService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('recsys.v1.ExperimentService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ExperimentService:
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    @staticmethod
+    def StartExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.ExperimentService/StartExperiment',
+            recsys_dot_v1_dot_analytics__service__pb2.StartExperimentRequest.SerializeToString,
+            recsys_dot_v1_dot_analytics__service__pb2.StartExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.ExperimentService/StopExperiment',
+            recsys_dot_v1_dot_analytics__service__pb2.StopExperimentRequest.SerializeToString,
+            recsys_dot_v1_dot_analytics__service__pb2.StopExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteExperiment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recsys.v1.ExperimentService/PromoteExperiment',
+            recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentRequest.SerializeToString,
+            recsys_dot_v1_dot_analytics__service__pb2.PromoteExperimentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

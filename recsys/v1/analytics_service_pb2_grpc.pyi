@@ -62,3 +62,76 @@ class AnalyticsServiceServicer(metaclass=_abc_1.ABCMeta):
         """GetDashboard returns every figure of the dashboard over its windows."""
 
 def add_AnalyticsServiceServicer_to_server(servicer: AnalyticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ExperimentServiceStub:
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ExperimentServiceAsyncStub: ...
+    StartExperiment: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.StartExperimentRequest, _analytics_service_pb2.StartExperimentResponse]
+    """StartExperiment starts an experiment of a staged candidate version against the live model."""
+    StopExperiment: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.StopExperimentRequest, _analytics_service_pb2.StopExperimentResponse]
+    """StopExperiment stops a running experiment: every user gets the live model again."""
+    PromoteExperiment: _grpc.UnaryUnaryMultiCallable[_analytics_service_pb2.PromoteExperimentRequest, _analytics_service_pb2.PromoteExperimentResponse]
+    """publish of the batch layer: the old live model is retired, the caches are dropped) and ends
+    the experiment. The candidate must be staged with its item factors.
+    """
+
+@_typing.type_check_only
+class ExperimentServiceAsyncStub(ExperimentServiceStub):
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    StartExperiment: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.StartExperimentRequest, _analytics_service_pb2.StartExperimentResponse]  # type: ignore[assignment]
+    """StartExperiment starts an experiment of a staged candidate version against the live model."""
+    StopExperiment: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.StopExperimentRequest, _analytics_service_pb2.StopExperimentResponse]  # type: ignore[assignment]
+    """StopExperiment stops a running experiment: every user gets the live model again."""
+    PromoteExperiment: _aio.UnaryUnaryMultiCallable[_analytics_service_pb2.PromoteExperimentRequest, _analytics_service_pb2.PromoteExperimentResponse]  # type: ignore[assignment]
+    """publish of the batch layer: the old live model is retired, the caches are dropped) and ends
+    the experiment. The candidate must be staged with its item factors.
+    """
+
+class ExperimentServiceServicer(metaclass=_abc_1.ABCMeta):
+    """ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+    user id and the experiment's name) between the live model and a candidate version; at most
+    one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+    the CTR per variant.
+    """
+
+    @_abc_1.abstractmethod
+    def StartExperiment(
+        self,
+        request: _analytics_service_pb2.StartExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.StartExperimentResponse, _abc.Awaitable[_analytics_service_pb2.StartExperimentResponse]]:
+        """StartExperiment starts an experiment of a staged candidate version against the live model."""
+
+    @_abc_1.abstractmethod
+    def StopExperiment(
+        self,
+        request: _analytics_service_pb2.StopExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.StopExperimentResponse, _abc.Awaitable[_analytics_service_pb2.StopExperimentResponse]]:
+        """StopExperiment stops a running experiment: every user gets the live model again."""
+
+    @_abc_1.abstractmethod
+    def PromoteExperiment(
+        self,
+        request: _analytics_service_pb2.PromoteExperimentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_service_pb2.PromoteExperimentResponse, _abc.Awaitable[_analytics_service_pb2.PromoteExperimentResponse]]:
+        """publish of the batch layer: the old live model is retired, the caches are dropped) and ends
+        the experiment. The candidate must be staged with its item factors.
+        """
+
+def add_ExperimentServiceServicer_to_server(servicer: ExperimentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

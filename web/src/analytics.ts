@@ -14,6 +14,7 @@ import type {
   PositionCtrJson,
   ServeLatencyJson,
   TierShareJson,
+  VariantCtrJson,
 } from './gen/recsys/v1/analytics_service_pb'
 
 export const ANALYST_TOKEN_KEY = 'recsys.analyst-token'
@@ -27,6 +28,17 @@ export interface PositionCtr { tier: string; position: number; impressions: numb
 export interface DailyCoverage { day: string; moviesServed: number; coverage: number }
 export interface TierShare { tier: string; serves: number; share: number }
 export interface ServeLatency { tier: string; serves: number; p50Ms: number; p99Ms: number }
+export interface VariantCtr {
+  experiment: string
+  variant: string
+  users: number
+  serves: number
+  impressions: number
+  clicks: number
+  ctr: number
+  ctrLow: number
+  ctrHigh: number
+}
 export interface ModelVersion {
   version: string
   status: string
@@ -54,6 +66,7 @@ export interface Dashboard {
   models: ModelVersion[]
   freshness: { events: number; p50Seconds: number; p95Seconds: number }
   ingest: { events: number; eventsPerSecond: number; perMinute: { minute: string; events: number }[] }
+  experimentCtr: VariantCtr[]
 }
 
 const opt = (v: Numeric): number | undefined => (v === undefined ? undefined : Number(v))
@@ -118,6 +131,17 @@ export function normalizeDashboard(b: GetDashboardResponseJson): Dashboard {
       eventsPerSecond: n(b.ingest?.eventsPerSecond),
       perMinute: (b.ingest?.perMinute ?? []).map((m) => ({ minute: m.minute ?? '', events: n(m.events) })),
     },
+    experimentCtr: (b.experimentCtr ?? []).map((v: VariantCtrJson) => ({
+      experiment: v.experiment ?? '',
+      variant: v.variant ?? '',
+      users: n(v.users),
+      serves: n(v.serves),
+      impressions: n(v.impressions),
+      clicks: n(v.clicks),
+      ctr: n(v.ctr),
+      ctrLow: n(v.ctrLow),
+      ctrHigh: n(v.ctrHigh),
+    })),
   }
 }
 

@@ -339,6 +339,8 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
         tier: body.tier ?? 'TIER_UNSPECIFIED',
         modelVersion: body.modelVersion ?? '',
         requestId: body.requestId ?? '',
+        experiment: body.experiment ?? '',
+        variant: body.variant ?? '',
       }
     },
 

@@ -31,6 +31,10 @@ const answer: GetDashboardResponseJson = {
   models: [{ version: 'als-2', status: 'live', ndcgAt10: 0.31, popularityNdcgAt10: 0.2 }, { version: 'als-1', status: 'retired' }],
   freshness: { events: '12', p50Seconds: 2.5, p95Seconds: 6 },
   ingest: { events: '36', eventsPerSecond: 0.01, perMinute: [{ minute: '2026-11-26T19:59:00Z', events: '36' }] },
+  experimentCtr: [
+    { experiment: 'exp-1', variant: 'candidate', users: '20', serves: '20', impressions: '200', clicks: '30', ctr: 0.15, ctrLow: 0.107, ctrHigh: 0.207 },
+    { experiment: 'exp-1', variant: 'control', users: '20', serves: '20', impressions: '200', clicks: '20', ctr: 0.1, ctrLow: 0.066, ctrHigh: 0.149 },
+  ],
 }
 
 function renderDashboard(status = 200) {
@@ -61,6 +65,11 @@ describe('the dashboard', () => {
     const live = within(screen.getByTestId('models')).getByText('als-2').closest('tr')!
     expect(live).toHaveAttribute('data-status', 'live')
     expect(live).toHaveTextContent('0.310')
+    expect(screen.getByTestId('chart-experiments')).toHaveAttribute('data-points', '2')
+    const candidate = within(screen.getByTestId('experiment-table')).getByText('candidate').closest('tr')!
+    expect(candidate).toHaveTextContent('30 / 200')
+    expect(candidate).toHaveTextContent('15.00%')
+    expect(candidate).toHaveTextContent('10.70% – 20.70%')
     const [url, init] = fetch.mock.calls[0]
     expect(new URL(url).search).toBe('?days=7&recentMinutes=60')
     expect((init?.headers as Record<string, string>).Authorization).toBe('Bearer tok-analyst')

@@ -3,6 +3,7 @@ import {
   Bar,
   BarChart,
   CartesianGrid,
+  ErrorBar,
   Legend,
   Line,
   LineChart,
@@ -18,6 +19,7 @@ import {
   type AnalyticsClient,
   type Dashboard as DashboardData,
   type ModelVersion,
+  type VariantCtr,
 } from '../analytics'
 import { usePolling } from '../usePolling'
 
@@ -115,6 +117,63 @@ function ModelTable({ models }: { models: ModelVersion[] }) {
         </tbody>
       </table>
     </div>
+  )
+}
+
+/** CTR per variant of each experiment, with its 95 % interval (the AnalyticsService's Wilson bounds). */
+function Experiments({ rows }: { rows: VariantCtr[] }) {
+  const data = rows.map((v) => ({
+    x: `${v.experiment} · ${v.variant}`,
+    ctr: v.ctr,
+    interval: [v.ctr - v.ctrLow, v.ctrHigh - v.ctr],
+  }))
+  return (
+    <>
+      <Chart id="experiments" title="Experiments: CTR per variant (95 % interval)" points={data.length}>
+        <BarChart data={data}>
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis dataKey="x" />
+          <YAxis tickFormatter={(v: number) => pct(v, 1)} width={48} />
+          <Tooltip formatter={(v) => pct(Number(v), 2)} />
+          <Bar dataKey="ctr" fill="#4338ca" isAnimationActive={false}>
+            <ErrorBar dataKey="interval" width={8} stroke="#1b1f2a" />
+          </Bar>
+        </BarChart>
+      </Chart>
+      {rows.length ? (
+        <div className="card table-wrap" data-testid="experiment-table">
+          <table>
+            <caption>Experiments (clicks on served items / served items)</caption>
+            <thead>
+              <tr>
+                <th scope="col">Experiment</th>
+                <th scope="col">Variant</th>
+                <th scope="col">Users</th>
+                <th scope="col">Clicks / served</th>
+                <th scope="col">CTR</th>
+                <th scope="col">95 % interval</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((v) => (
+                <tr key={`${v.experiment}/${v.variant}`} data-variant={v.variant}>
+                  <td>{v.experiment}</td>
+                  <td>{v.variant}</td>
+                  <td>{v.users}</td>
+                  <td>
+                    {v.clicks} / {v.impressions}
+                  </td>
+                  <td>{pct(v.ctr, 2)}</td>
+                  <td>
+                    {pct(v.ctrLow, 2)} – {pct(v.ctrHigh, 2)}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      ) : null}
+    </>
   )
 }
 
@@ -216,6 +275,7 @@ export function DashboardView({ data }: { data: DashboardData }) {
             <Line dataKey="popularity" name="popularity" stroke="#5b6475" strokeDasharray="4 4" isAnimationActive={false} />
           </LineChart>
         </Chart>
+        <Experiments rows={data.experimentCtr} />
       </section>
 
       <ModelTable models={data.models} />

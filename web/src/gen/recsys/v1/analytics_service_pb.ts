@@ -15,7 +15,525 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/analytics_service.proto.
  */
 export const file_recsys_v1_analytics_service: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvdjEvYW5hbHl0aWNzX3NlcnZpY2UucHJvdG8SCXJlY3N5cy52MSJ4ChNHZXREYXNoYm9hcmRSZXF1ZXN0EhwKBGRheXMYASABKAVCCbpIBhoEGFooAUgAiAEBEicKDnJlY2VudF9taW51dGVzGAIgASgFQgq6SAcaBRigCygBSAGIAQFCBwoFX2RheXNCEQoPX3JlY2VudF9taW51dGVzIpYBCghEYWlseUN0chInCgNkYXkYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHRpZXIYAiABKAkSDgoGc2VydmVzGAMgASgDEhMKC2ltcHJlc3Npb25zGAQgASgDEg4KBmNsaWNrcxgFIAEoAxILCgNjdHIYBiABKAESEQoJc2VydmVfY3RyGAcgASgBIl8KC1Bvc2l0aW9uQ3RyEgwKBHRpZXIYASABKAkSEAoIcG9zaXRpb24YAiABKAUSEwoLaW1wcmVzc2lvbnMYAyABKAMSDgoGY2xpY2tzGAQgASgDEgsKA2N0chgFIAEoASJhCg1EYWlseUNvdmVyYWdlEicKA2RheRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNbW92aWVzX3NlcnZlZBgCIAEoAxIQCghjb3ZlcmFnZRgDIAEoASJGCghDb3ZlcmFnZRIVCg1tb3ZpZXNfc2VydmVkGAEgASgDEhEKCWNhdGFsb2d1ZRgCIAEoAxIQCghjb3ZlcmFnZRgDIAEoASI4CglUaWVyU2hhcmUSDAoEdGllchgBIAEoCRIOCgZzZXJ2ZXMYAiABKAMSDQoFc2hhcmUYAyABKAEiTAoMU2VydmVMYXRlbmN5EgwKBHRpZXIYASABKAkSDgoGc2VydmVzGAIgASgDEg4KBnA1MF9tcxgDIAEoARIOCgZwOTlfbXMYBCABKAEiswMKDE1vZGVsVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxwdWJsaXNoZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKCm5kY2dfYXRfMTAYBSABKAFIAIgBARIcCg9wcmVjaXNpb25fYXRfMTAYBiABKAFIAYgBARIZCgxyZWNhbGxfYXRfMTAYByABKAFIAogBARIWCgltYXBfYXRfMTAYCCABKAFIA4gBARIfChJjYXRhbG9ndWVfY292ZXJhZ2UYCSABKAFIBIgBARIiChVwb3B1bGFyaXR5X25kY2dfYXRfMTAYCiABKAFIBYgBAUINCgtfbmRjZ19hdF8xMEISChBfcHJlY2lzaW9uX2F0XzEwQg8KDV9yZWNhbGxfYXRfMTBCDAoKX21hcF9hdF8xMEIVChNfY2F0YWxvZ3VlX2NvdmVyYWdlQhgKFl9wb3B1bGFyaXR5X25kY2dfYXRfMTAiRQoJRnJlc2huZXNzEg4KBmV2ZW50cxgBIAEoAxITCgtwNTBfc2Vjb25kcxgCIAEoARITCgtwOTVfc2Vjb25kcxgDIAEoASJKCgxJbmdlc3RNaW51dGUSKgoGbWludXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZldmVudHMYAiABKAMiYAoGSW5nZXN0Eg4KBmV2ZW50cxgBIAEoAxIZChFldmVudHNfcGVyX3NlY29uZBgCIAEoARIrCgpwZXJfbWludXRlGAMgAygLMhcucmVjc3lzLnYxLkluZ2VzdE1pbnV0ZSLtAwoUR2V0RGFzaGJvYXJkUmVzcG9uc2USMAoMZ2VuZXJhdGVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRkYXlzGAIgASgFEhYKDnJlY2VudF9taW51dGVzGAMgASgFEiYKCWN0cl9kYWlseRgEIAMoCzITLnJlY3N5cy52MS5EYWlseUN0chIvCg9jdHJfYnlfcG9zaXRpb24YBSADKAsyFi5yZWNzeXMudjEuUG9zaXRpb25DdHISMAoOY292ZXJhZ2VfZGFpbHkYBiADKAsyGC5yZWNzeXMudjEuRGFpbHlDb3ZlcmFnZRIlCghjb3ZlcmFnZRgHIAEoCzITLnJlY3N5cy52MS5Db3ZlcmFnZRImCgh0aWVyX21peBgIIAMoCzIULnJlY3N5cy52MS5UaWVyU2hhcmUSLgoNc2VydmVfbGF0ZW5jeRgJIAMoCzIXLnJlY3N5cy52MS5TZXJ2ZUxhdGVuY3kSJwoGbW9kZWxzGAogAygLMhcucmVjc3lzLnYxLk1vZGVsVmVyc2lvbhInCglmcmVzaG5lc3MYCyABKAsyFC5yZWNzeXMudjEuRnJlc2huZXNzEiEKBmluZ2VzdBgMIAEoCzIRLnJlY3N5cy52MS5Jbmdlc3QyigEKEEFuYWx5dGljc1NlcnZpY2USdgoMR2V0RGFzaGJvYXJkEh4ucmVjc3lzLnYxLkdldERhc2hib2FyZFJlcXVlc3QaHy5yZWNzeXMudjEuR2V0RGFzaGJvYXJkUmVzcG9uc2UiJcrzGAIIBoLT5JMCGRIXL3YxL2FuYWx5dGljcy9kYXNoYm9hcmRiBnByb3RvMw", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp, file_recsys_v1_access]);
+  fileDesc("CiFyZWNzeXMvdjEvYW5hbHl0aWNzX3NlcnZpY2UucHJvdG8SCXJlY3N5cy52MSLXAQoKRXhwZXJpbWVudBIMCgRuYW1lGAEgASgJEhkKEWNhbmRpZGF0ZV92ZXJzaW9uGAIgASgJEhcKD2NvbnRyb2xfdmVyc2lvbhgDIAEoCRIXCg9jYW5kaWRhdGVfc2hhcmUYBCABKAESDgoGc3RhdHVzGAUgASgJEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0b3BwZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqABChZTdGFydEV4cGVyaW1lbnRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kEiQKEWNhbmRpZGF0ZV92ZXJzaW9uGAIgASgJQgm6SAZyBBABGGQSMAoPY2FuZGlkYXRlX3NoYXJlGAMgASgBQhe6SBQSEhEAAAAAAADwPyEAAAAAAAAAACJEChdTdGFydEV4cGVyaW1lbnRSZXNwb25zZRIpCgpleHBlcmltZW50GAEgASgLMhUucmVjc3lzLnYxLkV4cGVyaW1lbnQiRwoVU3RvcEV4cGVyaW1lbnRSZXF1ZXN0Ei4KBG5hbWUYASABKAlCILpIHXIbMhleW2EtejAtOV1bYS16MC05LV17MCw2Mn0kIkMKFlN0b3BFeHBlcmltZW50UmVzcG9uc2USKQoKZXhwZXJpbWVudBgBIAEoCzIVLnJlY3N5cy52MS5FeHBlcmltZW50IkoKGFByb21vdGVFeHBlcmltZW50UmVxdWVzdBIuCgRuYW1lGAEgASgJQiC6SB1yGzIZXlthLXowLTldW2EtejAtOS1dezAsNjJ9JCJgChlQcm9tb3RlRXhwZXJpbWVudFJlc3BvbnNlEikKCmV4cGVyaW1lbnQYASABKAsyFS5yZWNzeXMudjEuRXhwZXJpbWVudBIYChBwcmV2aW91c192ZXJzaW9uGAIgASgJIqUBCgpWYXJpYW50Q3RyEhIKCmV4cGVyaW1lbnQYASABKAkSDwoHdmFyaWFudBgCIAEoCRINCgV1c2VycxgDIAEoAxIOCgZzZXJ2ZXMYBCABKAMSEwoLaW1wcmVzc2lvbnMYBSABKAMSDgoGY2xpY2tzGAYgASgDEgsKA2N0chgHIAEoARIPCgdjdHJfbG93GAggASgBEhAKCGN0cl9oaWdoGAkgASgBIngKE0dldERhc2hib2FyZFJlcXVlc3QSHAoEZGF5cxgBIAEoBUIJukgGGgQYWigBSACIAQESJwoOcmVjZW50X21pbnV0ZXMYAiABKAVCCrpIBxoFGKALKAFIAYgBAUIHCgVfZGF5c0IRCg9fcmVjZW50X21pbnV0ZXMilgEKCERhaWx5Q3RyEicKA2RheRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEdGllchgCIAEoCRIOCgZzZXJ2ZXMYAyABKAMSEwoLaW1wcmVzc2lvbnMYBCABKAMSDgoGY2xpY2tzGAUgASgDEgsKA2N0chgGIAEoARIRCglzZXJ2ZV9jdHIYByABKAEiXwoLUG9zaXRpb25DdHISDAoEdGllchgBIAEoCRIQCghwb3NpdGlvbhgCIAEoBRITCgtpbXByZXNzaW9ucxgDIAEoAxIOCgZjbGlja3MYBCABKAMSCwoDY3RyGAUgASgBImEKDURhaWx5Q292ZXJhZ2USJwoDZGF5GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1tb3ZpZXNfc2VydmVkGAIgASgDEhAKCGNvdmVyYWdlGAMgASgBIkYKCENvdmVyYWdlEhUKDW1vdmllc19zZXJ2ZWQYASABKAMSEQoJY2F0YWxvZ3VlGAIgASgDEhAKCGNvdmVyYWdlGAMgASgBIjgKCVRpZXJTaGFyZRIMCgR0aWVyGAEgASgJEg4KBnNlcnZlcxgCIAEoAxINCgVzaGFyZRgDIAEoASJMCgxTZXJ2ZUxhdGVuY3kSDAoEdGllchgBIAEoCRIOCgZzZXJ2ZXMYAiABKAMSDgoGcDUwX21zGAMgASgBEg4KBnA5OV9tcxgEIAEoASKzAwoMTW9kZWxWZXJzaW9uEg8KB3ZlcnNpb24YASABKAkSDgoGc3RhdHVzGAIgASgJEi4KCmNyZWF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHB1Ymxpc2hlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoKbmRjZ19hdF8xMBgFIAEoAUgAiAEBEhwKD3ByZWNpc2lvbl9hdF8xMBgGIAEoAUgBiAEBEhkKDHJlY2FsbF9hdF8xMBgHIAEoAUgCiAEBEhYKCW1hcF9hdF8xMBgIIAEoAUgDiAEBEh8KEmNhdGFsb2d1ZV9jb3ZlcmFnZRgJIAEoAUgEiAEBEiIKFXBvcHVsYXJpdHlfbmRjZ19hdF8xMBgKIAEoAUgFiAEBQg0KC19uZGNnX2F0XzEwQhIKEF9wcmVjaXNpb25fYXRfMTBCDwoNX3JlY2FsbF9hdF8xMEIMCgpfbWFwX2F0XzEwQhUKE19jYXRhbG9ndWVfY292ZXJhZ2VCGAoWX3BvcHVsYXJpdHlfbmRjZ19hdF8xMCJFCglGcmVzaG5lc3MSDgoGZXZlbnRzGAEgASgDEhMKC3A1MF9zZWNvbmRzGAIgASgBEhMKC3A5NV9zZWNvbmRzGAMgASgBIkoKDEluZ2VzdE1pbnV0ZRIqCgZtaW51dGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmV2ZW50cxgCIAEoAyJgCgZJbmdlc3QSDgoGZXZlbnRzGAEgASgDEhkKEWV2ZW50c19wZXJfc2Vjb25kGAIgASgBEisKCnBlcl9taW51dGUYAyADKAsyFy5yZWNzeXMudjEuSW5nZXN0TWludXRlIpwEChRHZXREYXNoYm9hcmRSZXNwb25zZRIwCgxnZW5lcmF0ZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGRheXMYAiABKAUSFgoOcmVjZW50X21pbnV0ZXMYAyABKAUSJgoJY3RyX2RhaWx5GAQgAygLMhMucmVjc3lzLnYxLkRhaWx5Q3RyEi8KD2N0cl9ieV9wb3NpdGlvbhgFIAMoCzIWLnJlY3N5cy52MS5Qb3NpdGlvbkN0chIwCg5jb3ZlcmFnZV9kYWlseRgGIAMoCzIYLnJlY3N5cy52MS5EYWlseUNvdmVyYWdlEiUKCGNvdmVyYWdlGAcgASgLMhMucmVjc3lzLnYxLkNvdmVyYWdlEiYKCHRpZXJfbWl4GAggAygLMhQucmVjc3lzLnYxLlRpZXJTaGFyZRIuCg1zZXJ2ZV9sYXRlbmN5GAkgAygLMhcucmVjc3lzLnYxLlNlcnZlTGF0ZW5jeRInCgZtb2RlbHMYCiADKAsyFy5yZWNzeXMudjEuTW9kZWxWZXJzaW9uEicKCWZyZXNobmVzcxgLIAEoCzIULnJlY3N5cy52MS5GcmVzaG5lc3MSIQoGaW5nZXN0GAwgASgLMhEucmVjc3lzLnYxLkluZ2VzdBItCg5leHBlcmltZW50X2N0chgNIAMoCzIVLnJlY3N5cy52MS5WYXJpYW50Q3RyMooBChBBbmFseXRpY3NTZXJ2aWNlEnYKDEdldERhc2hib2FyZBIeLnJlY3N5cy52MS5HZXREYXNoYm9hcmRSZXF1ZXN0Gh8ucmVjc3lzLnYxLkdldERhc2hib2FyZFJlc3BvbnNlIiXK8xgCCAaC0+STAhkSFy92MS9hbmFseXRpY3MvZGFzaGJvYXJkMpgDChFFeHBlcmltZW50U2VydmljZRJ6Cg9TdGFydEV4cGVyaW1lbnQSIS5yZWNzeXMudjEuU3RhcnRFeHBlcmltZW50UmVxdWVzdBoiLnJlY3N5cy52MS5TdGFydEV4cGVyaW1lbnRSZXNwb25zZSIgyvMYAggFgtPkkwIUIg8vdjEvZXhwZXJpbWVudHM6ASoSfAoOU3RvcEV4cGVyaW1lbnQSIC5yZWNzeXMudjEuU3RvcEV4cGVyaW1lbnRSZXF1ZXN0GiEucmVjc3lzLnYxLlN0b3BFeHBlcmltZW50UmVzcG9uc2UiJcrzGAIIBYLT5JMCGSIUL3YxL2V4cGVyaW1lbnRzOnN0b3A6ASoSiAEKEVByb21vdGVFeHBlcmltZW50EiMucmVjc3lzLnYxLlByb21vdGVFeHBlcmltZW50UmVxdWVzdBokLnJlY3N5cy52MS5Qcm9tb3RlRXhwZXJpbWVudFJlc3BvbnNlIijK8xgCCAWC0+STAhwiFy92MS9leHBlcmltZW50czpwcm9tb3RlOgEqYgZwcm90bzM", [file_buf_validate_validate, file_google_api_annotations, file_google_protobuf_timestamp, file_recsys_v1_access]);
+
+/**
+ * Experiment is one online experiment.
+ *
+ * @generated from message recsys.v1.Experiment
+ */
+export type Experiment = Message<"recsys.v1.Experiment"> & {
+  /**
+   * name identifies the experiment (and seeds its split).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * candidate_version is the model version the candidate variant is served by.
+   *
+   * @generated from field: string candidate_version = 2;
+   */
+  candidateVersion: string;
+
+  /**
+   * control_version is the live version when the experiment started.
+   *
+   * @generated from field: string control_version = 3;
+   */
+  controlVersion: string;
+
+  /**
+   * candidate_share is the share of users in the candidate variant.
+   *
+   * @generated from field: double candidate_share = 4;
+   */
+  candidateShare: number;
+
+  /**
+   * status is running, stopped or promoted.
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * started_at is when it started.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 6;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * stopped_at is when it stopped (absent while it runs).
+   *
+   * @generated from field: google.protobuf.Timestamp stopped_at = 7;
+   */
+  stoppedAt?: Timestamp | undefined;
+};
+
+/**
+ * Experiment is one online experiment.
+ *
+ * @generated from message recsys.v1.Experiment
+ */
+export type ExperimentJson = {
+  /**
+   * name identifies the experiment (and seeds its split).
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * candidate_version is the model version the candidate variant is served by.
+   *
+   * @generated from field: string candidate_version = 2;
+   */
+  candidateVersion?: string;
+
+  /**
+   * control_version is the live version when the experiment started.
+   *
+   * @generated from field: string control_version = 3;
+   */
+  controlVersion?: string;
+
+  /**
+   * candidate_share is the share of users in the candidate variant.
+   *
+   * @generated from field: double candidate_share = 4;
+   */
+  candidateShare?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * status is running, stopped or promoted.
+   *
+   * @generated from field: string status = 5;
+   */
+  status?: string;
+
+  /**
+   * started_at is when it started.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 6;
+   */
+  startedAt?: TimestampJson;
+
+  /**
+   * stopped_at is when it stopped (absent while it runs).
+   *
+   * @generated from field: google.protobuf.Timestamp stopped_at = 7;
+   */
+  stoppedAt?: TimestampJson;
+};
+
+/**
+ * Describes the message recsys.v1.Experiment.
+ * Use `create(ExperimentSchema)` to create a new message.
+ */
+export const ExperimentSchema: GenMessage<Experiment, {jsonType: ExperimentJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 0);
+
+/**
+ * StartExperimentRequest names the experiment, its candidate and its share.
+ *
+ * @generated from message recsys.v1.StartExperimentRequest
+ */
+export type StartExperimentRequest = Message<"recsys.v1.StartExperimentRequest"> & {
+  /**
+   * name identifies the experiment: lower-case letters, digits and dashes, at most 63.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * candidate_version is a staged model version other than the live one.
+   *
+   * @generated from field: string candidate_version = 2;
+   */
+  candidateVersion: string;
+
+  /**
+   * candidate_share is the share of users served by the candidate: above 0, below 1.
+   *
+   * @generated from field: double candidate_share = 3;
+   */
+  candidateShare: number;
+};
+
+/**
+ * StartExperimentRequest names the experiment, its candidate and its share.
+ *
+ * @generated from message recsys.v1.StartExperimentRequest
+ */
+export type StartExperimentRequestJson = {
+  /**
+   * name identifies the experiment: lower-case letters, digits and dashes, at most 63.
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * candidate_version is a staged model version other than the live one.
+   *
+   * @generated from field: string candidate_version = 2;
+   */
+  candidateVersion?: string;
+
+  /**
+   * candidate_share is the share of users served by the candidate: above 0, below 1.
+   *
+   * @generated from field: double candidate_share = 3;
+   */
+  candidateShare?: number | "NaN" | "Infinity" | "-Infinity";
+};
+
+/**
+ * Describes the message recsys.v1.StartExperimentRequest.
+ * Use `create(StartExperimentRequestSchema)` to create a new message.
+ */
+export const StartExperimentRequestSchema: GenMessage<StartExperimentRequest, {jsonType: StartExperimentRequestJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 1);
+
+/**
+ * StartExperimentResponse is the experiment started.
+ *
+ * @generated from message recsys.v1.StartExperimentResponse
+ */
+export type StartExperimentResponse = Message<"recsys.v1.StartExperimentResponse"> & {
+  /**
+   * experiment is the experiment, running.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * StartExperimentResponse is the experiment started.
+ *
+ * @generated from message recsys.v1.StartExperimentResponse
+ */
+export type StartExperimentResponseJson = {
+  /**
+   * experiment is the experiment, running.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: ExperimentJson;
+};
+
+/**
+ * Describes the message recsys.v1.StartExperimentResponse.
+ * Use `create(StartExperimentResponseSchema)` to create a new message.
+ */
+export const StartExperimentResponseSchema: GenMessage<StartExperimentResponse, {jsonType: StartExperimentResponseJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 2);
+
+/**
+ * StopExperimentRequest names the experiment to stop.
+ *
+ * @generated from message recsys.v1.StopExperimentRequest
+ */
+export type StopExperimentRequest = Message<"recsys.v1.StopExperimentRequest"> & {
+  /**
+   * name is the running experiment's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * StopExperimentRequest names the experiment to stop.
+ *
+ * @generated from message recsys.v1.StopExperimentRequest
+ */
+export type StopExperimentRequestJson = {
+  /**
+   * name is the running experiment's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+};
+
+/**
+ * Describes the message recsys.v1.StopExperimentRequest.
+ * Use `create(StopExperimentRequestSchema)` to create a new message.
+ */
+export const StopExperimentRequestSchema: GenMessage<StopExperimentRequest, {jsonType: StopExperimentRequestJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 3);
+
+/**
+ * StopExperimentResponse is the experiment stopped.
+ *
+ * @generated from message recsys.v1.StopExperimentResponse
+ */
+export type StopExperimentResponse = Message<"recsys.v1.StopExperimentResponse"> & {
+  /**
+   * experiment is the experiment, stopped.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * StopExperimentResponse is the experiment stopped.
+ *
+ * @generated from message recsys.v1.StopExperimentResponse
+ */
+export type StopExperimentResponseJson = {
+  /**
+   * experiment is the experiment, stopped.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: ExperimentJson;
+};
+
+/**
+ * Describes the message recsys.v1.StopExperimentResponse.
+ * Use `create(StopExperimentResponseSchema)` to create a new message.
+ */
+export const StopExperimentResponseSchema: GenMessage<StopExperimentResponse, {jsonType: StopExperimentResponseJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 4);
+
+/**
+ * PromoteExperimentRequest names the experiment whose candidate to publish.
+ *
+ * @generated from message recsys.v1.PromoteExperimentRequest
+ */
+export type PromoteExperimentRequest = Message<"recsys.v1.PromoteExperimentRequest"> & {
+  /**
+   * name is the experiment's name (running or stopped).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * PromoteExperimentRequest names the experiment whose candidate to publish.
+ *
+ * @generated from message recsys.v1.PromoteExperimentRequest
+ */
+export type PromoteExperimentRequestJson = {
+  /**
+   * name is the experiment's name (running or stopped).
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+};
+
+/**
+ * Describes the message recsys.v1.PromoteExperimentRequest.
+ * Use `create(PromoteExperimentRequestSchema)` to create a new message.
+ */
+export const PromoteExperimentRequestSchema: GenMessage<PromoteExperimentRequest, {jsonType: PromoteExperimentRequestJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 5);
+
+/**
+ * PromoteExperimentResponse is the experiment promoted.
+ *
+ * @generated from message recsys.v1.PromoteExperimentResponse
+ */
+export type PromoteExperimentResponse = Message<"recsys.v1.PromoteExperimentResponse"> & {
+  /**
+   * experiment is the experiment, promoted.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+
+  /**
+   * previous_version is the live model before (now retired).
+   *
+   * @generated from field: string previous_version = 2;
+   */
+  previousVersion: string;
+};
+
+/**
+ * PromoteExperimentResponse is the experiment promoted.
+ *
+ * @generated from message recsys.v1.PromoteExperimentResponse
+ */
+export type PromoteExperimentResponseJson = {
+  /**
+   * experiment is the experiment, promoted.
+   *
+   * @generated from field: recsys.v1.Experiment experiment = 1;
+   */
+  experiment?: ExperimentJson;
+
+  /**
+   * previous_version is the live model before (now retired).
+   *
+   * @generated from field: string previous_version = 2;
+   */
+  previousVersion?: string;
+};
+
+/**
+ * Describes the message recsys.v1.PromoteExperimentResponse.
+ * Use `create(PromoteExperimentResponseSchema)` to create a new message.
+ */
+export const PromoteExperimentResponseSchema: GenMessage<PromoteExperimentResponse, {jsonType: PromoteExperimentResponseJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 6);
+
+/**
+ * VariantCtr is the click-through of one variant of an experiment, with its 95 % interval.
+ *
+ * @generated from message recsys.v1.VariantCtr
+ */
+export type VariantCtr = Message<"recsys.v1.VariantCtr"> & {
+  /**
+   * experiment is the experiment's name.
+   *
+   * @generated from field: string experiment = 1;
+   */
+  experiment: string;
+
+  /**
+   * variant is control or candidate.
+   *
+   * @generated from field: string variant = 2;
+   */
+  variant: string;
+
+  /**
+   * users is how many distinct users were served in this variant.
+   *
+   * @generated from field: int64 users = 3;
+   */
+  users: bigint;
+
+  /**
+   * serves is how many lists were served in it.
+   *
+   * @generated from field: int64 serves = 4;
+   */
+  serves: bigint;
+
+  /**
+   * impressions is how many movies those lists held.
+   *
+   * @generated from field: int64 impressions = 5;
+   */
+  impressions: bigint;
+
+  /**
+   * clicks is how many served movies were clicked.
+   *
+   * @generated from field: int64 clicks = 6;
+   */
+  clicks: bigint;
+
+  /**
+   * ctr is clicks / impressions.
+   *
+   * @generated from field: double ctr = 7;
+   */
+  ctr: number;
+
+  /**
+   * ctr_low is the lower end of the 95 % Wilson interval of ctr.
+   *
+   * @generated from field: double ctr_low = 8;
+   */
+  ctrLow: number;
+
+  /**
+   * ctr_high is the upper end of the 95 % Wilson interval of ctr.
+   *
+   * @generated from field: double ctr_high = 9;
+   */
+  ctrHigh: number;
+};
+
+/**
+ * VariantCtr is the click-through of one variant of an experiment, with its 95 % interval.
+ *
+ * @generated from message recsys.v1.VariantCtr
+ */
+export type VariantCtrJson = {
+  /**
+   * experiment is the experiment's name.
+   *
+   * @generated from field: string experiment = 1;
+   */
+  experiment?: string;
+
+  /**
+   * variant is control or candidate.
+   *
+   * @generated from field: string variant = 2;
+   */
+  variant?: string;
+
+  /**
+   * users is how many distinct users were served in this variant.
+   *
+   * @generated from field: int64 users = 3;
+   */
+  users?: string;
+
+  /**
+   * serves is how many lists were served in it.
+   *
+   * @generated from field: int64 serves = 4;
+   */
+  serves?: string;
+
+  /**
+   * impressions is how many movies those lists held.
+   *
+   * @generated from field: int64 impressions = 5;
+   */
+  impressions?: string;
+
+  /**
+   * clicks is how many served movies were clicked.
+   *
+   * @generated from field: int64 clicks = 6;
+   */
+  clicks?: string;
+
+  /**
+   * ctr is clicks / impressions.
+   *
+   * @generated from field: double ctr = 7;
+   */
+  ctr?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * ctr_low is the lower end of the 95 % Wilson interval of ctr.
+   *
+   * @generated from field: double ctr_low = 8;
+   */
+  ctrLow?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * ctr_high is the upper end of the 95 % Wilson interval of ctr.
+   *
+   * @generated from field: double ctr_high = 9;
+   */
+  ctrHigh?: number | "NaN" | "Infinity" | "-Infinity";
+};
+
+/**
+ * Describes the message recsys.v1.VariantCtr.
+ * Use `create(VariantCtrSchema)` to create a new message.
+ */
+export const VariantCtrSchema: GenMessage<VariantCtr, {jsonType: VariantCtrJson}> = /*@__PURE__*/
+  messageDesc(file_recsys_v1_analytics_service, 7);
 
 /**
  * GetDashboardRequest sets the two windows of the dashboard.
@@ -68,7 +586,7 @@ export type GetDashboardRequestJson = {
  * Use `create(GetDashboardRequestSchema)` to create a new message.
  */
 export const GetDashboardRequestSchema: GenMessage<GetDashboardRequest, {jsonType: GetDashboardRequestJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 0);
+  messageDesc(file_recsys_v1_analytics_service, 8);
 
 /**
  * DailyCtr is the click-through of one tier on one day. A click is feedback that acts on a
@@ -191,7 +709,7 @@ export type DailyCtrJson = {
  * Use `create(DailyCtrSchema)` to create a new message.
  */
 export const DailyCtrSchema: GenMessage<DailyCtr, {jsonType: DailyCtrJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 1);
+  messageDesc(file_recsys_v1_analytics_service, 9);
 
 /**
  * PositionCtr is the click-through at one position of the served lists of one tier.
@@ -282,7 +800,7 @@ export type PositionCtrJson = {
  * Use `create(PositionCtrSchema)` to create a new message.
  */
 export const PositionCtrSchema: GenMessage<PositionCtr, {jsonType: PositionCtrJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 2);
+  messageDesc(file_recsys_v1_analytics_service, 10);
 
 /**
  * DailyCoverage is the share of the catalogue that was recommended to anyone on one day.
@@ -345,7 +863,7 @@ export type DailyCoverageJson = {
  * Use `create(DailyCoverageSchema)` to create a new message.
  */
 export const DailyCoverageSchema: GenMessage<DailyCoverage, {jsonType: DailyCoverageJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 3);
+  messageDesc(file_recsys_v1_analytics_service, 11);
 
 /**
  * Coverage is the share of the catalogue recommended to anyone over the whole window.
@@ -408,7 +926,7 @@ export type CoverageJson = {
  * Use `create(CoverageSchema)` to create a new message.
  */
 export const CoverageSchema: GenMessage<Coverage, {jsonType: CoverageJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 4);
+  messageDesc(file_recsys_v1_analytics_service, 12);
 
 /**
  * TierShare is how often one tier of the cascade answered.
@@ -471,7 +989,7 @@ export type TierShareJson = {
  * Use `create(TierShareSchema)` to create a new message.
  */
 export const TierShareSchema: GenMessage<TierShare, {jsonType: TierShareJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 5);
+  messageDesc(file_recsys_v1_analytics_service, 13);
 
 /**
  * ServeLatency is the recommender's own serve latency, as logged with each serve.
@@ -548,7 +1066,7 @@ export type ServeLatencyJson = {
  * Use `create(ServeLatencySchema)` to create a new message.
  */
 export const ServeLatencySchema: GenMessage<ServeLatency, {jsonType: ServeLatencyJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 6);
+  messageDesc(file_recsys_v1_analytics_service, 14);
 
 /**
  * ModelVersion is one trained model: its status and its offline (holdout) metrics. A metric
@@ -711,7 +1229,7 @@ export type ModelVersionJson = {
  * Use `create(ModelVersionSchema)` to create a new message.
  */
 export const ModelVersionSchema: GenMessage<ModelVersion, {jsonType: ModelVersionJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 7);
+  messageDesc(file_recsys_v1_analytics_service, 15);
 
 /**
  * Freshness is how long an event takes to change its user's profile: from the event's time to
@@ -776,7 +1294,7 @@ export type FreshnessJson = {
  * Use `create(FreshnessSchema)` to create a new message.
  */
 export const FreshnessSchema: GenMessage<Freshness, {jsonType: FreshnessJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 8);
+  messageDesc(file_recsys_v1_analytics_service, 16);
 
 /**
  * IngestMinute is how many events the speed layer wrote in one minute.
@@ -825,7 +1343,7 @@ export type IngestMinuteJson = {
  * Use `create(IngestMinuteSchema)` to create a new message.
  */
 export const IngestMinuteSchema: GenMessage<IngestMinute, {jsonType: IngestMinuteJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 9);
+  messageDesc(file_recsys_v1_analytics_service, 17);
 
 /**
  * Ingest is the speed layer's write rate over the recent window.
@@ -888,7 +1406,7 @@ export type IngestJson = {
  * Use `create(IngestSchema)` to create a new message.
  */
 export const IngestSchema: GenMessage<Ingest, {jsonType: IngestJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 10);
+  messageDesc(file_recsys_v1_analytics_service, 18);
 
 /**
  * GetDashboardResponse is every figure of the dashboard.
@@ -979,6 +1497,13 @@ export type GetDashboardResponse = Message<"recsys.v1.GetDashboardResponse"> & {
    * @generated from field: recsys.v1.Ingest ingest = 12;
    */
   ingest?: Ingest | undefined;
+
+  /**
+   * experiment_ctr is the click-through per experiment and variant over the days.
+   *
+   * @generated from field: repeated recsys.v1.VariantCtr experiment_ctr = 13;
+   */
+  experimentCtr: VariantCtr[];
 };
 
 /**
@@ -1070,6 +1595,13 @@ export type GetDashboardResponseJson = {
    * @generated from field: recsys.v1.Ingest ingest = 12;
    */
   ingest?: IngestJson;
+
+  /**
+   * experiment_ctr is the click-through per experiment and variant over the days.
+   *
+   * @generated from field: repeated recsys.v1.VariantCtr experiment_ctr = 13;
+   */
+  experimentCtr?: VariantCtrJson[];
 };
 
 /**
@@ -1077,7 +1609,7 @@ export type GetDashboardResponseJson = {
  * Use `create(GetDashboardResponseSchema)` to create a new message.
  */
 export const GetDashboardResponseSchema: GenMessage<GetDashboardResponse, {jsonType: GetDashboardResponseJson}> = /*@__PURE__*/
-  messageDesc(file_recsys_v1_analytics_service, 11);
+  messageDesc(file_recsys_v1_analytics_service, 19);
 
 /**
  * AnalyticsService says how the recommender performs, from the serve logs, the feedback on
@@ -1098,4 +1630,47 @@ export const AnalyticsService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_recsys_v1_analytics_service, 0);
+
+/**
+ * ExperimentService runs online A/B experiments: users split deterministically (a hash of the
+ * user id and the experiment's name) between the live model and a candidate version; at most
+ * one experiment runs at a time. Each serve names its experiment and variant; GetDashboard has
+ * the CTR per variant.
+ *
+ * @generated from service recsys.v1.ExperimentService
+ */
+export const ExperimentService: GenService<{
+  /**
+   * StartExperiment starts an experiment of a staged candidate version against the live model.
+   *
+   * @generated from rpc recsys.v1.ExperimentService.StartExperiment
+   */
+  startExperiment: {
+    methodKind: "unary";
+    input: typeof StartExperimentRequestSchema;
+    output: typeof StartExperimentResponseSchema;
+  },
+  /**
+   * StopExperiment stops a running experiment: every user gets the live model again.
+   *
+   * @generated from rpc recsys.v1.ExperimentService.StopExperiment
+   */
+  stopExperiment: {
+    methodKind: "unary";
+    input: typeof StopExperimentRequestSchema;
+    output: typeof StopExperimentResponseSchema;
+  },
+  /**
+   * publish of the batch layer: the old live model is retired, the caches are dropped) and ends
+   * the experiment. The candidate must be staged with its item factors.
+   *
+   * @generated from rpc recsys.v1.ExperimentService.PromoteExperiment
+   */
+  promoteExperiment: {
+    methodKind: "unary";
+    input: typeof PromoteExperimentRequestSchema;
+    output: typeof PromoteExperimentResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_recsys_v1_analytics_service, 1);
 
