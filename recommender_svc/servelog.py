@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 _INSERT_SQL = """
 INSERT INTO recommendation_logs
-    (request_id, user_id, tier, model_version, movie_ids, scores, served_at, latency_ms)
-VALUES ($1, $2, $3, $4, $5::text::bigint[], $6::text::real[], $7, $8)
+    (request_id, user_id, tier, model_version, movie_ids, scores, served_at, latency_ms,
+     experiment, variant)
+VALUES ($1, $2, $3, $4, $5::text::bigint[], $6::text::real[], $7, $8, $9, $10)
 ON CONFLICT (request_id) DO NOTHING
 """
 
@@ -46,6 +47,9 @@ class ServeLogEntry:
     scores: list[float]
     served_at: datetime
     latency_ms: float
+    # The online experiment the user was in and its variant (None: no experiment ran).
+    experiment: str | None = None
+    variant: str | None = None
 
     def row(self) -> tuple[object, ...]:
         """The INSERT's parameters, the arrays as text (see the module's docstring)."""
@@ -58,6 +62,8 @@ class ServeLogEntry:
             array_literal(self.scores),
             self.served_at,
             self.latency_ms,
+            self.experiment,
+            self.variant,
         )
 
 

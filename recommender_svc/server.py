@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from recommender_svc.cache import RecommendationCache
 from recommender_svc.catalogue import CatalogueServicer
+from recommender_svc.experiments import ExperimentReader
 from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.retired import RetiredSet
 from recommender_svc.servelog import ServeLogWriter
@@ -65,6 +66,7 @@ async def run(settings: Settings) -> None:
         serve_log,
         pending=PendingFoldIn(pool),
         retired=retired,
+        experiments=ExperimentReader(pool),
     )
 
     def register(server: grpc.aio.Server) -> None:

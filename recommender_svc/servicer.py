@@ -15,6 +15,7 @@ import numpy as np
 
 from recommender_svc.cache import RecommendationCache
 from recommender_svc.diversity import mmr_order
+from recommender_svc.experiments import ExperimentReader, RunningExperiment
 from recommender_svc.freshness import PendingFoldIn
 from recommender_svc.ranking import (
     POPULAR_REASON,
@@ -33,6 +34,7 @@ from recommender_svc.retired import RetiredSet
 from recommender_svc.servelog import ServeLogEntry, ServeLogWriter
 from recommender_svc.store import History, MovieStore
 from recsys import metrics
+from recsys.domain.experiments import CANDIDATE, variant
 from recsys.domain.movies import movie_from_row
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -97,10 +99,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         profile_timeout_seconds: float = 0.5,
         pending: PendingFoldIn | None = None,
         retired: RetiredSet | None = None,
+        experiments: ExperimentReader | None = None,
     ) -> None:
         self.store = store
         self.retired = retired or RetiredSet(store.retired)
         self.pending = pending
+        self.experiments = experiments
         self.cache = cache
         self.profiles = profiles
         self.serve_log = serve_log
@@ -119,6 +123,12 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         genres = frozenset(g.strip() for g in request.genres)
         diversity = request.diversity if request.HasField("diversity") else 0.0
         live = await self.store.live_model()
+        experiment = await self.experiments.current() if self.experiments is not None else None
+        arm = variant(user_id, experiment.name, experiment.candidate_share) if experiment else ""
+        if experiment is not None and arm == CANDIDATE:
+            # The candidate's own lists; the cache holds the live model's, so it is not read.
+            answer = await self._candidate(user_id, experiment.candidate_version, limit, exclude, genres)
+            return self._respond(user_id, answer, started, experiment, arm)
         cached, pending, retired_version = await self.cache.get_with_pending(user_id)
         retired = await self.retired.current(retired_version)
         if cached is not None and retired and not retired.isdisjoint(cached.movie_ids(cached.count)):
@@ -128,7 +138,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if cached is not None and live and cached.model_version != live:
             cached = None  # computed with another model: its invalidation was missed
         if cached is not None and not exclude and not genres and not diversity and cached.count >= limit:
-            return self._cache_hit(user_id, limit, cached, started)
+            return self._cache_hit(user_id, limit, cached, started, experiment, arm)
         # A diverse list is picked from a wider pool (the cache's top-50), re-ranked after the
         # cascade: the cache keeps the plain ranking, so one entry serves every weight.
         pool = max(limit, CACHE_SIZE) if diversity else limit
@@ -138,10 +148,19 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if diversity:
             order = mmr_order([frozenset(c.genres) for c, _ in answer.items], diversity, limit)
             answer.items = [answer.items[i] for i in order]
+        return self._respond(user_id, answer, started, experiment, arm)
 
+    def _respond(
+        self, user_id: int, answer: Answer, started: float, experiment: RunningExperiment | None, arm: str
+    ) -> pb.GetRecommendationsResponse:
         request_id = current_request_id()
         response = pb.GetRecommendationsResponse(
-            user_id=user_id, tier=answer.tier, model_version=answer.model_version, request_id=request_id
+            user_id=user_id,
+            tier=answer.tier,
+            model_version=answer.model_version,
+            request_id=request_id,
+            experiment=experiment.name if experiment else "",
+            variant=arm,
         )
         for position, (c, tier) in enumerate(answer.items):
             response.items.append(
@@ -157,11 +176,34 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             [c.movie_id for c, _ in answer.items],
             [c.score for c, _ in answer.items],
             started,
+            experiment,
+            arm,
         )
         return response
 
+    async def _candidate(
+        self, user_id: int, version: str, limit: int, exclude: frozenset[int], genres: frozenset[str]
+    ) -> Answer:
+        """An experiment's candidate variant: the candidate version's own precomputed list for
+        the user (its batch tier, staged with the version), topped up with popular movies. The
+        speed layer folds events into the live model only, so the candidate has no realtime tier.
+        """
+        history = await self.store.history(user_id)
+        ranked = await self.store.batch(version, user_id, history.seen | exclude, genres, limit)
+        answer = Answer(pb.TIER_POPULAR, "", [])
+        if ranked.items:
+            items = explain(ranked.items, ranked.embeddings, history.liked, taste_genres(history.genre_lists))
+            answer = Answer(pb.TIER_BATCH, version, [(c, pb.TIER_BATCH) for c in items])
+        return await self._top_up(answer, history.seen, exclude, genres, limit)
+
     def _cache_hit(
-        self, user_id: int, limit: int, cached: CachedEntry, started: float
+        self,
+        user_id: int,
+        limit: int,
+        cached: CachedEntry,
+        started: float,
+        experiment: RunningExperiment | None = None,
+        arm: str = "",
     ) -> pb.GetRecommendationsResponse:
         """The hot path: a cached list without filters, served from its pre-encoded items.
 
@@ -172,6 +214,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         response = pb.GetRecommendationsResponse(
             user_id=user_id, tier=pb.TIER_CACHE, model_version=cached.model_version, request_id=request_id
         )
+        if experiment is not None:
+            response.experiment = experiment.name
+            response.variant = arm
         response.MergeFromString(cached.items_field(limit))
         self._log_serve(
             request_id,
@@ -181,6 +226,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
             cached.movie_ids(limit),
             cached.scores(limit),
             started,
+            experiment,
+            arm,
         )
         return response
 
@@ -193,6 +240,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         movie_ids: list[int],
         scores: list[float],
         started: float,
+        experiment: RunningExperiment | None = None,
+        arm: str = "",
     ) -> None:
         metrics.answered(TIER_NAMES[tier])
         self.serve_log.submit(
@@ -205,6 +254,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
                 scores=scores,
                 served_at=datetime.now(UTC),
                 latency_ms=(time.perf_counter() - started) * 1e3,
+                experiment=experiment.name if experiment else None,
+                variant=arm or None,
             )
         )
 

@@ -87,3 +87,9 @@ class Unavailable(ServiceError):
     """A dependency is down; the client may retry (Envoy answers HTTP 503)."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class FailedPrecondition(ServiceError):
+    """The request is well formed but the system is not in a state to do it (Envoy answers 400)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION

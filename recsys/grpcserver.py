@@ -26,6 +26,7 @@ from recsys.config import Settings
 from recsys.errors import ServiceError
 from recsys.interceptors import UnaryInterceptor
 from recsys.v1 import (
+    analytics_service_pb2,
     catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
@@ -44,6 +45,8 @@ API_SERVICES = [
     profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
     session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
     catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
+    analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
+    analytics_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
 ]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     who.add_argument("--user", type=int, help="a user token acting for this user id")
     who.add_argument("--service", nargs="?", const="cli", help="a service token (acts for any user)")
     who.add_argument("--admin", nargs="?", const="cli", help="an admin token")
+    who.add_argument("--analyst", nargs="?", const="cli", help="an analyst token (the dashboard)")
     tok.add_argument("--ttl", type=int, default=None, help="seconds (default AUTH_TOKEN_TTL_SECONDS)")
     opts = parser.parse_args(argv)
     cfg = StackConfig.load()
@@ -53,7 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         elif opts.cmd == "token":
             from .auth import token
 
-            print(token(cfg, user=opts.user, service=opts.service, admin=opts.admin, ttl_seconds=opts.ttl))
+            print(
+                token(
+                    cfg,
+                    user=opts.user,
+                    service=opts.service,
+                    admin=opts.admin,
+                    analyst=opts.analyst,
+                    ttl_seconds=opts.ttl,
+                )
+            )
         elif opts.cmd == "render":
             from . import supervisor
             from .envoy import render

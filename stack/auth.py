@@ -41,9 +41,10 @@ def token(
     user: int | None = None,
     service: str | None = None,
     admin: str | None = None,
+    analyst: str | None = None,
     ttl_seconds: int | None = None,
 ) -> str:
-    """A token signed by the development key: for a user, a service or an admin."""
+    """A token signed by the development key: for a user, a service, an admin or an analyst."""
     if not dev_issuer_on(cfg):
         raise StackError("auth: AUTH_DEV_ISSUER is off: tokens come from the identity provider")
     prepare(cfg)
@@ -58,4 +59,6 @@ def token(
         return issuer.service_token(service, ttl_seconds)[0]
     if admin is not None:
         return issuer.admin_token(admin, ttl_seconds)[0]
-    raise StackError("auth: a token is for a user, a service or an admin")
+    if analyst is not None:
+        return issuer.analyst_token(analyst, ttl_seconds)[0]
+    raise StackError("auth: a token is for a user, a service, an admin or an analyst")

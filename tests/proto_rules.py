@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 
 from buf.validate import validate_pb2
 from recsys.v1 import (
+    analytics_service_pb2,
     catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
@@ -35,6 +36,7 @@ MODULES = [
     event_service_pb2,
     profile_service_pb2,
     session_service_pb2,
+    analytics_service_pb2,
     catalogue_service_pb2,
 ]
 USER = 900_000_001
@@ -57,6 +59,14 @@ VALID: dict[str, dict[str, Any]] = {
     "recsys.v1.CatalogueService.UpdateMovie": {"movie_id": 1, "title": "A new title"},
     "recsys.v1.CatalogueService.RetireMovie": {"movie_id": 1},
     "recsys.v1.CatalogueService.RestoreMovie": {"movie_id": 1},
+    "recsys.v1.AnalyticsService.GetDashboard": {"days": 7, "recent_minutes": 60},
+    "recsys.v1.ExperimentService.StartExperiment": {
+        "name": "exp-1",
+        "candidate_version": "v1",
+        "candidate_share": 0.5,
+    },
+    "recsys.v1.ExperimentService.StopExperiment": {"name": "exp-1"},
+    "recsys.v1.ExperimentService.PromoteExperiment": {"name": "exp-1"},
 }
 
 # Rules on a whole message, by rule id: the fields that break it, set on the RPC's valid request.

@@ -18,7 +18,7 @@ from functools import cache
 
 import grpc
 
-from recsys.auth import setup
+from recsys.auth import policy, setup
 from recsys.auth.credentials import ServiceCredentials
 from recsys.config import Settings
 from stack.auth import token
@@ -43,6 +43,22 @@ def service_token(name: str = "tests") -> str:
 @cache
 def admin_token(name: str = "tests") -> str:
     return token(_cfg(), admin=name)
+
+
+@cache
+def analyst_token(name: str = "tests") -> str:
+    return token(_cfg(), analyst=name)
+
+
+def caller_token(method: str) -> str:
+    """A token that may call `method` (`/recsys.v1.X/Y`) for any user: the service token, or
+    an admin's or analyst's for the methods of those audiences."""
+    audience = policy.audience_of(method)
+    if audience == policy.ADMIN:
+        return admin_token()
+    if audience == policy.ANALYST:
+        return analyst_token()
+    return service_token()
 
 
 def bearer(tok: str | None = None) -> tuple[tuple[str, str], ...]:

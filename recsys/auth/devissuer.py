@@ -10,6 +10,7 @@ AUTH_JWKS at its identity provider.
     python -m recsys.auth.devissuer token --user 42        # a user token (stdout)
     python -m recsys.auth.devissuer token --service NAME   # a service token (acts for any user)
     python -m recsys.auth.devissuer token --admin NAME     # an admin token
+    python -m recsys.auth.devissuer token --analyst NAME   # an analyst token (reads the analytics)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from recsys.auth.principal import (
     ADMIN_SCOPE,
     ADMIN_SUBJECT_PREFIX,
+    ANALYST_SCOPE,
+    ANALYST_SUBJECT_PREFIX,
     SERVICE_SCOPE,
     SERVICE_SUBJECT_PREFIX,
     USER_SCOPE,
@@ -110,6 +113,9 @@ class DevIssuer:
     def admin_token(self, name: str, ttl_seconds: int | None = None) -> tuple[str, int]:
         return self.token(ADMIN_SUBJECT_PREFIX + name, [ADMIN_SCOPE], ttl_seconds)
 
+    def analyst_token(self, name: str, ttl_seconds: int | None = None) -> tuple[str, int]:
+        return self.token(ANALYST_SUBJECT_PREFIX + name, [ANALYST_SCOPE], ttl_seconds)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     who.add_argument("--user", type=int)
     who.add_argument("--service")
     who.add_argument("--admin")
+    who.add_argument("--analyst")
     tok.add_argument("--ttl", type=int, default=None, help="seconds (default AUTH_TOKEN_TTL_SECONDS)")
     opts = parser.parse_args(argv)
     if opts.command == "keys":
@@ -143,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
         token, _ = issuer.user_token(opts.user, opts.ttl)
     elif opts.service:
         token, _ = issuer.service_token(opts.service, opts.ttl)
+    elif opts.analyst:
+        token, _ = issuer.analyst_token(opts.analyst, opts.ttl)
     else:
         token, _ = issuer.admin_token(opts.admin, opts.ttl)
     print(token)

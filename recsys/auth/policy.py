@@ -18,6 +18,7 @@ from recsys.errors import PermissionDenied, Unauthenticated
 # Importing the API's modules registers every recsys.v1 service in the default descriptor pool.
 from recsys.v1 import (  # noqa: F401
     access_pb2,
+    analytics_service_pb2,
     catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
@@ -33,6 +34,7 @@ USER = access_pb2.AUDIENCE_USER
 SERVICE = access_pb2.AUDIENCE_SERVICE
 INTERNAL = access_pb2.AUDIENCE_INTERNAL
 ADMIN = access_pb2.AUDIENCE_ADMIN
+ANALYST = access_pb2.AUDIENCE_ANALYST
 USER_OR_ADMIN = access_pb2.AUDIENCE_USER_OR_ADMIN
 
 
@@ -101,6 +103,9 @@ class Authorizer:
         elif audience == ADMIN:
             if not principal.is_admin:
                 raise PermissionDenied("this method needs the admin scope")
+        elif audience == ANALYST:
+            if not principal.is_analyst:
+                raise PermissionDenied("this method needs the analyst or the admin scope")
         else:
             raise PermissionDenied(f"unknown audience {audience}")
         return principal

@@ -10,9 +10,11 @@ from typing import Any
 USER_SCOPE = "user"  # acts for the user named by `sub`
 SERVICE_SCOPE = "service"  # another backend: may act for any user
 ADMIN_SCOPE = "admin"  # changes the catalogue and the models
+ANALYST_SCOPE = "analyst"  # reads the analytics (how the recommender performs)
 
 SERVICE_SUBJECT_PREFIX = "service:"
 ADMIN_SUBJECT_PREFIX = "admin:"
+ANALYST_SUBJECT_PREFIX = "analyst:"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return ADMIN_SCOPE in self.scopes
+
+    @property
+    def is_analyst(self) -> bool:
+        """May read the analytics: an analyst, or an admin (who may do everything an analyst may)."""
+        return ANALYST_SCOPE in self.scopes or self.is_admin
 
     def may_act_for(self, user_id: int) -> bool:
         """A service acts for anyone; a user only for itself."""

@@ -46,6 +46,11 @@ EVENT_TYPES: tuple[str, ...] = tuple(k.name for k in EVENT_KINDS)
 EVENT_TYPE_NAMES: dict[pb.EventType.ValueType, str] = {k.proto: k.name for k in EVENT_KINDS}
 EVENT_TYPE_VALUES: dict[str, pb.EventType.ValueType] = {k.name: k.proto for k in EVENT_KINDS}
 FEEDBACK_TYPES: tuple[str, ...] = tuple(k.name for k in EVENT_KINDS if k.feedback)
+# Feedback that counts as a click on a served item (CTR): acting on it in any positive way; a
+# dislike answers the list too but is not a click.
+CLICK_TYPES: tuple[str, ...] = tuple(
+    k.name for k in EVENT_KINDS if k.feedback and (k.signal is None or k.signal > 0)
+)
 EVENT_SIGNAL: dict[str, float] = {k.name: k.signal for k in EVENT_KINDS if k.signal is not None}
 
 # The Kafka record (event_svc.events.Event); readers drop any other version.
@@ -97,6 +102,11 @@ def is_liked(event_type: str, rating: float | None) -> bool:
 
 def _names(names: frozenset[str] | tuple[str, ...]) -> str:
     return ", ".join(f"'{n}'" for n in sorted(names))
+
+
+def click_types_sql() -> str:
+    """CLICK_TYPES as a SQL list: `('click', 'like', ...)`."""
+    return f"({_names(CLICK_TYPES)})"
 
 
 def signal_sql(event_type: str = "event_type", rating: str = "rating") -> str:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16recsys/v1/access.proto\x12\trecsys.v1\x1a google/protobuf/descriptor.proto\"3\n\nAccessRule\x12%\n\x08\x61udience\x18\x01 \x01(\x0e\x32\x13.recsys.v1.Audience*\xa9\x01\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41UDIENCE_PUBLIC\x10\x01\x12\x11\n\rAUDIENCE_USER\x10\x02\x12\x14\n\x10\x41UDIENCE_SERVICE\x10\x03\x12\x15\n\x11\x41UDIENCE_INTERNAL\x10\x04\x12\x12\n\x0e\x41UDIENCE_ADMIN\x10\x05\x12\x1a\n\x16\x41UDIENCE_USER_OR_ADMIN\x10\x06:G\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x15.recsys.v1.AccessRuleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16recsys/v1/access.proto\x12\trecsys.v1\x1a google/protobuf/descriptor.proto\"3\n\nAccessRule\x12%\n\x08\x61udience\x18\x01 \x01(\x0e\x32\x13.recsys.v1.Audience*\xbf\x01\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41UDIENCE_PUBLIC\x10\x01\x12\x11\n\rAUDIENCE_USER\x10\x02\x12\x14\n\x10\x41UDIENCE_SERVICE\x10\x03\x12\x15\n\x11\x41UDIENCE_INTERNAL\x10\x04\x12\x12\n\x0e\x41UDIENCE_ADMIN\x10\x05\x12\x1a\n\x16\x41UDIENCE_USER_OR_ADMIN\x10\x06\x12\x14\n\x10\x41UDIENCE_ANALYST\x10\x07:G\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x15.recsys.v1.AccessRuleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.access_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUDIENCE']._serialized_start=125
-  _globals['_AUDIENCE']._serialized_end=294
+  _globals['_AUDIENCE']._serialized_end=316
   _globals['_ACCESSRULE']._serialized_start=71
   _globals['_ACCESSRULE']._serialized_end=122
 # @@protoc_insertion_point(module_scope)

@@ -45,6 +45,10 @@ class _AudienceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Audience.Val
     """AUDIENCE_USER_OR_ADMIN is AUDIENCE_USER, or the admin scope for any user: what a user may do
     to their own account and operations staff to anyone's (DeleteUser).
     """
+    AUDIENCE_ANALYST: _Audience.ValueType  # 7
+    """AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+    the admin scope (which may do everything an analyst may).
+    """
 
 class Audience(_Audience, metaclass=_AudienceEnumTypeWrapper):
     """Audience says who may call an RPC. Every recsys.v1 method declares one; the services'
@@ -70,6 +74,10 @@ AUDIENCE_ADMIN: Audience.ValueType  # 5
 AUDIENCE_USER_OR_ADMIN: Audience.ValueType  # 6
 """AUDIENCE_USER_OR_ADMIN is AUDIENCE_USER, or the admin scope for any user: what a user may do
 to their own account and operations staff to anyone's (DeleteUser).
+"""
+AUDIENCE_ANALYST: Audience.ValueType  # 7
+"""AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+the admin scope (which may do everything an analyst may).
 """
 Global___Audience: _TypeAlias = Audience  # noqa: Y015
 

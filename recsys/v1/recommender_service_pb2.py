@@ -29,7 +29,7 @@ from recsys.v1 import movie_pb2 as recsys_dot_v1_dot_movie__pb2
 from recsys.v1 import rules_pb2 as recsys_dot_v1_dot_rules__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#recsys/v1/recommender_service.proto\x12\trecsys.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x15recsys/v1/movie.proto\x1a\x15recsys/v1/rules.proto\"\xf1\x01\n\x19GetRecommendationsRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x05limit\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12*\n\x11\x65xclude_movie_ids\x18\x03 \x03(\x03\x42\x0f\xbaH\x0c\x92\x01\t\x10\xe8\x07\"\x04\"\x02 \x00\x12&\n\x06genres\x18\x04 \x03(\tB\x16\xbaH\x13\x92\x01\x10\x10\x32\"\x0cr\n\x18\x64\xc8\xb0X\x01\xd0\xb0X\x01\x12/\n\tdiversity\x18\x05 \x01(\x01\x42\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00H\x01\x88\x01\x01\x42\x08\n\x06_limitB\x0c\n\n_diversity\"\x83\x01\n\x10RecommendedMovie\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x1d\n\x04tier\x18\x03 \x01(\x0e\x32\x0f.recsys.v1.Tier\x12\x10\n\x08position\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xa3\x01\n\x1aGetRecommendationsResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12*\n\x05items\x18\x02 \x03(\x0b\x32\x1b.recsys.v1.RecommendedMovie\x12\x1d\n\x04tier\x18\x03 \x01(\x0e\x32\x0f.recsys.v1.Tier\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x88\x01\n\x17GetSimilarMoviesRequest\x12\x19\n\x08movie_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x05limit\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12\x1d\n\x07user_id\x18\x03 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00H\x01\x88\x01\x01\x42\x08\n\x06_limitB\n\n\x08_user_id\">\n\x0cSimilarMovie\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\r\n\x05score\x18\x02 \x01(\x01\"k\n\x18GetSimilarMoviesResponse\x12\x10\n\x08movie_id\x18\x01 \x01(\x03\x12&\n\x05items\x18\x02 \x03(\x0b\x32\x17.recsys.v1.SimilarMovie\x12\x15\n\rmodel_version\x18\x03 \x01(\t\",\n\x0fGetMovieRequest\x12\x19\n\x08movie_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"3\n\x10GetMovieResponse\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\"\xaa\x01\n\x11ListMoviesRequest\x12\x1b\n\x05query\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xc8\xb0X\x01\x12\x1a\n\x05genre\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xc8\xb0X\x01\x12!\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x17\n\x0finclude_retired\x18\x05 \x01(\x08\x42\x0c\n\n_page_size\"O\n\x12ListMoviesResponse\x12 \n\x06movies\x18\x01 \x03(\x0b\x32\x10.recsys.v1.Movie\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*a\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_CACHE\x10\x01\x12\x11\n\rTIER_REALTIME\x10\x02\x12\x0e\n\nTIER_BATCH\x10\x03\x12\x10\n\x0cTIER_POPULAR\x10\x04\x32\x85\x04\n\x12RecommenderService\x12\x94\x01\n\x12GetRecommendations\x12$.recsys.v1.GetRecommendationsRequest\x1a%.recsys.v1.GetRecommendationsResponse\"1\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02%\x12#/v1/users/{user_id}/recommendations\x12\x88\x01\n\x10GetSimilarMovies\x12\".recsys.v1.GetSimilarMoviesRequest\x1a#.recsys.v1.GetSimilarMoviesResponse\"+\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/movies/{movie_id}/similar\x12h\n\x08GetMovie\x12\x1a.recsys.v1.GetMovieRequest\x1a\x1b.recsys.v1.GetMovieResponse\"#\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/movies/{movie_id}\x12\x63\n\nListMovies\x12\x1c.recsys.v1.ListMoviesRequest\x1a\x1d.recsys.v1.ListMoviesResponse\"\x18\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/moviesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#recsys/v1/recommender_service.proto\x12\trecsys.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x16recsys/v1/access.proto\x1a\x15recsys/v1/movie.proto\x1a\x15recsys/v1/rules.proto\"\xf1\x01\n\x19GetRecommendationsRequest\x12\x18\n\x07user_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x05limit\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12*\n\x11\x65xclude_movie_ids\x18\x03 \x03(\x03\x42\x0f\xbaH\x0c\x92\x01\t\x10\xe8\x07\"\x04\"\x02 \x00\x12&\n\x06genres\x18\x04 \x03(\tB\x16\xbaH\x13\x92\x01\x10\x10\x32\"\x0cr\n\x18\x64\xc8\xb0X\x01\xd0\xb0X\x01\x12/\n\tdiversity\x18\x05 \x01(\x01\x42\x17\xbaH\x14\x12\x12\x19\x00\x00\x00\x00\x00\x00\xf0?)\x00\x00\x00\x00\x00\x00\x00\x00H\x01\x88\x01\x01\x42\x08\n\x06_limitB\x0c\n\n_diversity\"\x83\x01\n\x10RecommendedMovie\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x1d\n\x04tier\x18\x03 \x01(\x0e\x32\x0f.recsys.v1.Tier\x12\x10\n\x08position\x18\x04 \x01(\x05\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\xc8\x01\n\x1aGetRecommendationsResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12*\n\x05items\x18\x02 \x03(\x0b\x32\x1b.recsys.v1.RecommendedMovie\x12\x1d\n\x04tier\x18\x03 \x01(\x0e\x32\x0f.recsys.v1.Tier\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x12\n\nexperiment\x18\x06 \x01(\t\x12\x0f\n\x07variant\x18\x07 \x01(\t\"\x88\x01\n\x17GetSimilarMoviesRequest\x12\x19\n\x08movie_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1d\n\x05limit\x18\x02 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12\x1d\n\x07user_id\x18\x03 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00H\x01\x88\x01\x01\x42\x08\n\x06_limitB\n\n\x08_user_id\">\n\x0cSimilarMovie\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\x12\r\n\x05score\x18\x02 \x01(\x01\"k\n\x18GetSimilarMoviesResponse\x12\x10\n\x08movie_id\x18\x01 \x01(\x03\x12&\n\x05items\x18\x02 \x03(\x0b\x32\x17.recsys.v1.SimilarMovie\x12\x15\n\rmodel_version\x18\x03 \x01(\t\",\n\x0fGetMovieRequest\x12\x19\n\x08movie_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\"3\n\x10GetMovieResponse\x12\x1f\n\x05movie\x18\x01 \x01(\x0b\x32\x10.recsys.v1.Movie\"\xaa\x01\n\x11ListMoviesRequest\x12\x1b\n\x05query\x18\x01 \x01(\tB\x0c\xbaH\tr\x07\x18\xc8\x01\xc8\xb0X\x01\x12\x1a\n\x05genre\x18\x02 \x01(\tB\x0b\xbaH\x08r\x06\x18\x64\xc8\xb0X\x01\x12!\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x01H\x00\x88\x01\x01\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x17\n\x0finclude_retired\x18\x05 \x01(\x08\x42\x0c\n\n_page_size\"O\n\x12ListMoviesResponse\x12 \n\x06movies\x18\x01 \x03(\x0b\x32\x10.recsys.v1.Movie\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*a\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_CACHE\x10\x01\x12\x11\n\rTIER_REALTIME\x10\x02\x12\x0e\n\nTIER_BATCH\x10\x03\x12\x10\n\x0cTIER_POPULAR\x10\x04\x32\x85\x04\n\x12RecommenderService\x12\x94\x01\n\x12GetRecommendations\x12$.recsys.v1.GetRecommendationsRequest\x1a%.recsys.v1.GetRecommendationsResponse\"1\xca\xf3\x18\x02\x08\x02\x82\xd3\xe4\x93\x02%\x12#/v1/users/{user_id}/recommendations\x12\x88\x01\n\x10GetSimilarMovies\x12\".recsys.v1.GetSimilarMoviesRequest\x1a#.recsys.v1.GetSimilarMoviesResponse\"+\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/movies/{movie_id}/similar\x12h\n\x08GetMovie\x12\x1a.recsys.v1.GetMovieRequest\x1a\x1b.recsys.v1.GetMovieResponse\"#\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/movies/{movie_id}\x12\x63\n\nListMovies\x12\x1c.recsys.v1.ListMoviesRequest\x1a\x1d.recsys.v1.ListMoviesResponse\"\x18\xca\xf3\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/moviesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,28 +68,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOMMENDERSERVICE'].methods_by_name['GetMovie']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\027\022\025/v1/movies/{movie_id}'
   _globals['_RECOMMENDERSERVICE'].methods_by_name['ListMovies']._loaded_options = None
   _globals['_RECOMMENDERSERVICE'].methods_by_name['ListMovies']._serialized_options = b'\312\363\030\002\010\001\202\323\344\223\002\014\022\n/v1/movies'
-  _globals['_TIER']._serialized_start=1388
-  _globals['_TIER']._serialized_end=1485
+  _globals['_TIER']._serialized_start=1425
+  _globals['_TIER']._serialized_end=1522
   _globals['_GETRECOMMENDATIONSREQUEST']._serialized_start=180
   _globals['_GETRECOMMENDATIONSREQUEST']._serialized_end=421
   _globals['_RECOMMENDEDMOVIE']._serialized_start=424
   _globals['_RECOMMENDEDMOVIE']._serialized_end=555
   _globals['_GETRECOMMENDATIONSRESPONSE']._serialized_start=558
-  _globals['_GETRECOMMENDATIONSRESPONSE']._serialized_end=721
-  _globals['_GETSIMILARMOVIESREQUEST']._serialized_start=724
-  _globals['_GETSIMILARMOVIESREQUEST']._serialized_end=860
-  _globals['_SIMILARMOVIE']._serialized_start=862
-  _globals['_SIMILARMOVIE']._serialized_end=924
-  _globals['_GETSIMILARMOVIESRESPONSE']._serialized_start=926
-  _globals['_GETSIMILARMOVIESRESPONSE']._serialized_end=1033
-  _globals['_GETMOVIEREQUEST']._serialized_start=1035
-  _globals['_GETMOVIEREQUEST']._serialized_end=1079
-  _globals['_GETMOVIERESPONSE']._serialized_start=1081
-  _globals['_GETMOVIERESPONSE']._serialized_end=1132
-  _globals['_LISTMOVIESREQUEST']._serialized_start=1135
-  _globals['_LISTMOVIESREQUEST']._serialized_end=1305
-  _globals['_LISTMOVIESRESPONSE']._serialized_start=1307
-  _globals['_LISTMOVIESRESPONSE']._serialized_end=1386
-  _globals['_RECOMMENDERSERVICE']._serialized_start=1488
-  _globals['_RECOMMENDERSERVICE']._serialized_end=2005
+  _globals['_GETRECOMMENDATIONSRESPONSE']._serialized_end=758
+  _globals['_GETSIMILARMOVIESREQUEST']._serialized_start=761
+  _globals['_GETSIMILARMOVIESREQUEST']._serialized_end=897
+  _globals['_SIMILARMOVIE']._serialized_start=899
+  _globals['_SIMILARMOVIE']._serialized_end=961
+  _globals['_GETSIMILARMOVIESRESPONSE']._serialized_start=963
+  _globals['_GETSIMILARMOVIESRESPONSE']._serialized_end=1070
+  _globals['_GETMOVIEREQUEST']._serialized_start=1072
+  _globals['_GETMOVIEREQUEST']._serialized_end=1116
+  _globals['_GETMOVIERESPONSE']._serialized_start=1118
+  _globals['_GETMOVIERESPONSE']._serialized_end=1169
+  _globals['_LISTMOVIESREQUEST']._serialized_start=1172
+  _globals['_LISTMOVIESREQUEST']._serialized_end=1342
+  _globals['_LISTMOVIESRESPONSE']._serialized_start=1344
+  _globals['_LISTMOVIESRESPONSE']._serialized_end=1423
+  _globals['_RECOMMENDERSERVICE']._serialized_start=1525
+  _globals['_RECOMMENDERSERVICE']._serialized_end=2042
 # @@protoc_insertion_point(module_scope)

@@ -155,6 +155,8 @@ class GetRecommendationsResponse(_message.Message):
     TIER_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
     user_id: _builtins.int
     """user_id is the user the list is for."""
     tier: Global___Tier.ValueType
@@ -163,6 +165,12 @@ class GetRecommendationsResponse(_message.Message):
     """model_version is the version of the model behind the scores, empty for the popular tier."""
     request_id: _builtins.str
     """request_id identifies this serve; send it back with feedback events."""
+    experiment: _builtins.str
+    """experiment is the online experiment the user is in (empty when none runs)."""
+    variant: _builtins.str
+    """variant is the user's side of the experiment: "control" (the live model) or "candidate"
+    (the experiment's candidate version); empty when no experiment runs.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecommendedMovie]:
         """items are the ranked movies, best first."""
@@ -175,10 +183,12 @@ class GetRecommendationsResponse(_message.Message):
         tier: Global___Tier.ValueType = ...,
         model_version: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        experiment: _builtins.str = ...,
+        variant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "model_version", b"model_version", "request_id", b"request_id", "tier", b"tier", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "items", b"items", "model_version", b"model_version", "request_id", b"request_id", "tier", b"tier", "user_id", b"user_id", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from bench.fuzz import fuzz, load_schema
 from recsys.v1 import (
+    analytics_service_pb2,
     catalogue_service_pb2,
     event_service_pb2,
     profile_service_pb2,
@@ -34,6 +35,7 @@ FILES: list[FileDescriptor] = [
     event_service_pb2.DESCRIPTOR,
     profile_service_pb2.DESCRIPTOR,
     session_service_pb2.DESCRIPTOR,
+    analytics_service_pb2.DESCRIPTOR,
     catalogue_service_pb2.DESCRIPTOR,
 ]
 

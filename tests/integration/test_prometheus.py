@@ -121,3 +121,36 @@ def test_the_streaming_job_exposes_its_batches_and_lag(stack: Any) -> None:
     assert _value(after, batches) > _value(before, batches)
     lag = [v for (n, _), v in after.items() if n == "recsys_streaming_consumer_lag_records"]
     assert lag and lag[0] >= 0
+
+
+def _envoy_stats(stack: Any, path: str = "/stats/prometheus", method: str = "GET") -> tuple[int, str]:
+    url = f"http://127.0.0.1:{stack.env['ENVOY_METRICS_PORT']}{path}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_envoy_stats_are_scrapable_and_nothing_else_of_the_admin(stack: Any) -> None:
+    """The metrics listener serves the admin's /stats/prometheus (what compose's Prometheus
+    scrapes); the admin's other endpoints (which change or stop Envoy) are not there."""
+
+    def recommender_requests() -> float:
+        status, text = _envoy_stats(stack)
+        assert status == 200, text[:500]
+        samples = {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        return _value(samples, "envoy_cluster_upstream_rq_total", envoy_cluster_name="recommender")
+
+    before = recommender_requests()
+    for _ in range(3):
+        assert _call(stack, "GET", f"/v1/users/{930_000_777}/recommendations?limit=3") == 200
+    assert recommender_requests() >= before + 3
+    for path, method in [("/quitquitquit", "POST"), ("/runtime_modify", "POST"), ("/stats", "GET"),
+                         ("/stats/prometheus", "POST")]:  # fmt: skip
+        status, _ = _envoy_stats(stack, path, method)
+        assert status == 404, (path, method)

@@ -5,8 +5,8 @@ and in the google.rpc.BadRequest of the status details.
 The requests come from tests/proto_rules.py, which reads the rules from the descriptors and
 breaks each one in an otherwise valid request (tests/unit/test_proto_rules.py checks those are
 valid), so a rule added to a proto is tested here without a line changed. Each call is refused,
-so nothing changes. The tests' service token may act for any user, and the admin methods get the
-admin token: the rules, not the caller's rights, decide the answer.
+so nothing changes. The tests' service token may act for any user: the rules, not the caller's
+rights, decide the answer; an admin or analyst method gets a token of its audience.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from google.rpc import error_details_pb2, status_pb2
 from recsys.auth.policy import audience_of
 from recsys.v1 import access_pb2, event_service_pb2, event_service_pb2_grpc
 from tests.proto_rules import CASES, Case
-from tests.tokens import admin_token, auth_headers, bearer
+from tests.tokens import auth_headers, bearer, caller_token
 
 pytestmark = pytest.mark.stack
 
@@ -44,11 +44,6 @@ def bad_request_fields(status: status_pb2.Status) -> list[str]:
     bad_request = error_details_pb2.BadRequest()
     details[0].Unpack(bad_request)
     return [v.field for v in bad_request.field_violations]
-
-
-def token_for(case: Case) -> str | None:
-    """The admin token for the admin methods, else the tests' service token (None)."""
-    return admin_token() if audience_of(grpc_path(case)) == access_pb2.AUDIENCE_ADMIN else None
 
 
 def grpc_path(case: Case) -> str:
@@ -76,7 +71,7 @@ def test_grpc_refuses_the_broken_rule_naming_the_field(stack, case: Case) -> Non
             response_deserializer=lambda b: b,
         )
         with pytest.raises(grpc.RpcError) as err:
-            call(case.request, metadata=bearer(token_for(case)), timeout=10)
+            call(case.request, metadata=bearer(caller_token(grpc_path(case))), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
     assert named(err.value.details(), case.field), err.value.details()
     trailers = dict(err.value.trailing_metadata())
@@ -98,7 +93,7 @@ def rest_request(stack, case: Case) -> urllib.request.Request:
     fields: dict[str, Any] = json_format.MessageToDict(case.request, preserving_proto_field_name=True)
     template = getattr(rule, verb)
     path = re.sub(r"\{(\w+)\}", lambda m: urllib.parse.quote(str(fields.pop(m[1], 0))), template)
-    headers = {**auth_headers(token_for(case)), "content-type": "application/json"}
+    headers = {**auth_headers(caller_token(grpc_path(case))), "content-type": "application/json"}
     if rule.body == "*":
         return urllib.request.Request(
             f"{stack.envoy_url}{path}", data=json.dumps(fields).encode(), headers=headers, method=verb.upper()

@@ -465,6 +465,7 @@ def test_grpcurl_lists_the_services(stack):
         "recsys.v1.EventService",
         "recsys.v1.ProfileService",
         "recsys.v1.SessionService",
+        "recsys.v1.AnalyticsService",
     ):
         assert service in listed
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tokens import analyst_token
+
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 
@@ -74,6 +76,8 @@ def test_web_e2e_chromium(stack) -> None:  # type: ignore[no-untyped-def]
         "WEB_PORT": str(web_port),
         "WEB_BASE": f"http://127.0.0.1:{web_port}",
         "SCREENSHOT_DIR": str(stack.logs / "web-screenshots"),
+        # /dashboard reads the AnalyticsService, which needs the analyst (or admin) scope.
+        "E2E_ANALYST_TOKEN": analyst_token(),
     }
     # The stack serves the built app; the e2e tests would start a dev server of their own only
     # when nothing answers, which would hide a broken `web` program.

@@ -79,6 +79,7 @@ def test_user_scoped_methods_name_the_user_in_the_request() -> None:
         ("/recsys.v1.ProfileService/DeleteUser", access_pb2.AUDIENCE_USER_OR_ADMIN),
         ("/recsys.v1.EventService/PostEvent", access_pb2.AUDIENCE_USER),
         ("/recsys.v1.SessionService/CreateSession", access_pb2.AUDIENCE_PUBLIC),
+        ("/recsys.v1.AnalyticsService/GetDashboard", access_pb2.AUDIENCE_ANALYST),
         ("/grpc.health.v1.Health/Check", access_pb2.AUDIENCE_PUBLIC),
         ("/recsys.v1.NoSuchService/Anything", None),
         ("/recsys.v1.ProfileService/NoSuchMethod", None),
@@ -126,6 +127,19 @@ def test_user_or_admin_is_the_user_a_service_or_an_admin(authorizer: Authorizer,
             authorizer.check(policy.USER_OR_ADMIN, "Bearer " + token, recs(who))
     with pytest.raises(Unauthenticated):
         authorizer.check(policy.USER_OR_ADMIN, None, recs(7))
+
+
+def test_analyst_scope_reads_the_analytics_only(authorizer: Authorizer, issuer: DevIssuer) -> None:
+    analyst = "Bearer " + issuer.analyst_token("ana")[0]
+    assert authorizer.check(policy.ANALYST, analyst, None).is_analyst
+    for audience in (policy.USER, policy.SERVICE, policy.INTERNAL, policy.ADMIN):
+        with pytest.raises(PermissionDenied):
+            authorizer.check(audience, analyst, recs(1))
+    # An admin may read them too; a service or a user may not.
+    authorizer.check(policy.ANALYST, "Bearer " + issuer.admin_token("ops")[0], None)
+    for other in (issuer.service_token("tests")[0], issuer.user_token(7)[0]):
+        with pytest.raises(PermissionDenied, match="analyst"):
+            authorizer.check(policy.ANALYST, "Bearer " + other, None)
 
 
 def test_missing_and_bad_tokens(authorizer: Authorizer, issuer: DevIssuer, keys: tuple[Path, Path]) -> None:

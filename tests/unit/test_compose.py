@@ -318,3 +318,21 @@ def test_prometheus_scrapes_every_service_on_its_metrics_port(
         assert name in model["services"]
         assert jobs[name]["names"] == [name]
         assert jobs[name]["port"] == int(defaults[f"{name.upper()}_METRICS_PORT"]), name
+
+
+def test_prometheus_scrapes_envoy_stats_on_their_own_listener(
+    model: dict[str, Any], defaults: dict[str, str]
+) -> None:
+    """Envoy's stats come from the listener of ENVOY_METRICS_PORT (only /stats/prometheus there),
+    opened to the containers but not published; the admin interface itself stays on loopback."""
+    config = yaml.safe_load((ROOT / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "envoy")
+    assert job["metrics_path"] == "/stats/prometheus"
+    port = int(defaults["ENVOY_METRICS_PORT"])
+    assert job["dns_sd_configs"] == [{"names": ["envoy"], "type": "A", "port": port}]
+    services = model["services"]
+    assert services["envoy-config"]["environment"]["ENVOY_METRICS_HOST"] == "0.0.0.0"
+    assert "ENVOY_ADMIN_HOST" not in services["envoy-config"]["environment"]
+    published = [str(p) for p in services["envoy"].get("ports", [])]
+    for p in published:
+        assert defaults["ENVOY_METRICS_PORT"] not in p and defaults["ENVOY_ADMIN_PORT"] not in p, p

@@ -168,7 +168,7 @@ export function App({ api = defaultApi, intervalMs, fastIntervalMs }: AppProps) 
       ) : null}
 
       <footer className="app-footer muted small">
-        API: <code>{api.baseUrl}</code>
+        API: <code>{api.baseUrl}</code> · <a href="/dashboard">Dashboard</a>
       </footer>
     </div>
   )

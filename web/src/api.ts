@@ -145,7 +145,7 @@ export class NotFoundError extends ApiError {
 
 export const DEFAULT_API_BASE = 'http://localhost:8080'
 
-function envBase(): string {
+export function envBase(): string {
   try {
     return import.meta.env?.VITE_API_BASE || DEFAULT_API_BASE
   } catch {
@@ -163,7 +163,7 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
   return Math.max(0, Math.ceil((date - now) / 1000))
 }
 
-async function errorFromResponse(res: Response): Promise<ApiError> {
+export async function errorFromResponse(res: Response): Promise<ApiError> {
   let message = ''
   let code: number | string | undefined
   const text = await res.text().catch(() => '')
@@ -340,6 +340,8 @@ export function createApi(baseUrl: string = envBase(), fetchImpl?: FetchLike, op
         tier: body.tier ?? 'TIER_UNSPECIFIED',
         modelVersion: body.modelVersion ?? '',
         requestId: body.requestId ?? '',
+        experiment: body.experiment ?? '',
+        variant: body.variant ?? '',
       }
     },
 

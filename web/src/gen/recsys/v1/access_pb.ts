@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/v1/access.proto.
  */
 export const file_recsys_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("ChZyZWNzeXMvdjEvYWNjZXNzLnByb3RvEglyZWNzeXMudjEiMwoKQWNjZXNzUnVsZRIlCghhdWRpZW5jZRgBIAEoDjITLnJlY3N5cy52MS5BdWRpZW5jZSqpAQoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFAoQQVVESUVOQ0VfU0VSVklDRRADEhUKEUFVRElFTkNFX0lOVEVSTkFMEAQSEgoOQVVESUVOQ0VfQURNSU4QBRIaChZBVURJRU5DRV9VU0VSX09SX0FETUlOEAY6TwoGYWNjZXNzEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYuY4DIAEoCzIVLnJlY3N5cy52MS5BY2Nlc3NSdWxlUgZhY2Nlc3NiBnByb3RvMw", [file_google_protobuf_descriptor]);
+  fileDesc("ChZyZWNzeXMvdjEvYWNjZXNzLnByb3RvEglyZWNzeXMudjEiMwoKQWNjZXNzUnVsZRIlCghhdWRpZW5jZRgBIAEoDjITLnJlY3N5cy52MS5BdWRpZW5jZSq/AQoIQXVkaWVuY2USGAoUQVVESUVOQ0VfVU5TUEVDSUZJRUQQABITCg9BVURJRU5DRV9QVUJMSUMQARIRCg1BVURJRU5DRV9VU0VSEAISFAoQQVVESUVOQ0VfU0VSVklDRRADEhUKEUFVRElFTkNFX0lOVEVSTkFMEAQSEgoOQVVESUVOQ0VfQURNSU4QBRIaChZBVURJRU5DRV9VU0VSX09SX0FETUlOEAYSFAoQQVVESUVOQ0VfQU5BTFlTVBAHOk8KBmFjY2VzcxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLmOAyABKAsyFS5yZWNzeXMudjEuQWNjZXNzUnVsZVIGYWNjZXNzYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * AccessRule is the access declaration of one RPC.
@@ -107,6 +107,14 @@ export enum Audience {
    * @generated from enum value: AUDIENCE_USER_OR_ADMIN = 6;
    */
   USER_OR_ADMIN = 6,
+
+  /**
+   * AUDIENCE_ANALYST is reading how the system performs (the analytics): the analyst scope, or
+   * the admin scope (which may do everything an analyst may).
+   *
+   * @generated from enum value: AUDIENCE_ANALYST = 7;
+   */
+  ANALYST = 7,
 }
 
 /**
@@ -115,7 +123,7 @@ export enum Audience {
  *
  * @generated from enum recsys.v1.Audience
  */
-export type AudienceJson = "AUDIENCE_UNSPECIFIED" | "AUDIENCE_PUBLIC" | "AUDIENCE_USER" | "AUDIENCE_SERVICE" | "AUDIENCE_INTERNAL" | "AUDIENCE_ADMIN" | "AUDIENCE_USER_OR_ADMIN";
+export type AudienceJson = "AUDIENCE_UNSPECIFIED" | "AUDIENCE_PUBLIC" | "AUDIENCE_USER" | "AUDIENCE_SERVICE" | "AUDIENCE_INTERNAL" | "AUDIENCE_ADMIN" | "AUDIENCE_USER_OR_ADMIN" | "AUDIENCE_ANALYST";
 
 /**
  * Describes the enum recsys.v1.Audience.
