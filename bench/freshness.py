@@ -139,7 +139,8 @@ class OwnStreamingJob:
                 self.name,
             ],
             cwd=ROOT,
-            env=self.cfg.child_env(),
+            # The stack's job, stopping, may still hold the metrics port: this one serves none.
+            env={**self.cfg.child_env(), "STREAMING_METRICS_PORT": "0"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
