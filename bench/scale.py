@@ -45,7 +45,7 @@ import pyarrow.dataset as ds
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stream_throughput import batches, produce  # noqa: E402
+from bench.stream_throughput import produce, stream_until  # noqa: E402
 from recommender_svc.store import MovieStore  # noqa: E402
 from recsys.db import create_pool  # noqa: E402
 from recsys.domain.events import EVENT_SIGNAL, RATE, rating_signal  # noqa: E402
@@ -239,33 +239,11 @@ def stream(cfg: StackConfig, url: str, n_users: int, work: Path, events: int = 2
         "STACK_DIR": str(work),
         "STREAMING_METRICS_PORT": "0",
     }
-    log_path = work / "streaming.log"
-    command = [
-        sys.executable,
-        "-m",
-        "batch.streaming",
-        "--name",
-        "scale",
-        "--checkpoint",
-        str(work / "checkpoint"),
-        "--trigger-seconds",
-        "1",
-        "--max-offsets-per-trigger",
-        "5000",
-    ]
-    with open(log_path, "wb") as log:
-        job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 900
-        while sum(int(b["events"]) for b in batches(log_path)) < events:
-            if job.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the streaming job stopped or timed out; see {log_path}")
-            time.sleep(1)
+        written = stream_until(env, work, events, 5000, 900)
     finally:
-        job.send_signal(signal.SIGTERM)
-        job.wait(timeout=60)
         admin.delete_topics([topic])
-    done = batches(log_path)[1:] or batches(log_path)
+    done = written[1:] or written
     return {
         "batches": len(done),
         "events_per_batch": statistics.median(int(b["events"]) for b in done),

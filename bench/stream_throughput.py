@@ -73,6 +73,42 @@ def batches(log_path: Path) -> list[dict[str, Any]]:
     return [x for x in lines if x.get("msg") == "batch written"]
 
 
+def stream_until(
+    env: dict[str, str], work: Path, events: int, per_batch: int, timeout: float
+) -> list[dict[str, Any]]:
+    """Run the real streaming job (1 s trigger, `per_batch` records a micro-batch, checkpoint and
+    log under `work`) until it has written `events` events; its "batch written" log lines."""
+    log_path = work / "streaming.log"
+    command = [
+        sys.executable,
+        "-m",
+        "batch.streaming",
+        "--name",
+        "bench",
+        "--checkpoint",
+        str(work / "checkpoint"),
+        "--trigger-seconds",
+        "1",
+        "--max-offsets-per-trigger",
+        str(per_batch),
+    ]
+    with open(log_path, "wb") as log:
+        job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while sum(int(b["events"]) for b in batches(log_path)) < events:
+            if job.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the streaming job stopped or timed out; see {log_path}")
+            time.sleep(1)
+    finally:
+        job.send_signal(signal.SIGTERM)
+        try:
+            job.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            job.kill()
+    return batches(log_path)
+
+
 def run_once(
     stack_cfg: StackConfig, workers: int, args: argparse.Namespace, movies: list[int], users: range
 ) -> dict[str, Any]:
@@ -104,35 +140,7 @@ def run_once(
                 "STREAMING_METRICS_PORT": "0",  # the stack's own job has the port
                 "STACK_DIR": str(work),
             }
-            log_path = work / "streaming.log"
-            command = [
-                sys.executable,
-                "-m",
-                "batch.streaming",
-                "--name",
-                "bench",
-                "--checkpoint",
-                str(work / "checkpoint"),
-                "--trigger-seconds",
-                "1",
-                "--max-offsets-per-trigger",
-                str(args.batch),
-            ]
-            with open(log_path, "wb") as log:
-                job = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                deadline = time.monotonic() + args.timeout
-                while sum(int(b["events"]) for b in batches(log_path)) < args.events:
-                    if job.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the streaming job stopped or timed out; see {log_path}")
-                    time.sleep(1)
-            finally:
-                job.send_signal(signal.SIGTERM)
-                try:
-                    job.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    job.kill()
-        done = batches(log_path)
+            done = stream_until(env, work, args.events, args.batch, args.timeout)
     finally:
         admin.delete_topics([topic])
     # The first micro-batch also starts the executors' Python workers; count full ones after it.

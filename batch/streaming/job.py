@@ -99,11 +99,8 @@ class BatchProcessor:
         self.broadcast: Broadcast[ModelEmbeddings] | None = None
         self.user_gram = items.UserGram()
 
-    def _embeddings(self) -> ModelEmbeddings:
-        assert self.embeddings.model is not None, "loaded by _model() at the batch's start"
-        return self.embeddings.model
-
-    def _model(self) -> Broadcast[ModelEmbeddings]:
+    def _model(self) -> tuple[ModelEmbeddings, Broadcast[ModelEmbeddings]]:
+        """The live embeddings, and their broadcast to the tasks (re-sent only when they change)."""
         try:
             model, changed = self.embeddings.current(self.driver.connection())
         except (psycopg.OperationalError, psycopg.InterfaceError):
@@ -113,12 +110,13 @@ class BatchProcessor:
             if self.broadcast is not None:
                 self.broadcast.unpersist()
             self.broadcast = self.spark.sparkContext.broadcast(model)
-        return self.broadcast
+        return model, self.broadcast
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started_ns = time.time_ns()
         started = time.perf_counter()
-        writer = PartitionWriter(self.database_url, self.redis_url, self._model())
+        model, broadcast = self._model()
+        writer = PartitionWriter(self.database_url, self.redis_url, broadcast)
         rows = decode_events(raw).mapInArrow(writer, TASK_RESULT_DDL).collect()
         counts, traceparents, untrained = total(rows)
         written = time.perf_counter()
@@ -126,7 +124,7 @@ class BatchProcessor:
             conn = self.driver.connection()
             backfilled = backfill_feedback(conn) if counts["feedback"] else 0
             # After the users' step: the untrained movies' embeddings from the new user vectors.
-            solved = items.refresh_untrained(conn, untrained, self._embeddings(), self.user_gram)
+            solved = items.refresh_untrained(conn, untrained, model, self.user_gram)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.driver.reset()
             raise

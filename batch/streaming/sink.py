@@ -80,9 +80,22 @@ class ModelEmbeddings:
     trained: frozenset[int] = frozenset()
 
 
-def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> ModelEmbeddings:
+def load_embeddings(
+    conn: psycopg.Connection[Any], key: tuple[Any, ...], previous: ModelEmbeddings | None = None
+) -> ModelEmbeddings:
+    """The live embeddings; the trained set is `previous`'s when the version is the same (a
+    reload within a version is the item fold-in moving untrained movies, not a publish)."""
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
+    if previous is not None and previous.version == version:
+        trained = previous.trained
+    else:
+        trained = frozenset(
+            r[0]
+            for r in conn.execute(
+                "SELECT movie_id FROM model_item_factors WHERE model_version = %s", (version,)
+            ).fetchall()
+        )
     rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
     factors = np.array([to_array(r[1], np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
     return ModelEmbeddings(
@@ -93,12 +106,7 @@ def load_embeddings(conn: psycopg.Connection[Any], key: tuple[Any, ...]) -> Mode
         gram=gram(factors),
         alpha=float(params.get("alpha", DEFAULT_ALPHA)),
         reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
-        trained=frozenset(
-            r[0]
-            for r in conn.execute(
-                "SELECT movie_id FROM model_item_factors WHERE model_version = %s", (version,)
-            ).fetchall()
-        ),
+        trained=trained,
     )
 
 
@@ -255,6 +263,6 @@ class EmbeddingsTracker:
             key = embeddings_key(conn)
             if self.model is not None and self.model.key == key:
                 return self.model, False
-            self.model = load_embeddings(conn, key)
+            self.model = load_embeddings(conn, key, self.model)
         log.info("loaded embeddings", extra={"model": self.model.version, "movies": len(self.model.index)})
         return self.model, True
