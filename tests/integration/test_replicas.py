@@ -86,7 +86,8 @@ def test_losing_a_replica_of_each_loses_no_request(stack: Any, replicated: Stack
     run = uuid.uuid4().hex[:8]
     author = 9_000_000_000 + uuid.uuid4().int % 1_000_000_000
 
-    # A token per thread, and a pace under the gateway's per-caller rate limit (100/s).
+    # A token per thread, and each thread paced under the gateway's per-caller rate limit (100/s):
+    # an unpaced writer on a fast machine goes over it.
     def reader(tok: str) -> None:
         i = 0
         while not stop.is_set():
@@ -100,6 +101,7 @@ def test_losing_a_replica_of_each_loses_no_request(stack: Any, replicated: Stack
     def writer(tok: str) -> None:
         i = 0
         while not stop.is_set():
+            time.sleep(0.015)
             event_id = f"replicas-{run}-{i}"
             body = {
                 "eventId": event_id,
