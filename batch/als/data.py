@@ -135,11 +135,9 @@ def extract_events(
     return Extract(union_events(archived, recent), window, archived.count(), len(recent_rows))
 
 
-def split_holdout(
-    strengths: DataFrame, holdout_percent: int, min_pairs: int = 5
-) -> tuple[DataFrame, DataFrame]:
-    """A deterministic holdout: (user, movie) pairs whose hash falls in the first
-    `holdout_percent` of 100 buckets, among users with at least `min_pairs` pairs.
+def mark_holdout(strengths: DataFrame, holdout_percent: int, min_pairs: int = 5) -> DataFrame:
+    """`strengths` with a boolean `is_holdout`: the (user, movie) pairs whose hash falls in the
+    first `holdout_percent` of 100 buckets, among users with at least `min_pairs` pairs.
 
     The rule depends only on the pair, so every day's holdout excludes the same pairs: a live
     model trained yesterday never saw today's holdout pairs either, and both models can be
@@ -147,10 +145,22 @@ def split_holdout(
     """
     counts = strengths.groupBy("user_id").agg(F.count("*").alias("n_pairs"))
     bucket = F.pmod(F.xxhash64("user_id", "movie_id"), F.lit(100))
-    marked = strengths.join(counts, "user_id").withColumn(
-        "is_holdout",
-        (F.col("n_pairs") >= min_pairs) & (bucket < holdout_percent) & (F.col("strength") > 0),
+    return (
+        strengths.join(counts, "user_id")
+        .withColumn(
+            "is_holdout",
+            (F.col("n_pairs") >= min_pairs) & (bucket < holdout_percent) & (F.col("strength") > 0),
+        )
+        .drop("n_pairs")
     )
-    train = marked.where(~F.col("is_holdout")).drop("n_pairs", "is_holdout")
-    holdout = marked.where(F.col("is_holdout")).drop("n_pairs", "is_holdout")
-    return train, holdout
+
+
+def split_holdout(
+    strengths: DataFrame, holdout_percent: int, min_pairs: int = 5
+) -> tuple[DataFrame, DataFrame]:
+    """(train, holdout) of `mark_holdout`."""
+    marked = mark_holdout(strengths, holdout_percent, min_pairs)
+    return (
+        marked.where(~F.col("is_holdout")).drop("is_holdout"),
+        marked.where(F.col("is_holdout")).drop("is_holdout"),
+    )

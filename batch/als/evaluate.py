@@ -44,6 +44,50 @@ def fold_in_users(
     return Factors(np.array(user_ids, dtype=np.int64), mat, np.asarray(item_ids), item_factors)
 
 
+def score_items(
+    item_ids: np.ndarray,
+    item_factors: np.ndarray,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    alpha: float,
+    reg_param: float,
+    k: int = 10,
+) -> metrics.Totals:
+    """The holdout's ranking sums under the item factors (see the module docstring)."""
+    if holdout.empty:
+        return metrics.Totals()
+    users = holdout["user_id"].unique()
+    factors = fold_in_users(item_ids, item_factors, train, alpha, reg_param, users=users)
+    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+    return metrics.totals(holdout, recs, k)
+
+
+def score_popularity(
+    item_ids: np.ndarray, counts: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame, k: int = 10
+) -> metrics.Totals:
+    """The holdout's ranking sums under the popularity floor: the same top k for everyone (seen
+    items excluded) by `counts`, each item's count of positive training pairs (aligned with
+    `item_ids`, counted over every user's training pairs, not only these)."""
+    if holdout.empty:
+        return metrics.Totals()
+    users = np.sort(holdout["user_id"].unique()).astype(np.int64)
+    factors = Factors(
+        users,
+        np.ones((len(users), 1), np.float32),
+        np.asarray(item_ids),
+        np.asarray(counts, dtype=np.float32)[:, None],
+    )
+    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+    return metrics.totals(holdout, recs, k)
+
+
+def popularity_counts(item_ids: np.ndarray, train: pd.DataFrame) -> np.ndarray:
+    """Each item's count of positive training pairs, aligned with `item_ids`."""
+    positive = train[train["strength"] > 0]
+    counts: np.ndarray = positive.groupby("movie_id").size().reindex(item_ids, fill_value=0).to_numpy()
+    return counts
+
+
 def evaluate_items(
     item_ids: np.ndarray,
     item_factors: np.ndarray,
@@ -53,39 +97,27 @@ def evaluate_items(
     reg_param: float,
     k: int = 10,
 ) -> dict[str, float]:
-    """Ranking metrics at k of the item factors on the holdout (see the module docstring)."""
+    """Ranking metrics at k of the item factors on the holdout, in this process."""
     if holdout.empty:
         return {}
-    users = holdout["user_id"].unique()
-    factors = fold_in_users(item_ids, item_factors, train, alpha, reg_param, users=users)
-    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
-    out = metrics.ranking_metrics(holdout, recs, k=k, catalogue_size=len(item_ids))
-    out["holdout_users"] = float(len(users))
-    out["holdout_pairs"] = float(len(holdout))
-    return out
+    total = score_items(item_ids, item_factors, train, holdout, alpha, reg_param, k)
+    return with_sizes(total.as_metrics(k, catalogue_size=len(item_ids)), total)
 
 
 def evaluate_popularity(
     item_ids: np.ndarray, train: pd.DataFrame, holdout: pd.DataFrame, k: int = 10
 ) -> dict[str, float]:
-    """Ranking metrics at k of the popularity floor: each item's count of positive training pairs.
-
-    The same top k for everyone (seen items excluded), over the model's items, on the same
-    holdout as `evaluate_items`.
-    """
+    """Ranking metrics at k of the popularity floor on the same holdout as `evaluate_items`."""
     if holdout.empty:
         return {}
-    positive = train[train["strength"] > 0]
-    counts = positive.groupby("movie_id").size().reindex(item_ids, fill_value=0)
-    users = np.sort(holdout["user_id"].unique()).astype(np.int64)
-    factors = Factors(
-        users,
-        np.ones((len(users), 1), np.float32),
-        np.asarray(item_ids),
-        counts.to_numpy(dtype=np.float32)[:, None],
-    )
-    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
-    return metrics.ranking_metrics(holdout, recs, k=k, catalogue_size=len(item_ids))
+    counts = popularity_counts(item_ids, train)
+    total = score_popularity(item_ids, counts, train, holdout, k)
+    return total.as_metrics(k, catalogue_size=len(item_ids))
+
+
+def with_sizes(scores: dict[str, float], total: metrics.Totals) -> dict[str, float]:
+    """The metrics with the holdout's size beside them (stored with the model)."""
+    return {**scores, "holdout_users": float(total.truth_users), "holdout_pairs": float(total.truth_pairs)}
 
 
 def gate(

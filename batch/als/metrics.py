@@ -61,18 +61,22 @@ def _hits(truth: pd.DataFrame, pred: pd.DataFrame, k: int) -> _Hits:
 
 def precision_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
     """Share of the top k that is relevant, averaged over the common users."""
-    h = _hits(truth, pred, k)
-    if h.hits.empty:
-        return 0.0
-    return float((h.per_user["hit"] / k).sum() / h.n_users)
+    return totals(truth, pred, k).as_metrics(k)[f"precision@{k}"]
 
 
 def recall_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
     """Share of each user's relevant items found in the top k, averaged over the common users."""
-    h = _hits(truth, pred, k)
-    if h.hits.empty:
-        return 0.0
-    return float((h.per_user["hit"] / h.per_user["actual"]).sum() / h.n_users)
+    return totals(truth, pred, k).as_metrics(k)[f"recall@{k}"]
+
+
+def map_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """Mean average precision at k, normalised by min(|truth_u|, k)."""
+    return totals(truth, pred, k).as_metrics(k)[f"map@{k}"]
+
+
+def map_full(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
+    """The reference's `map`: as MAP@k but normalised by |truth_u| (their benchmark's column)."""
+    return totals(truth, pred, k).as_metrics(k)["map"]
 
 
 def _reciprocal_precision(h: _Hits) -> pd.DataFrame:
@@ -80,24 +84,6 @@ def _reciprocal_precision(h: _Hits) -> pd.DataFrame:
     hits["rr"] = (hits.groupby(USER).cumcount() + 1) / hits["rank"]
     rr = hits.groupby(USER)["rr"].sum().rename("rr").reset_index()
     return rr.merge(h.per_user, on=USER)
-
-
-def map_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
-    """Mean average precision at k, normalised by min(|truth_u|, k)."""
-    h = _hits(truth, pred, k)
-    if h.hits.empty:
-        return 0.0
-    rr = _reciprocal_precision(h)
-    return float((rr["rr"] / rr["actual"].clip(upper=k)).sum() / h.n_users)
-
-
-def map_full(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
-    """The reference's `map`: as MAP@k but normalised by |truth_u| (their benchmark's column)."""
-    h = _hits(truth, pred, k)
-    if h.hits.empty:
-        return 0.0
-    rr = _reciprocal_precision(h)
-    return float((rr["rr"] / rr["actual"]).sum() / h.n_users)
 
 
 def ndcg_per_user(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> pd.Series:
@@ -113,37 +99,81 @@ def ndcg_per_user(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> pd.Se
 
 def ndcg_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
     """`ndcg_per_user` averaged over the users of the truth."""
-    if truth.empty:
-        return 0.0
-    return float(ndcg_per_user(truth, pred, k).mean())
+    return totals(truth, pred, k).as_metrics(k)[f"ndcg@{k}"]
 
 
 def catalogue_coverage(pred: pd.DataFrame, catalogue_size: int, k: int = 10) -> float:
     """Share of the catalogue that appears in at least one user's top k."""
-    if catalogue_size <= 0:
-        return 0.0
-    return float(top_k(pred, k)[ITEM].nunique() / catalogue_size)
+    return Totals(items=frozenset(int(i) for i in top_k(pred, k)[ITEM].unique())).as_metrics(
+        k, catalogue_size
+    )[f"coverage@{k}"]
 
 
-def rmse(truth: pd.DataFrame, pred: pd.DataFrame) -> float | None:
-    """Root mean squared error of `score` against `rating` over the pairs present in both."""
-    both = truth[[USER, ITEM, RATING]].merge(pred[[USER, ITEM, SCORE]], on=[USER, ITEM])
-    if both.empty:
-        return None
-    return float(np.sqrt(np.mean((both[RATING].to_numpy() - both[SCORE].to_numpy()) ** 2)))
+@dataclass(frozen=True)
+class Totals:
+    """The ranking metrics of a set of users as sums, so that disjoint sets of users (a Spark
+    partition each) add up to the metrics of all of them: `a + b`, then `as_metrics`."""
+
+    truth_users: int = 0  # users of the truth (nDCG's denominator)
+    truth_pairs: int = 0
+    common_users: int = 0  # users in both frames (precision's, recall's and MAP's)
+    ndcg: float = 0.0
+    precision: float = 0.0
+    recall: float = 0.0
+    map_k: float = 0.0
+    map: float = 0.0
+    items: frozenset[int] = frozenset()  # every item of a top k (catalogue coverage)
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.truth_users + other.truth_users,
+            self.truth_pairs + other.truth_pairs,
+            self.common_users + other.common_users,
+            self.ndcg + other.ndcg,
+            self.precision + other.precision,
+            self.recall + other.recall,
+            self.map_k + other.map_k,
+            self.map + other.map,
+            self.items | other.items,
+        )
+
+    def as_metrics(self, k: int, catalogue_size: int | None = None) -> dict[str, float]:
+        """The metrics of these users, keyed as stored in `models.metrics`."""
+
+        def per(total: float, users: int) -> float:
+            return float(total / users) if users else 0.0
+
+        out = {
+            f"ndcg@{k}": per(self.ndcg, self.truth_users),
+            f"precision@{k}": per(self.precision, self.common_users),
+            f"recall@{k}": per(self.recall, self.common_users),
+            f"map@{k}": per(self.map_k, self.common_users),
+            "map": per(self.map, self.common_users),
+        }
+        if catalogue_size is not None:
+            out[f"coverage@{k}"] = per(len(self.items), catalogue_size)
+        return out
+
+
+def totals(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> Totals:
+    """The sums behind every ranking metric of `pred` on `truth` (see the module docstring)."""
+    h = _hits(truth, pred, k)
+    rr = _reciprocal_precision(h) if not h.hits.empty else pd.DataFrame({"rr": [], "actual": []})
+    return Totals(
+        truth_users=int(truth[USER].nunique()),
+        truth_pairs=len(truth),
+        common_users=h.n_users,
+        ndcg=float(ndcg_per_user(truth, pred, k).sum()) if not truth.empty else 0.0,
+        precision=float((h.per_user["hit"] / k).sum()),
+        recall=float((h.per_user["hit"] / h.per_user["actual"]).sum()),
+        map_k=float((rr["rr"] / rr["actual"].clip(upper=k)).sum()),
+        map=float((rr["rr"] / rr["actual"]).sum()),
+        items=frozenset(int(i) for i in top_k(pred, k)[ITEM].unique()),
+    )
 
 
 def ranking_metrics(
     truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10, catalogue_size: int | None = None
 ) -> dict[str, float]:
     """All ranking metrics of one run, keyed as stored in `models.metrics`."""
-    out = {
-        f"ndcg@{k}": ndcg_at_k(truth, pred, k),
-        f"precision@{k}": precision_at_k(truth, pred, k),
-        f"recall@{k}": recall_at_k(truth, pred, k),
-        f"map@{k}": map_at_k(truth, pred, k),
-        "map": map_full(truth, pred, k),
-    }
-    if catalogue_size is not None:
-        out[f"coverage@{k}"] = catalogue_coverage(pred, catalogue_size, k)
-    return out
+    return totals(truth, pred, k).as_metrics(k, catalogue_size)

@@ -37,16 +37,13 @@ class AlsParams:
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).
     num_blocks: int = 2
-    # Explicit ALS on ratings, the rating predictor whose RMSE we report.
-    rating_rank: int = 10
-    rating_reg_param: float = 0.1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AlsParams:
-        # Keys this version does not know (popularity_exponent and extra, stored by older
+        # Keys this version does not know (popularity_exponent, rating_rank and others stored by older
         # versions) are dropped, so every stored model's params stay readable.
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         return cls(**known)
@@ -83,22 +80,9 @@ def interaction_strengths(events: DataFrame) -> DataFrame:
     )
 
 
-def latest_ratings(events: DataFrame) -> DataFrame:
-    """Each (user, movie)'s most recent explicit rating, for the rating predictor."""
-    rated = events.where((F.col("event_type") == RATE) & F.col("rating").isNotNull())
-    latest = rated.groupBy("user_id", "movie_id").agg(
-        F.max_by("rating", "occurred_at").alias("rating")
-    )
-    return latest.select(
-        F.col("user_id").cast("int").alias("user_id"),
-        F.col("movie_id").cast("int").alias("movie_id"),
-        F.col("rating").cast("float").alias("rating"),
-    )
-
-
-def _als(params: AlsParams, **model: Any) -> ALS:
-    """Spark ALS over (user_id, movie_id) with the settings both models share."""
-    return ALS(
+def fit_implicit(strengths: DataFrame, params: AlsParams) -> ALSModel:
+    """Implicit-feedback ALS (preference = strength > 0, confidence = 1 + alpha * |strength|)."""
+    als = ALS(
         maxIter=params.max_iter,
         userCol="user_id",
         itemCol="movie_id",
@@ -106,14 +90,6 @@ def _als(params: AlsParams, **model: Any) -> ALS:
         numUserBlocks=params.num_blocks,
         numItemBlocks=params.num_blocks,
         coldStartStrategy="drop",
-        **model,
-    )
-
-
-def fit_implicit(strengths: DataFrame, params: AlsParams) -> ALSModel:
-    """Implicit-feedback ALS (preference = strength > 0, confidence = 1 + alpha * |strength|)."""
-    als = _als(
-        params,
         rank=params.rank,
         regParam=params.reg_param,
         alpha=params.alpha,
@@ -121,18 +97,6 @@ def fit_implicit(strengths: DataFrame, params: AlsParams) -> ALSModel:
         ratingCol="strength",
     )
     return als.fit(strengths)
-
-
-def fit_ratings(ratings: DataFrame, params: AlsParams) -> ALSModel:
-    """Explicit ALS on star ratings: the rating predictor (its RMSE is reported)."""
-    als = _als(
-        params,
-        rank=params.rating_rank,
-        regParam=params.rating_reg_param,
-        implicitPrefs=False,
-        ratingCol="rating",
-    )
-    return als.fit(ratings)
 
 
 @dataclass(frozen=True)

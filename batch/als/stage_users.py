@@ -67,15 +67,19 @@ def stage_users_in_spark(
     spark: SparkSession,
     database_url: str,
     version: str,
-    strengths: Path,
+    pairs_path: Path,
     items: VersionItems,
     partitions: int,
 ) -> tuple[int, int]:
-    """Stage every user of `strengths` (a Parquet of user_id, movie_id, strength) for `version`;
+    """Stage every user of `pairs_path` (a Parquet of user_id, movie_id, strength, ...) for `version`;
     returns (users staged, users with a list)."""
     broadcast = spark.sparkContext.broadcast(items)
     try:
-        pairs = spark.read.parquet(str(strengths)).repartition(partitions, "user_id")
+        pairs = (
+            spark.read.parquet(str(pairs_path))
+            .select("user_id", "movie_id", "strength")
+            .repartition(partitions, "user_id")
+        )
         stager = UserStager(database_url, version, broadcast)
         rows = pairs.mapInPandas(stager, RESULT_DDL).collect()
     finally:

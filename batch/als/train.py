@@ -10,7 +10,8 @@
 Extract: the `--days` days up to the newest event, from the archive and PostgreSQL (batch.als.data).
 Transform: event signals (recsys.domain.events) -> a deterministic 80/20 holdout of (user, movie)
 pairs -> Spark implicit ALS on the 80 % (batch.als.model). Evaluate: the new and the live
-model's item factors on the same holdout (batch.als.evaluate); the new one is `rejected` when
+model's item factors on the same holdout (batch.als.score_holdout, in Spark tasks; a sample of
+the holdout users beyond `--eval-users`); the new one is `rejected` when
 its NDCG@10 does not beat popularity's on that holdout, or is below the live one's minus
 `--tolerance`. Load: the artifact under
 MODEL_DIR/<version>/, then batch.als.publish. Published user vectors are folded in from ALL of
@@ -35,6 +36,7 @@ import pandas as pd
 import psycopg
 
 from batch.als import publish
+from batch.als.metrics import Totals
 from batch.als.model import AlsParams, collect_factors, pad, to_pandas
 from recsys import coldstart, windows
 from recsys.config import Settings
@@ -44,6 +46,10 @@ log = logging.getLogger("batch.als.train")
 
 TOP_N = 50
 HOLDOUT_PERCENT = 20
+PAIRS = "pairs.parquet"  # a version's (user, movie, strength, is_holdout): what it learned from
+EVAL_K = 10
+# The gate scores at most about this many holdout users (a deterministic sample beyond it).
+EVAL_USERS = 50_000
 # The gate's allowance for noise: a new model within this NDCG@10 of the live one passes.
 DEFAULT_TOLERANCE = 0.005
 
@@ -68,8 +74,8 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
     """Extract, fit on the 80 %, save the artifact; record the model as `candidate`-to-be."""
     from pyspark.sql import functions as F
 
-    from batch.als.data import extract_events, split_holdout
-    from batch.als.model import fit_implicit, fit_ratings, interaction_strengths, latest_ratings
+    from batch.als.data import extract_events, mark_holdout
+    from batch.als.model import fit_implicit, interaction_strengths
     from batch.common.spark import build_session
 
     version = new_version()
@@ -83,39 +89,29 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
             return None
         events = extract.events.cache()
         n_events = events.count()
-        strengths = interaction_strengths(events).cache()
-        train, holdout = split_holdout(strengths, HOLDOUT_PERCENT)
-        train = train.cache()
+        pairs = mark_holdout(interaction_strengths(events), HOLDOUT_PERCENT).cache()
+        train = pairs.where(~F.col("is_holdout")).drop("is_holdout").cache()
         model = fit_implicit(train, params)
         factors = collect_factors(model)
-        ratings = latest_ratings(events)
-        rating_rmse = None
-        keys = holdout.select("user_id", "movie_id")
-        rated_train = ratings.join(keys, ["user_id", "movie_id"], "left_anti")
-        rated_test = ratings.join(keys, ["user_id", "movie_id"])
-        if rated_train.limit(1).count() and rated_test.limit(1).count():
-            rating_model = fit_ratings(rated_train, params)
-            pred = rating_model.transform(rated_test).where(~F.isnan("prediction"))
-            row = pred.select(F.sqrt(F.avg((F.col("rating") - F.col("prediction")) ** 2))).first()
-            rating_rmse = None if row is None or row[0] is None else float(row[0])
         out.mkdir(parents=True, exist_ok=True)
         model.write().overwrite().save(str(out / "als"))
         popularity = to_pandas(
-            strengths.where(F.col("strength") > 0).groupBy("movie_id").agg(F.count("*").alias("popularity"))
+            pairs.where(F.col("strength") > 0).groupBy("movie_id").agg(F.count("*").alias("popularity"))
         )
         items = pd.DataFrame({"movie_id": factors.item_ids}).merge(popularity, on="movie_id", how="left")
         items["popularity"] = items["popularity"].fillna(0).astype(np.int64)
         np.save(out / "item_factors.npy", factors.item_factors)
         items.to_parquet(out / "items.parquet")
-        to_pandas(strengths).to_parquet(out / "strengths.parquet")
-        to_pandas(holdout.select("user_id", "movie_id")).to_parquet(out / "holdout.parquet")
+        # Every pair with its holdout flag, written by the executors (the evaluation and the
+        # publish read it back in Spark): at scale, never through the driver.
+        pairs.write.parquet(str(out / PAIRS))
         # What the model learned from, for anyone who asks what a version was trained on:
         # events once each (a row archived but not yet deleted is in both sources).
         trained_on = {
             "events": n_events,
             "events_archive": extract.from_archive,
             "events_postgres": extract.from_postgres,
-            "pairs": len(pd.read_parquet(out / "strengths.parquet")),
+            "pairs": pairs.count(),
             "users": len(factors.user_ids),
             "movies": len(factors.item_ids),
             "days": days,
@@ -126,8 +122,6 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
         spark.stop()
     seconds = time.perf_counter() - started
     metrics: dict[str, Any] = {"train_seconds": round(seconds, 2)}
-    if rating_rmse is not None:
-        metrics["rmse"] = rating_rmse
     with publish.connect(settings.database_url) as conn:
         cold_start = fit_cold_start(conn, factors.item_ids, factors.item_factors)
         if cold_start is not None:
@@ -164,44 +158,53 @@ def fit_cold_start(
     return coldstart.fit(genres, years, np.asarray(item_factors)[at]).to_json()
 
 
-def _load_pairs(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    strengths = pd.read_parquet(out / "strengths.parquet")
-    holdout_keys = pd.read_parquet(out / "holdout.parquet")
-    marked = strengths.merge(holdout_keys.assign(h=True), on=["user_id", "movie_id"], how="left")
-    is_holdout = marked["h"].eq(True).to_numpy()
-    return strengths, strengths[~is_holdout], strengths[is_holdout]
-
-
-def evaluate_stage(settings: Settings, version: str, tolerance: float) -> str:
+def evaluate_stage(settings: Settings, version: str, tolerance: float, max_users: int = EVAL_USERS) -> str:
     """Metrics of the new and the live model on the new one's holdout; gate -> status."""
-    from batch.als.evaluate import evaluate_items, evaluate_popularity, gate
+    from batch.als.evaluate import gate, with_sizes
+    from batch.als.score_holdout import POPULARITY, Scored, score_in_spark
+    from batch.common.spark import build_session
 
     out = artifact_dir(settings, version)
     params = AlsParams.from_dict(json.loads((out / "meta.json").read_text())["params"])
-    items = pd.read_parquet(out / "items.parquet")
-    item_factors = np.load(out / "item_factors.npy")
-    _, train, holdout = _load_pairs(out)
-    new = evaluate_items(
-        items["movie_id"].to_numpy(), item_factors, train, holdout, params.alpha, params.reg_param
-    )
-    metrics: dict[str, Any] = dict(new)
-    popularity = evaluate_popularity(items["movie_id"].to_numpy(), train, holdout)
-    metrics["popularity_ndcg@10"] = popularity.get("ndcg@10", 0.0)
-    live_ndcg = None
+    items = pd.read_parquet(out / "items.parquet")["movie_id"].to_numpy()
+    models = [Scored(version, items, np.load(out / "item_factors.npy"), params.alpha, params.reg_param)]
     with publish.connect(settings.database_url) as conn:
         live = publish.live_model(conn)
         if live is not None and live.version != version:
             live_ids, live_factors = publish.staged_items(conn, live.version)
             live_params = AlsParams.from_dict(live.params)
             if len(live_ids):
-                old = evaluate_items(
-                    live_ids, live_factors, train, holdout, live_params.alpha, live_params.reg_param
+                models.append(
+                    Scored(live.version, live_ids, live_factors, live_params.alpha, live_params.reg_param)
                 )
-                metrics["live_version"] = live.version
-                live_ndcg = old.get("ndcg@10", 0.0)
-                metrics["live_ndcg@10"] = live_ndcg
-        status = gate(new.get("ndcg@10", 0.0), metrics["popularity_ndcg@10"], live_ndcg, tolerance)
-        metrics["gate_tolerance"] = tolerance
+    spark = build_session("recsys-als-evaluate")
+    try:
+        scored = score_in_spark(
+            spark,
+            out / PAIRS,
+            models,
+            items,
+            k=EVAL_K,
+            max_users=max_users,
+            partitions=2 * spark.sparkContext.defaultParallelism,
+        )
+    finally:
+        spark.stop()
+
+    def ndcg(name: str) -> float:
+        return scored.totals.get(name, Totals()).as_metrics(EVAL_K)[f"ndcg@{EVAL_K}"]
+
+    new = scored.totals.get(version, Totals())
+    metrics: dict[str, Any] = with_sizes(new.as_metrics(EVAL_K, catalogue_size=len(items)), new)
+    metrics["holdout_users_sampled"] = scored.sampled
+    metrics[f"popularity_ndcg@{EVAL_K}"] = ndcg(POPULARITY)
+    live_ndcg = None
+    if len(models) > 1:
+        metrics["live_version"] = models[1].name
+        live_ndcg = metrics[f"live_ndcg@{EVAL_K}"] = ndcg(models[1].name)
+    status = gate(metrics[f"ndcg@{EVAL_K}"], metrics[f"popularity_ndcg@{EVAL_K}"], live_ndcg, tolerance)
+    metrics["gate_tolerance"] = tolerance
+    with publish.connect(settings.database_url) as conn:
         publish.record_model(conn, version, status, metrics=metrics)
     log.info("evaluated", extra={"version": version, "status": status, **metrics})
     return status
@@ -233,7 +236,7 @@ def publish_stage(settings: Settings, version: str) -> bool:
             spark,
             settings.database_url,
             version,
-            out / "strengths.parquet",
+            out / PAIRS,
             VersionItems(
                 items["movie_id"].to_numpy(), item_factors, catalogue, params.alpha, params.reg_param, TOP_N
             ),
@@ -281,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument(
+        "--eval-users",
+        type=int,
+        default=EVAL_USERS,
+        help="the gate scores a deterministic sample of about this many holdout users (default %(default)s)",
+    )
+    parser.add_argument(
         "--first-run", action="store_true", help="do nothing if a model is already live (make up)"
     )
     opts = parser.parse_args(argv)
@@ -301,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         print(version or "", flush=True)
         return 0
     if opts.stage == "evaluate":
-        print(evaluate_stage(settings, opts.version, opts.tolerance), flush=True)
+        print(evaluate_stage(settings, opts.version, opts.tolerance, opts.eval_users), flush=True)
         return 0
     if opts.stage == "publish":
         publish_stage(settings, opts.version)
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
     if version is None:
         return 0
-    status = evaluate_stage(settings, version, opts.tolerance)
+    status = evaluate_stage(settings, version, opts.tolerance, opts.eval_users)
     if status == "candidate" and publish_stage(settings, version):
         invalidate_stage(settings)
     print(f"{version} {status if status == 'rejected' else 'live'}", flush=True)

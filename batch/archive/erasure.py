@@ -121,8 +121,7 @@ def erase_archive(spark: SparkSession, database_url: str, archive_uri: str, now:
 
 # The files of a model version (batch.als.train.fit_stage) that hold user ids, and their column.
 _ARTIFACT_FILES = (
-    ("strengths.parquet", "user_id"),
-    ("holdout.parquet", "user_id"),
+    ("pairs.parquet", "user_id"),
     ("als/userFactors", "id"),
 )
 

@@ -29,7 +29,7 @@ from tests.integration.batchdata import (
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
-FAST = '{"rank": 8, "max_iter": 6, "rating_rank": 4}'
+FAST = '{"rank": 8, "max_iter": 6}'
 
 
 def sh(env: dict[str, str], *args: str) -> str:

@@ -112,8 +112,7 @@ def _artifact_rows(stack: Any, user: int) -> int:
     found = 0
     for version in _model_dir(stack).iterdir():
         for name, column in (
-            ("strengths.parquet", "user_id"),
-            ("holdout.parquet", "user_id"),
+            ("pairs.parquet", "user_id"),
             ("als/userFactors", "id"),
         ):
             if (version / name).exists():

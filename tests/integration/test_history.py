@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv").exists() else sys.executable
 BIN = Path(PYTHON).parent
 # Small and quick; these tests check what the model was trained on, not how well.
-FAST = '{"rank": 16, "max_iter": 6, "rating_rank": 4}'
+FAST = '{"rank": 16, "max_iter": 6}'
 
 
 def free_port() -> int:

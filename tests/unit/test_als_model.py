@@ -12,7 +12,6 @@ from batch.als.model import (
     collect_factors,
     fit_implicit,
     interaction_strengths,
-    latest_ratings,
     pad,
     top_n_excluding_seen,
 )
@@ -48,11 +47,6 @@ def test_strengths_sum_the_shared_event_signals(spark) -> None:  # type: ignore[
     assert (2, 10) not in got  # a rate event without a rating says nothing
     assert got == pytest.approx(expected)
     assert got[(2, 11)] < 0  # a dislike stays a (confident) negative
-
-
-def test_latest_rating_wins(spark) -> None:  # type: ignore[no-untyped-def]
-    got = {(r.user_id, r.movie_id): r.rating for r in latest_ratings(events_frame(spark)).collect()}
-    assert got == {(1, 11): 2.0}
 
 
 def test_implicit_als_ranks_the_co_watched_item_first(spark) -> None:  # type: ignore[no-untyped-def]

@@ -42,13 +42,18 @@ def test_no_tombstone_changes_nothing(spark: Any) -> None:
 def _write_version(root: Path, version: str, users: list[int]) -> Path:
     d = root / version
     (d / "als" / "userFactors").mkdir(parents=True)
+    # Both as Spark writes them: a directory of part files.
+    (d / "pairs.parquet").mkdir()
     pairs = pa.table(
-        {"user_id": pa.array(users, pa.int32()), "movie_id": pa.array([5] * len(users), pa.int32())}
+        {
+            "user_id": pa.array(users, pa.int32()),
+            "movie_id": pa.array([5] * len(users), pa.int32()),
+            "strength": pa.array([1.0] * len(users), pa.float32()),
+            "is_holdout": pa.array([i % 2 == 0 for i in range(len(users))]),
+        }
     )
-    pq.write_table(
-        pairs.append_column("strength", pa.array([1.0] * len(users), pa.float32())), d / "strengths.parquet"
-    )
-    pq.write_table(pairs, d / "holdout.parquet")
+    pq.write_table(pairs.slice(0, 1), d / "pairs.parquet" / "part-00000.parquet")
+    pq.write_table(pairs.slice(1), d / "pairs.parquet" / "part-00001.parquet")
     factors = pa.table({"id": pa.array(users, pa.int32()), "features": [[0.5, 0.25]] * len(users)})
     half = len(users) // 2
     pq.write_table(factors.slice(0, half), d / "als" / "userFactors" / "part-00000.parquet")
@@ -58,8 +63,7 @@ def _write_version(root: Path, version: str, users: list[int]) -> Path:
 
 def _users(d: Path) -> dict[str, list[int]]:
     return {
-        "strengths": sorted(pq.read_table(d / "strengths.parquet")["user_id"].to_pylist()),
-        "holdout": sorted(pq.read_table(d / "holdout.parquet")["user_id"].to_pylist()),
+        "pairs": sorted(pq.read_table(d / "pairs.parquet")["user_id"].to_pylist()),
         "factors": sorted(pq.read_table(d / "als" / "userFactors")["id"].to_pylist()),
     }
 
@@ -68,9 +72,9 @@ def test_model_artifacts_trained_before_a_deletion_lose_the_user(tmp_path: Path)
     before = _write_version(tmp_path, new_version(DELETED_AT - timedelta(hours=1)), [1, 2, 3, 4])
     after = _write_version(tmp_path, new_version(DELETED_AT + timedelta(hours=1)), [1, 2, 3, 4])
     removed = erase_artifacts(tmp_path, [(1, DELETED_AT), (9_000_000_000, DELETED_AT)])
-    assert removed == 3  # strengths, holdout, user factors of the older version
-    assert _users(before) == {key: [2, 3, 4] for key in ("strengths", "holdout", "factors")}
-    assert _users(after) == {key: [1, 2, 3, 4] for key in ("strengths", "holdout", "factors")}
+    assert removed == 2  # the pairs and the user factors of the older version
+    assert _users(before) == {key: [2, 3, 4] for key in ("pairs", "factors")}
+    assert _users(after) == {key: [1, 2, 3, 4] for key in ("pairs", "factors")}
     assert sorted(p.name for p in (before / "als").iterdir()) == ["userFactors"]
     assert erase_artifacts(tmp_path, [(1, DELETED_AT)]) == 0  # nothing left to do
 

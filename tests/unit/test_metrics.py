@@ -77,10 +77,21 @@ def test_catalogue_coverage() -> None:
     assert metrics.catalogue_coverage(PRED, catalogue_size=10, k=3) == pytest.approx(0.6)
 
 
-def test_rmse_over_common_pairs() -> None:
-    pred = pd.DataFrame({"user_id": [1, 1, 9], "movie_id": [1, 2, 9], "score": [4.0, 2.0, 1.0]})
-    assert metrics.rmse(TRUTH, pred) == pytest.approx(math.sqrt((1 + 4) / 2))
-    assert metrics.rmse(TRUTH, pred.assign(user_id=42)) is None
+def test_totals_of_disjoint_users_add_up_to_the_metrics_of_all() -> None:
+    # What lets each Spark task score its own users and the driver add the sums.
+    one = metrics.totals(TRUTH[TRUTH.user_id == 1], PRED[PRED.user_id == 1], k=3)
+    two = metrics.totals(TRUTH[TRUTH.user_id == 2], PRED[PRED.user_id == 2], k=3)
+    whole = metrics.ranking_metrics(TRUTH, PRED, k=3, catalogue_size=10)
+    assert (one + two).as_metrics(3, catalogue_size=10) == pytest.approx(whole)
+    assert whole["coverage@3"] == pytest.approx(0.6)
+    assert (one + two).truth_users == 2 and (one + two).truth_pairs == 5
+
+
+def test_totals_of_no_users_are_zero_not_a_division_error() -> None:
+    assert metrics.Totals().as_metrics(10, catalogue_size=0) == {
+        "ndcg@10": 0.0, "precision@10": 0.0, "recall@10": 0.0, "map@10": 0.0, "map": 0.0,
+        "coverage@10": 0.0,
+    }
 
 
 def test_top_k_ranks_by_score() -> None:
