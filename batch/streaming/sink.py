@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -78,24 +79,43 @@ class ModelEmbeddings:
     # The movies the live model trained (model_item_factors); the others' embeddings come from
     # cold start or the stream's item fold-in (batch.streaming.items).
     trained: frozenset[int] = frozenset()
+    loaded: int = 0  # rows the load that made it read (every one, or the changed ones)
+
+
+# A reload within a version re-reads the rows updated since the last load's newest `updated_at`
+# minus this much: a transaction's now() is its start, so a writer that started before that
+# newest row but committed after it is still caught.
+RELOAD_OVERLAP = timedelta(minutes=5)
 
 
 def load_embeddings(
-    conn: psycopg.Connection[Any], key: tuple[Any, ...], previous: ModelEmbeddings | None = None
+    conn: psycopg.Connection[Any],
+    key: tuple[Any, ...],
+    previous: ModelEmbeddings | None = None,
+    overlap: timedelta = RELOAD_OVERLAP,
 ) -> ModelEmbeddings:
-    """The live embeddings; the trained set is `previous`'s when the version is the same (a
-    reload within a version is the item fold-in moving untrained movies, not a publish)."""
+    """The live embeddings.
+
+    Within one version (the stream's item fold-in, a catalogue edit) only the movies updated
+    since `previous` are read and applied to it, and the trained set is `previous`'s; a new
+    version (a publish) reads every embedding again.
+    """
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
-    if previous is not None and previous.version == version:
-        trained = previous.trained
-    else:
-        trained = frozenset(
-            r[0]
-            for r in conn.execute(
-                "SELECT movie_id FROM model_item_factors WHERE model_version = %s", (version,)
-            ).fetchall()
-        )
+    if previous is not None and previous.version == version and previous.key[2] is not None:
+        changed = conn.execute(
+            "SELECT movie_id, embedding FROM movies WHERE updated_at > %s", (previous.key[2] - overlap,)
+        ).fetchall()
+        updated = _apply(previous, key, changed)
+        if len(updated.index) == key[1]:
+            return updated
+        log.warning("incremental reload disagrees with the movie count; reading every embedding")
+    trained = frozenset(
+        r[0]
+        for r in conn.execute(
+            "SELECT movie_id FROM model_item_factors WHERE model_version = %s", (version,)
+        ).fetchall()
+    )
     rows = conn.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
     factors = np.array([to_array(r[1], np.float64) for r in rows]).reshape(-1, EMBEDDING_DIM)
     return ModelEmbeddings(
@@ -107,7 +127,27 @@ def load_embeddings(
         alpha=float(params.get("alpha", DEFAULT_ALPHA)),
         reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
         trained=trained,
+        loaded=len(rows),
     )
+
+
+def _apply(
+    previous: ModelEmbeddings, key: tuple[Any, ...], changed: Sequence[Sequence[Any]]
+) -> ModelEmbeddings:
+    """`previous` with the (movie_id, embedding or None) rows applied: replaced, added, removed."""
+    gone = {r[0] for r in changed if r[1] is None and r[0] in previous.index}
+    keep = [m for m in previous.index if m not in gone]
+    factors = previous.factors[[previous.index[m] for m in keep]] if gone else previous.factors.copy()
+    index = {m: i for i, m in enumerate(keep)}
+    fresh = [(r[0], to_array(r[1], np.float64)) for r in changed if r[1] is not None]
+    added = [(m, v) for m, v in fresh if m not in index]
+    for movie_id, vector in fresh:
+        if movie_id in index:
+            factors[index[movie_id]] = vector
+    if added:
+        factors = np.vstack([factors, np.array([v for _, v in added]).reshape(-1, EMBEDDING_DIM)])
+        index.update({m: len(keep) + i for i, (m, _) in enumerate(added)})
+    return replace(previous, key=key, index=index, factors=factors, gram=gram(factors), loaded=len(changed))
 
 
 @dataclass(frozen=True)
@@ -264,5 +304,8 @@ class EmbeddingsTracker:
             if self.model is not None and self.model.key == key:
                 return self.model, False
             self.model = load_embeddings(conn, key, self.model)
-        log.info("loaded embeddings", extra={"model": self.model.version, "movies": len(self.model.index)})
+        log.info(
+            "loaded embeddings",
+            extra={"model": self.model.version, "movies": len(self.model.index), "read": self.model.loaded},
+        )
         return self.model, True
