@@ -7,10 +7,10 @@ partitioned by user; the models' item factors and the popularity counts are broa
 scores its own users under every model (batch.als.evaluate) and returns the ranking sums
 (batch.als.metrics.Totals), which the driver adds up.
 
-At a large catalogue the gate scores a deterministic sample of the holdout users (by a hash of
-the user id, so the new and the live model see the same users, and tomorrow's run the same
-ones again): a few tens of thousands of users bound NDCG@10 to about +-0.003, and scoring every
-user would cost as much as the publish itself.
+At a large user base the gate scores a deterministic sample of the holdout users (by a hash of
+the user id, so the new and the live model are compared on the same users, and tomorrow's run
+samples the same ones): with a per-user NDCG@10 spread of about 0.25, 50,000 users put the mean
+within about +-0.002 (95 %), while scoring every user would cost as much as the publish itself.
 """
 
 from __future__ import annotations
