@@ -2,13 +2,15 @@
 
 Pure numpy, shared by the speed layer (a new or active user between trainings) and the
 batch job (users the training did not see). It solves the implicit-feedback ALS normal
-equations of Hu, Koren & Volinsky exactly as Spark ALS (implicitPrefs) does for one user:
+equations of Hu, Koren & Volinsky as Spark ALS (implicitPrefs) does for one user:
 
     x = (YtY + Y_u^T (C_u - I) Y_u + lambda * n_u * I)^-1  Y_u^T C_u p_u
 
-with `p = 1 if r > 0 else 0`, `c = 1 + alpha * |r|`, and Spark's regularisation scaled by
-the user's number of interactions `n_u` (ALS-WR). YtY over all items is computed once per
-model (`gram`).
+with `p = 1 if r > 0 else 0`, `c = 1 + alpha * |r|`, and the regularisation scaled by the
+user's number of interactions `n_u` (ALS-WR). One difference from Spark: Spark's `n_u` counts
+only the positive signals, this one every informative (nonzero) one, so a user's dislikes
+regularise their vector too.
+YtY over all items is computed once per model (`gram`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Model quality under two protocols, every model tuned on validation only, beside baselines.
 
-    .venv/bin/python bench/quality.py [--protocol ml100k|temporal|both] [--out bench/quality.md]
+    .venv/bin/python bench/quality.py [--protocol ml100k|temporal|both] [--levers] [--out bench/quality.md]
 
 Protocols (top 10, items seen in training excluded, every held-out item of a user relevant,
 metrics as Microsoft Recommenders' `python_evaluation.py`, re-implemented in `batch.als.metrics`):
@@ -17,6 +17,11 @@ Models: ours (Spark implicit ALS on the production signal, `batch.als.model.fit_
 vectors folded in exactly as the nightly job publishes them, `batch.als.evaluate`), popularity,
 and EASE (Steck 2019, closed form). Our NDCG@10 minus each baseline's comes with a paired
 bootstrap 95 % interval over test users.
+
+`--levers` also measures changes to the served model one at a time on the same validation split
+(`LEVERS`: time decay of old signals, a larger rank, low ratings counted as weak positives, a
+popularity boost at ranking), so that what is adopted into the served defaults is chosen there
+too.
 
 Data: $MOVIELENS_DIR (default ../shared/data/movielens relative to the repository) holding
 `ml-100k/u.data` and `ml-latest-small/ratings.csv`. Missing data exits 0 with a message, or
@@ -193,14 +198,26 @@ class Ease:
         return top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
 
 
+# (strength pairs user_id, movie_id, strength; the ratings they came from) -> new pairs
+Reweight = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
+
+
 @dataclass
 class SparkAls:
-    """Ours, as served: production signal -> Spark implicit ALS -> fold-in -> top k."""
+    """Ours, as served: production signal -> Spark implicit ALS -> fold-in -> top k.
+
+    For measuring a lever only: `reweight` changes the strengths before both the fit and the
+    fold-in (as a change of the production signal would); `popularity_exponent` ranks by score /
+    popularity ** exponent (`top_n_excluding_seen`; < 0 favours popular items), popularity
+    being each item's count of positive training pairs.
+    """
 
     spark: Any
     grid: Sequence[dict[str, Any]]
     name: str = "recsys ALS"
     fit_seconds: dict[str, float] = field(default_factory=dict)
+    reweight: Reweight | None = None
+    popularity_exponent: float = 0.0
 
     @property
     def candidates(self) -> Sequence[dict[str, Any]]:
@@ -214,7 +231,12 @@ class SparkAls:
 
         als = AlsParams.from_dict({**AlsParams().as_dict(), **params})
         events = self.spark.createDataFrame(as_events(train))
-        strengths = interaction_strengths(events).cache()
+        strengths = interaction_strengths(events)
+        if self.reweight is not None:
+            changed = self.reweight(to_pandas(strengths), train)
+            strengths = self.spark.createDataFrame(changed.astype(
+                {"user_id": "int32", "movie_id": "int32", "strength": "float32"}))
+        strengths = strengths.cache()
         pairs = to_pandas(strengths)
         started = time.perf_counter()
         factors = collect_factors(fit_implicit(strengths, als))
@@ -223,7 +245,13 @@ class SparkAls:
         users_f = fold_in_users(
             factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
         )
-        return top_n_excluding_seen(users_f, train[["user_id", "movie_id"]], k)
+        popularity = (
+            pairs[pairs["strength"] > 0].groupby("movie_id").size()
+            .reindex(factors.item_ids, fill_value=0).to_numpy()
+        )
+        return top_n_excluding_seen(users_f, train[["user_id", "movie_id"]], k,
+                                    item_popularity=popularity,
+                                    popularity_exponent=self.popularity_exponent)
 
 
 def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -232,6 +260,85 @@ def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
         event_type="rate",
         occurred_at=pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
     )[["user_id", "movie_id", "event_type", "rating", "occurred_at"]]
+
+
+# -- levers: changes to the served model, each measured alone on validation ---------------------
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def decay_weights(users: np.ndarray, timestamps: np.ndarray, half_life_days: float) -> np.ndarray:
+    """exp(-ln 2 * age / half-life), the age of each signal counted back from the same user's
+    latest one (a user who pauses keeps their taste; only what they did before fades)."""
+    times = np.asarray(timestamps, dtype=np.float64)
+    latest = pd.Series(times).groupby(np.asarray(users)).transform("max").to_numpy()
+    age_days = (latest - times) / SECONDS_PER_DAY
+    return np.asarray(np.exp(-np.log(2.0) * age_days / half_life_days))
+
+
+def time_decay(half_life_days: float) -> Reweight:
+    """Each pair's strength decayed by the age of its latest event (`decay_weights`)."""
+
+    def reweight(pairs: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
+        last = ratings.groupby(["user_id", "movie_id"], as_index=False)["timestamp"].max()
+        out = pairs.merge(last, on=["user_id", "movie_id"], how="left")
+        weights = decay_weights(out["user_id"].to_numpy(), out["timestamp"].to_numpy(), half_life_days)
+        return out.assign(strength=out["strength"] * weights)[["user_id", "movie_id", "strength"]]
+
+    return reweight
+
+
+def negatives_as(strength: float) -> Reweight:
+    """Pairs of negative strength (a low rating, a dislike) replaced by `strength`."""
+
+    def reweight(pairs: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
+        return pairs.assign(strength=pairs["strength"].where(pairs["strength"] > 0, strength))
+
+    return reweight
+
+
+@dataclass(frozen=True)
+class Lever:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)  # AlsParams changes
+    reweight: Reweight | None = None
+    popularity_exponent: float = 0.0
+
+
+LEVERS = [
+    Lever("served defaults"),
+    Lever("time decay, half-life 90 days", reweight=time_decay(90.0)),
+    Lever("time decay, half-life 365 days", reweight=time_decay(365.0)),
+    Lever("rank 128", {"rank": 128}),
+    Lever("low ratings and dislikes as weak positives (+1)", reweight=negatives_as(1.0)),
+    Lever("popularity boost, score x popularity^0.1", popularity_exponent=-0.1),
+    Lever("popularity boost, score x popularity^0.2", popularity_exponent=-0.2),
+    Lever("reg_param 0.1, alpha 0.2 and popularity boost ^0.2", {"reg_param": 0.1, "alpha": 0.2},
+          popularity_exponent=-0.2),
+]
+
+
+def measure_levers(spark: Any, train: pd.DataFrame, split: Split,
+                   levers: Sequence[Lever] = LEVERS) -> list[tuple[Lever, float, float]]:
+    """Each lever's validation NDCG@10 and fit seconds, the served defaults otherwise."""
+    served = {"reg_param": AlsParams().reg_param, "alpha": AlsParams().alpha}
+    out = []
+    for lever in levers:
+        model = SparkAls(spark, [{**served, **lever.params}], reweight=lever.reweight,
+                         popularity_exponent=lever.popularity_exponent)
+        selection = select(model, train, split)
+        out.append((lever, selection.validation[0][1], next(iter(model.fit_seconds.values()))))
+        print(f"  lever {lever.name}: validation ndcg@10={out[-1][1]:.4f}", flush=True)
+    return out
+
+
+def lever_lines(measured: list[tuple[Lever, float, float]]) -> list[str]:
+    lines = ["Levers on top of the served defaults, validation NDCG@10 (the test part is not "
+             "used; a lever goes into the served model only if it wins on both protocols and "
+             "the served path can apply it):", "",
+             "| lever | validation NDCG@10 | ALS fit, s |", "|---|---:|---:|"]
+    lines += [f"| {lever.name} | {score:.4f} | {seconds:.1f} |" for lever, score, seconds in measured]
+    return [*lines, ""]
 
 
 # -- tuning and scoring -------------------------------------------------------------------------
@@ -310,7 +417,8 @@ def _table(outcomes: Iterable[Outcome], reference: dict[str, dict[str, float]] |
 
 
 def report(title: str, intro: str, outcomes: list[Outcome], fit_seconds: float,
-           reference: dict[str, dict[str, float]] | None = None) -> list[str]:
+           reference: dict[str, dict[str, float]] | None = None,
+           levers: list[tuple[Lever, float, float]] | None = None) -> list[str]:
     ours = [o for o in outcomes if o.model.startswith("recsys")]
     baselines = [o for o in outcomes if not o.model.startswith("recsys")]
     lines = [f"## {title}", "", intro, "", *_table(outcomes, reference), ""]
@@ -327,6 +435,8 @@ def report(title: str, intro: str, outcomes: list[Outcome], fit_seconds: float,
     lines += ["", "Spark ALS fit + factor collection, served defaults, whole training part: "
               f"{fit_seconds:.1f} s "
               f"({os.cpu_count()} cores, machine shared with other jobs).", ""]
+    if levers:
+        lines += lever_lines(levers)
     return lines
 
 
@@ -335,14 +445,16 @@ def report(title: str, intro: str, outcomes: list[Outcome], fit_seconds: float,
 # Spark's solver can stop on a matrix that is not positive definite with larger alpha or reg
 # (seen at alpha 3 on ml-100k), so the grid stays where every setting fits.
 ALS_GRID = [
-    {"reg_param": reg, "alpha": alpha} for alpha in (0.2, 1.0) for reg in (0.1, 0.2, 0.4)
+    *({"reg_param": reg, "alpha": 0.2} for reg in (0.05, 0.1, 0.2)),
+    *({"reg_param": reg, "alpha": 1.0} for reg in (0.2, 0.4, 0.5)),
 ]
 SERVED = [{"reg_param": AlsParams().reg_param, "alpha": AlsParams().alpha}]
 
 
 def run_protocol(
-    name: str, data: pd.DataFrame, split: Split, spark: Any, grid: Sequence[dict[str, Any]]
-) -> tuple[list[Outcome], float]:
+    name: str, data: pd.DataFrame, split: Split, spark: Any, grid: Sequence[dict[str, Any]],
+    levers: bool = False,
+) -> tuple[list[Outcome], float, list[tuple[Lever, float, float]]]:
     train, test = split(data)
     print(f"{name}: {len(data)} ratings, train {len(train)}, test {len(test)}", flush=True)
     als = SparkAls(spark, grid)
@@ -354,13 +466,16 @@ def run_protocol(
         o = outcomes[-1]
         print(f"  {o.model}: {_label(o.selection.params)} ndcg@10={o.metrics['ndcg@10']:.4f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
-    return outcomes, served.fit_seconds[_label(SERVED[0])]
+    measured = measure_levers(spark, train, split) if levers else []
+    return outcomes, served.fit_seconds[_label(SERVED[0])], measured
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--protocol", choices=["ml100k", "temporal", "both"], default="both")
     parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--levers", action="store_true",
+                        help="also measure each lever (LEVERS) alone on validation")
     opts = parser.parse_args(argv)
 
     root = data_dir()
@@ -387,17 +502,19 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session("recsys-quality-bench")
     try:
         if opts.protocol in ("ml100k", "both"):
-            outcomes, seconds = run_protocol(
-                "ml-100k", load_ml100k(root), stratified_split, spark, ALS_GRID)
+            outcomes, seconds, measured = run_protocol(
+                "ml-100k", load_ml100k(root), stratified_split, spark, ALS_GRID, opts.levers)
             lines += report("MovieLens 100K, Microsoft Recommenders protocol",
                             "75/25 split stratified by user, seed 42 (validation: the same split "
-                            "of the 75 %).", outcomes, seconds, REFERENCE)
+                            "of the 75 %).", outcomes, seconds, REFERENCE, measured)
         if opts.protocol in ("temporal", "both"):
-            outcomes, seconds = run_protocol(
-                "ml-latest-small", load_latest_small(root), temporal_split, spark, ALS_GRID)
+            outcomes, seconds, measured = run_protocol(
+                "ml-latest-small", load_latest_small(root), temporal_split, spark, ALS_GRID,
+                opts.levers)
             lines += report("MovieLens latest-small, temporal protocol",
                             "Each user's last 20 % of ratings by time held out (validation: the "
-                            "last 20 % of each user's remaining ratings).", outcomes, seconds)
+                            "last 20 % of each user's remaining ratings).", outcomes, seconds,
+                            levers=measured)
     finally:
         spark.stop()
     text = "\n".join(lines)

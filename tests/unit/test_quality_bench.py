@@ -104,3 +104,30 @@ def test_paired_bootstrap_interval_brackets_the_mean() -> None:
     mean, low, high = quality.paired_bootstrap(ours, theirs, samples=200)
     assert mean == pytest.approx(0.4)
     assert low <= mean <= high
+
+
+def test_decay_halves_per_half_life_before_each_users_latest_signal() -> None:
+    day = quality.SECONDS_PER_DAY
+    users = np.array([1, 1, 1, 2])
+    times = np.array([0.0, 90 * day, 180 * day, 5 * day])
+    weights = quality.decay_weights(users, times, half_life_days=90.0)
+    # User 1's latest is day 180; user 2's only signal is their latest, whatever its date.
+    assert weights == pytest.approx([0.25, 0.5, 1.0, 1.0])
+
+
+def test_time_decay_reweights_each_pair_by_its_latest_event() -> None:
+    day = quality.SECONDS_PER_DAY
+    ratings = pd.DataFrame({
+        "user_id": [1, 1, 1], "movie_id": [10, 10, 11],
+        "rating": [4.0, 5.0, 5.0], "timestamp": [0.0, 30 * day, 60 * day],
+    })
+    pairs = pd.DataFrame({"user_id": [1, 1], "movie_id": [10, 11], "strength": [6.0, 5.0]})
+    out = quality.time_decay(30.0)(pairs, ratings)
+    assert out.columns.tolist() == ["user_id", "movie_id", "strength"]
+    assert out["strength"].tolist() == pytest.approx([3.0, 5.0])
+
+
+def test_negatives_as_replaces_only_negative_strengths() -> None:
+    pairs = pd.DataFrame({"user_id": [1, 1], "movie_id": [10, 11], "strength": [-3.0, 5.0]})
+    out = quality.negatives_as(1.0)(pairs, pairs)
+    assert out["strength"].tolist() == [1.0, 5.0]
