@@ -184,11 +184,11 @@ def run_stage(
     return {"stage": name, "seconds": seconds, "outcome": "ok" if code == 0 else f"exit {code} (see {log})"}
 
 
-def serve_misses(url: str, n_users: int, samples: int = 200) -> dict[str, float]:
+def serve_misses(url: str, n_users: int, samples: int = 200, seed: int = 1) -> dict[str, float]:
     async def run() -> list[float]:
         pool = await create_pool(url, max_size=2)
         store = MovieStore(pool)
-        rng = np.random.default_rng(1)
+        rng = np.random.default_rng(seed)
         times = []
         try:
             for user in rng.integers(1, n_users + 1, size=samples):
@@ -334,7 +334,9 @@ def main() -> None:
         if result["outcome"] != "ok":
             break
     published = all(s["outcome"].startswith("ok") for s in stages) and len(stages) == 3
-    miss = serve_misses(url, args.users) if published else None
+    # Right after the publish the page cache holds the lists it wrote, not the index or the
+    # users' seen sets: the first pass is a cold database, the second (other users) a warm one.
+    misses = [serve_misses(url, args.users, seed=seed) for seed in (1, 2)] if published else []
     streamed = stream(cfg, url, args.users, run) if published else None
     sized = sizes(url)
 
@@ -350,18 +352,19 @@ def main() -> None:
     for s in stages:
         seconds = "" if s["seconds"] is None else f"{s['seconds']:,.0f}"
         lines.append(f"| {s['stage']} | {seconds} | {s['outcome']} |")
-    if miss:
+    labels = ("right after the publish (cold cache)", "then other users (warm)")
+    for label, miss in zip(labels, misses, strict=False):
         lines += [
             "",
-            f"Realtime miss, database work (seen set + HNSW top 50): p50 {miss['p50_ms']:.1f} ms, "
-            f"p99 {miss['p99_ms']:.1f} ms over {miss['n']} users.",
+            f"Realtime miss, database work (seen set + HNSW top 50), {label}: "
+            f"p50 {miss['p50_ms']:.1f} ms, p99 {miss['p99_ms']:.1f} ms over {miss['n']} users.",
         ]
     if streamed:
         lines += [
             "",
             f"Streaming job (local mode) on this database: {streamed['events_per_s']:,.0f} events/s, "
             f"median micro-batch {streamed['batch_ms_median']:,.0f} ms "
-            f"for {streamed['events_per_batch']:,} events.",
+            f"for {streamed['events_per_batch']:,.0f} events.",
         ]
     lines += ["", "| PostgreSQL relation | MB |", "|---|---:|"]
     lines += [f"| {k} | {v / 1e6:,.0f} |" for k, v in sized.items()]
