@@ -35,11 +35,13 @@ def test_a_reload_within_a_version_reads_only_the_changed_movies(db: psycopg.Con
         assert before.version is not None and len(before.index) > 100
         moved, dropped = list(before.index)[:2]
         vector = np.linspace(-1, 1, EMBEDDING_DIM).astype(np.float32)
-        db.execute("UPDATE movies SET embedding = %s, updated_at = now() WHERE movie_id = %s", (vector, moved))
-        db.execute("UPDATE movies SET embedding = NULL, updated_at = now() WHERE movie_id = %s", (dropped,))
+        change = "UPDATE movies SET embedding = %s, updated_at = now() WHERE movie_id = %s"
+        db.execute(change, (vector, moved))
+        db.execute(change, (None, dropped))
         added = db.execute(
             "INSERT INTO movies (movie_id, title, genres, embedding) "
-            "VALUES ((SELECT max(movie_id) + 1 FROM movies), 'Reload test', '{Drama}', %s) RETURNING movie_id",
+            "VALUES ((SELECT max(movie_id) + 1 FROM movies), 'Reload test', '{Drama}', %s) "
+            "RETURNING movie_id",
             (-vector,),
         ).fetchone()[0]
 
