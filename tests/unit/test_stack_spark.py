@@ -30,9 +30,10 @@ def test_two_workers_mean_a_master_two_workers_and_every_job_submitting_to_them(
     ]
     assert spark.MASTER_CLASS in programs["spark-master"].command(cfg)
     worker = programs["spark-worker-2"].command(cfg)
-    assert spark.WORKER_CLASS in worker and worker[-1] == "spark://127.0.0.1:7077"
+    master = f"spark://127.0.0.1:{cfg.port('SPARK_MASTER_PORT')}"
+    assert spark.WORKER_CLASS in worker and worker[-1] == master
     assert worker[worker.index("--webui-port") + 1] == str(cfg.port("SPARK_MASTER_WEBUI_PORT") + 2)
-    assert cfg.child_env()["SPARK_MASTER"] == "spark://127.0.0.1:7077"
+    assert cfg.child_env()["SPARK_MASTER"] == master
     ours = [p for p in programs.values() if p.name.startswith("spark-")]
     conf = supervisor.render(cfg, ours).read_text()
     assert "[program:spark-master]" in conf and "[program:spark-worker-2]" in conf
