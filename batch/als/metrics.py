@@ -46,11 +46,11 @@ class _Hits:
     n_users: int  # users present in both frames
 
 
-def _hits(truth: pd.DataFrame, pred: pd.DataFrame, k: int) -> _Hits:
-    common = np.intersect1d(truth[USER].unique(), pred[USER].unique())
+def _hits(truth: pd.DataFrame, ranked: pd.DataFrame) -> _Hits:
+    """The hits of `ranked` (`top_k` of the predictions) among the users of both frames."""
+    common = np.intersect1d(truth[USER].unique(), ranked[USER].unique())
     truth_c = truth[truth[USER].isin(common)]
-    pred_c = pred[pred[USER].isin(common)]
-    ranked = top_k(pred_c, k)
+    ranked = ranked[ranked[USER].isin(common)]
     hits = ranked.merge(truth_c[[USER, ITEM]], on=[USER, ITEM])[[USER, ITEM, "rank"]]
     hits = hits.sort_values([USER, "rank"], kind="mergesort").reset_index(drop=True)
     hit_count = hits.groupby(USER).size().rename("hit")
@@ -88,7 +88,10 @@ def _reciprocal_precision(h: _Hits) -> pd.DataFrame:
 
 def ndcg_per_user(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> pd.Series:
     """Binary-gain nDCG@k with a natural-log discount for each user of the truth (0 if no hit)."""
-    h = _hits(truth, pred, k)
+    return _ndcg_per_user(truth, _hits(truth, top_k(pred, k)), k)
+
+
+def _ndcg_per_user(truth: pd.DataFrame, h: _Hits, k: int) -> pd.Series:
     dcg = (1.0 / np.log1p(h.hits["rank"].to_numpy())).astype(float)
     dcg_u = pd.Series(dcg, index=h.hits[USER].to_numpy()).groupby(level=0).sum()
     n_true = truth.groupby(USER).size()
@@ -104,9 +107,11 @@ def ndcg_at_k(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> float:
 
 def catalogue_coverage(pred: pd.DataFrame, catalogue_size: int, k: int = 10) -> float:
     """Share of the catalogue that appears in at least one user's top k."""
-    return Totals(items=frozenset(int(i) for i in top_k(pred, k)[ITEM].unique())).as_metrics(
-        k, catalogue_size
-    )[f"coverage@{k}"]
+    return Totals(items=_items(top_k(pred, k))).as_metrics(k, catalogue_size)[f"coverage@{k}"]
+
+
+def _items(ranked: pd.DataFrame) -> frozenset[int]:
+    return frozenset(int(i) for i in ranked[ITEM].unique())
 
 
 @dataclass(frozen=True)
@@ -157,18 +162,19 @@ class Totals:
 
 def totals(truth: pd.DataFrame, pred: pd.DataFrame, k: int = 10) -> Totals:
     """The sums behind every ranking metric of `pred` on `truth` (see the module docstring)."""
-    h = _hits(truth, pred, k)
+    ranked = top_k(pred, k)  # sorted once, for the hits and the coverage alike
+    h = _hits(truth, ranked)
     rr = _reciprocal_precision(h) if not h.hits.empty else pd.DataFrame({"rr": [], "actual": []})
     return Totals(
         truth_users=int(truth[USER].nunique()),
         truth_pairs=len(truth),
         common_users=h.n_users,
-        ndcg=float(ndcg_per_user(truth, pred, k).sum()) if not truth.empty else 0.0,
+        ndcg=float(_ndcg_per_user(truth, h, k).sum()) if not truth.empty else 0.0,
         precision=float((h.per_user["hit"] / k).sum()),
         recall=float((h.per_user["hit"] / h.per_user["actual"]).sum()),
         map_k=float((rr["rr"] / rr["actual"].clip(upper=k)).sum()),
         map=float((rr["rr"] / rr["actual"]).sum()),
-        items=frozenset(int(i) for i in top_k(pred, k)[ITEM].unique()),
+        items=_items(ranked),
     )
 
 

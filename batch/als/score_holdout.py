@@ -16,7 +16,7 @@ within about +-0.002 (95 %), while scoring every user would cost as much as the 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -95,18 +95,12 @@ class HoldoutScorer:
 
 
 def _row(name: str, t: metrics.Totals) -> dict[str, Any]:
-    return {
-        "model": name,
-        "truth_users": t.truth_users,
-        "truth_pairs": t.truth_pairs,
-        "common_users": t.common_users,
-        "ndcg": t.ndcg,
-        "precision": t.precision,
-        "recall": t.recall,
-        "map_k": t.map_k,
-        "map": t.map,
-        "items": sorted(t.items),
-    }
+    return {**{f.name: getattr(t, f.name) for f in fields(t)}, "model": name, "items": sorted(t.items)}
+
+
+def _totals(row: Any) -> metrics.Totals:
+    sums = {f.name: row[f.name] for f in fields(metrics.Totals)}
+    return metrics.Totals(**{**sums, "items": frozenset(row["items"])})
 
 
 @dataclass(frozen=True)
@@ -158,16 +152,5 @@ def score_in_spark(
         shared.unpersist()
     totals: dict[str, metrics.Totals] = {}
     for r in rows:
-        part = metrics.Totals(
-            r["truth_users"],
-            r["truth_pairs"],
-            r["common_users"],
-            r["ndcg"],
-            r["precision"],
-            r["recall"],
-            r["map_k"],
-            r["map"],
-            frozenset(r["items"]),
-        )
-        totals[r["model"]] = totals.get(r["model"], metrics.Totals()) + part
+        totals[r["model"]] = totals.get(r["model"], metrics.Totals()) + _totals(r)
     return Outcome(totals, held_users, share)

@@ -22,8 +22,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import psycopg
@@ -90,7 +90,7 @@ RELOAD_OVERLAP = timedelta(minutes=5)
 
 def load_embeddings(
     conn: psycopg.Connection[Any],
-    key: tuple[Any, ...],
+    key: EmbeddingsKey,
     previous: ModelEmbeddings | None = None,
     overlap: timedelta = RELOAD_OVERLAP,
 ) -> ModelEmbeddings:
@@ -102,14 +102,10 @@ def load_embeddings(
     """
     row = conn.execute("SELECT version, params FROM models WHERE status = 'live'").fetchone()
     version, params = (row[0], row[1] or {}) if row else (None, {})
-    if previous is not None and previous.version == version and previous.key[2] is not None:
-        changed = conn.execute(
-            "SELECT movie_id, embedding FROM movies WHERE updated_at > %s", (previous.key[2] - overlap,)
-        ).fetchall()
-        updated = _apply(previous, key, changed)
-        if len(updated.index) == key[1]:
+    if previous is not None and previous.version == version:
+        updated = _reload_changed(conn, previous, key, overlap)
+        if updated is not None:
             return updated
-        log.warning("incremental reload disagrees with the movie count; reading every embedding")
     trained = frozenset(
         r[0]
         for r in conn.execute(
@@ -129,6 +125,24 @@ def load_embeddings(
         trained=trained,
         loaded=len(rows),
     )
+
+
+def _reload_changed(
+    conn: psycopg.Connection[Any], previous: ModelEmbeddings, key: EmbeddingsKey, overlap: timedelta
+) -> ModelEmbeddings | None:
+    """`previous` with the movies updated since its load applied; None when that cannot be
+    trusted (no timestamp to start from, or the result disagrees with the movie count)."""
+    since = cast(EmbeddingsKey, previous.key).updated_at  # made by load_embeddings
+    if since is None:
+        return None
+    changed = conn.execute(
+        "SELECT movie_id, embedding FROM movies WHERE updated_at > %s", (since - overlap,)
+    ).fetchall()
+    updated = _apply(previous, key, changed)
+    if len(updated.index) == key.movies:
+        return updated
+    log.warning("incremental reload disagrees with the movie count; reading every embedding")
+    return None
 
 
 def _apply(
@@ -184,14 +198,22 @@ def compute_profiles(rows: Iterable[Sequence[Any]], model: ModelEmbeddings) -> l
     return profiles
 
 
-def embeddings_key(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
-    """What changes when the live embeddings do: the live version, how many, the last update."""
+class EmbeddingsKey(NamedTuple):
+    """What changes when the live embeddings do."""
+
+    version: str | None
+    movies: int  # movies with an embedding
+    updated_at: datetime | None  # the newest movies.updated_at
+
+
+def embeddings_key(conn: psycopg.Connection[Any]) -> EmbeddingsKey:
+    """The live embeddings' `EmbeddingsKey`, as the database has it now."""
     key = conn.execute(
         "SELECT (SELECT version FROM models WHERE status = 'live'), count(embedding), max(updated_at) "
         "FROM movies"
     ).fetchone()
     assert key is not None
-    return tuple(key)
+    return EmbeddingsKey(*key)
 
 
 def backfill_feedback(conn: psycopg.Connection[Any]) -> int:
