@@ -122,6 +122,9 @@ def erase_archive(spark: SparkSession, database_url: str, archive_uri: str, now:
 # The files of a model version (batch.als.train.fit_stage) that hold user ids, and their column.
 _ARTIFACT_FILES = (
     ("pairs.parquet", "user_id"),
+    # What versions trained before pairs.parquet kept instead, while such versions are kept.
+    ("strengths.parquet", "user_id"),
+    ("holdout.parquet", "user_id"),
     ("als/userFactors", "id"),
 )
 

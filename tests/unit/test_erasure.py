@@ -82,3 +82,15 @@ def test_model_artifacts_trained_before_a_deletion_lose_the_user(tmp_path: Path)
 def test_version_time_reads_new_version() -> None:
     assert version_time(new_version(DELETED_AT)) == DELETED_AT
     assert version_time("hand-made") is None
+
+
+def test_a_version_kept_from_before_the_pairs_file_loses_the_user_too(tmp_path: Path) -> None:
+    # Versions trained before pairs.parquet kept strengths.parquet and holdout.parquet.
+    d = tmp_path / new_version(DELETED_AT - timedelta(hours=1))
+    d.mkdir()
+    table = pa.table({"user_id": pa.array([1, 2], pa.int32()), "movie_id": pa.array([5, 5], pa.int32())})
+    for name in ("strengths.parquet", "holdout.parquet"):
+        pq.write_table(table, d / name)
+    assert erase_artifacts(tmp_path, [(1, DELETED_AT)]) == 2
+    for name in ("strengths.parquet", "holdout.parquet"):
+        assert pq.read_table(d / name)["user_id"].to_pylist() == [2]
