@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         if live is not None:
             log.info("a model is live already; first run skipped", extra={"version": live.version})
             return 0
+    if opts.eval_users < 1:
+        parser.error("--eval-users must be at least 1")
     if opts.stage in ("evaluate", "publish") and not opts.version:
         parser.error(f"--stage {opts.stage} needs --version")
 
