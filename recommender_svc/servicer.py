@@ -342,7 +342,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         cache: bool = True,
     ) -> Answer | None:
         k = max(CACHE_SIZE, limit)
-        ranked = await self.store.nearest(vector.vector, history.seen, (), k)
+        boost = await self.store.popularity_boost()
+        ranked = await self.store.nearest(vector.vector, history.seen, (), k, boost)
         if not ranked.items:
             return None
         explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
@@ -358,7 +359,9 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         items = apply_filters(explained, exclude, genres)
         if len(items) < limit and not exhaustive:
             # The filters ate the unfiltered list; ask the index again with them pushed down.
-            ranked = await self.store.nearest(vector.vector, history.seen | exclude, sorted(genres), limit)
+            ranked = await self.store.nearest(
+                vector.vector, history.seen | exclude, sorted(genres), limit, boost
+            )
             items = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
         if not items:
             return None

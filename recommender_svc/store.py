@@ -6,6 +6,7 @@ per connection, so repeated serves skip planning.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 from recommender_svc.ranking import Candidate
 from recsys.domain.events import DISLIKE, is_liked, liked_sql
 from recsys.domain.movies import MOVIE_FIELDS
+from recsys.domain.popularity import DEFAULT_POPULARITY_BOOST, depth, prior_sql
 from recsys.domain.vectors import as_array, to_array
 
 # hnsw.ef_search bounds: at least the number of rows asked for (else HNSW returns fewer).
@@ -40,15 +42,23 @@ LIMIT $2
 _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE user_id = $1"
 
 # `retired_at IS NULL` matches the partial HNSW index (migration 0006): retired movies are
-# not in it at all, so every tier and similar-movies leave them out at no cost.
+# not in it at all, so every tier and similar-movies leave them out at no cost. The index
+# finds the $4 nearest; the model's popularity prior ($5, recsys.domain.popularity) re-ranks
+# them and the best $6 are returned, with their embeddings (only those rows carry one).
 _NEAREST_SQL = f"""
-SELECT {_MOVIE_COLUMNS}, m.embedding, -(m.embedding <#> $1) AS score
-FROM movies m
-WHERE m.embedding IS NOT NULL AND m.retired_at IS NULL
-  AND m.movie_id <> ALL($2::bigint[])
-  AND (cardinality($3::text[]) = 0 OR m.genres && $3::text[])
-ORDER BY m.embedding <#> $1
-LIMIT $4
+WITH nearest AS (
+    SELECT m.movie_id, -(m.embedding <#> $1) * {prior_sql("m.popularity", "$5")} AS score
+    FROM movies m
+    WHERE m.embedding IS NOT NULL AND m.retired_at IS NULL
+      AND m.movie_id <> ALL($2::bigint[])
+      AND (cardinality($3::text[]) = 0 OR m.genres && $3::text[])
+    ORDER BY m.embedding <#> $1
+    LIMIT $4
+)
+SELECT {_MOVIE_COLUMNS}, m.embedding, n.score
+FROM nearest n JOIN movies m USING (movie_id)
+ORDER BY n.score DESC, m.movie_id
+LIMIT $6
 """
 
 _BATCH_SQL = f"""
@@ -77,7 +87,7 @@ FROM movies m WHERE m.movie_id = $1
 
 _RETIRED_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM movies WHERE retired_at IS NOT NULL"
 
-_LIVE_MODEL_SQL = "SELECT version FROM models WHERE status = 'live'"
+_LIVE_MODEL_SQL = "SELECT version, params FROM models WHERE status = 'live'"
 
 _LIST_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.retired_at IS NOT NULL AS retired
@@ -118,6 +128,24 @@ class History:
 
 
 @dataclass(frozen=True)
+class LiveModel:
+    """What serving needs of the live model: its version ('' when none) and ranking prior."""
+
+    version: str
+    popularity_boost: float
+
+    @classmethod
+    def of(cls, row: asyncpg.Record | None) -> LiveModel:
+        if row is None:
+            return cls("", 0.0)
+        params = row["params"]
+        if isinstance(params, str):
+            params = json.loads(params)
+        boost = (params or {}).get("popularity_boost", DEFAULT_POPULARITY_BOOST)
+        return cls(row["version"], float(boost))
+
+
+@dataclass(frozen=True)
 class Ranked:
     """Candidates in rank order, with the embedding of each (None when it has none)."""
 
@@ -135,16 +163,23 @@ class MovieStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self._live: tuple[float, str] | None = None
+        self._live: tuple[float, LiveModel] | None = None
 
     async def live_model(self) -> str:
         """The live model's version ('' when none), re-read at most every few seconds."""
+        return (await self._live_model()).version
+
+    async def popularity_boost(self) -> float:
+        """The live model's popularity prior (recsys.domain.popularity; 0 with no live model)."""
+        return (await self._live_model()).popularity_boost
+
+    async def _live_model(self) -> LiveModel:
         now = time.monotonic()
         if self._live is not None and now - self._live[0] < self.LIVE_MODEL_TTL:
             return self._live[1]
         async with self.pool.acquire() as conn:
-            version = await conn.fetchval(_LIVE_MODEL_SQL)
-        self._live = (now, version or "")
+            row = await conn.fetchrow(_LIVE_MODEL_SQL)
+        self._live = (now, LiveModel.of(row))
         return self._live[1]
 
     async def seen(self, user_id: int) -> frozenset[int]:
@@ -176,16 +211,23 @@ class MovieStore:
         return History(seen, liked, genre_lists)
 
     async def nearest(
-        self, vector: np.ndarray[Any, Any], exclude: Collection[int], genres: Collection[str], k: int
+        self,
+        vector: np.ndarray[Any, Any],
+        exclude: Collection[int],
+        genres: Collection[str],
+        k: int,
+        boost: float = 0.0,
     ) -> Ranked:
-        """The k movies of highest inner product with `vector`, by the HNSW index."""
+        """The k movies of highest inner product with `vector` by the HNSW index, re-ranked by
+        the popularity prior `boost` (recsys.domain.popularity) when it is not 0."""
+        fetch = depth(k, boost)
         async with self.pool.acquire() as conn:
             # A session-level SET, not SET LOCAL in a transaction: 2 round trips instead of 4
             # (BEGIN, SET LOCAL, SELECT, COMMIT) on the cache-miss path. It cannot leak: the
             # pool's reset on release runs RESET ALL, and every HNSW query here sets its own
             # value first. The value is an int.
-            await conn.execute(f"SET hnsw.ef_search = {ef_search_for(k + len(exclude))}")
-            rows = await conn.fetch(_NEAREST_SQL, vector, list(exclude), list(genres), k)
+            await conn.execute(f"SET hnsw.ef_search = {ef_search_for(fetch + len(exclude))}")
+            rows = await conn.fetch(_NEAREST_SQL, vector, list(exclude), list(genres), fetch, boost, k)
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def batch(

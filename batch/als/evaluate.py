@@ -52,13 +52,19 @@ def score_items(
     alpha: float,
     reg_param: float,
     k: int = 10,
+    popularity: np.ndarray | None = None,
+    boost: float = 0.0,
 ) -> metrics.Totals:
-    """The holdout's ranking sums under the item factors (see the module docstring)."""
+    """The holdout's ranking sums under the item factors (see the module docstring), ranked as
+    served: with the model's popularity prior `boost` over `popularity` (aligned with
+    `item_ids`, recsys.domain.popularity) when given."""
     if holdout.empty:
         return metrics.Totals()
     users = holdout["user_id"].unique()
     factors = fold_in_users(item_ids, item_factors, train, alpha, reg_param, users=users)
-    recs = top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
+    recs = top_n_excluding_seen(
+        factors, train[["user_id", "movie_id"]], k, popularity=popularity, boost=boost
+    )
     return metrics.totals(holdout, recs, k)
 
 
@@ -96,11 +102,14 @@ def evaluate_items(
     alpha: float,
     reg_param: float,
     k: int = 10,
+    boost: float = 0.0,
 ) -> dict[str, float]:
-    """Ranking metrics at k of the item factors on the holdout, in this process."""
+    """Ranking metrics at k of the item factors on the holdout, in this process, with the
+    popularity prior `boost` over the training pairs' counts (`popularity_counts`)."""
     if holdout.empty:
         return {}
-    total = score_items(item_ids, item_factors, train, holdout, alpha, reg_param, k)
+    popularity = popularity_counts(item_ids, train) if boost else None
+    total = score_items(item_ids, item_factors, train, holdout, alpha, reg_param, k, popularity, boost)
     return with_sizes(total.as_metrics(k, catalogue_size=len(item_ids)), total)
 
 

@@ -23,6 +23,7 @@ from recsys.domain.events import (
     RATING_NEUTRAL,
     RATING_SCALE,
 )
+from recsys.domain.popularity import DEFAULT_POPULARITY_BOOST, depth, prior
 from recsys.domain.vectors import EMBEDDING_DIM
 
 
@@ -33,6 +34,8 @@ class AlsParams:
     rank: int = 64
     reg_param: float = DEFAULT_REG_PARAM
     alpha: float = DEFAULT_ALPHA
+    # The served ranking's popularity prior (recsys.domain.popularity); 0 ranks by score alone.
+    popularity_boost: float = DEFAULT_POPULARITY_BOOST
     max_iter: int = 15
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).
@@ -141,15 +144,16 @@ def top_n_excluding_seen(
     seen: pd.DataFrame,
     n: int,
     users: np.ndarray | None = None,
-    item_popularity: np.ndarray | None = None,
-    popularity_exponent: float = 0.0,
+    popularity: np.ndarray | None = None,
+    boost: float = 0.0,
     batch_size: int = 2048,
 ) -> pd.DataFrame:
     """Top n items per user by inner product, never an item the user has already seen.
 
-    `seen` has columns user_id, movie_id. `item_popularity` (aligned with `factors.item_ids`)
-    with `popularity_exponent` != 0 divides positive scores by popularity ** exponent: > 0 is a
-    popularity debiasing, < 0 a popularity boost. Returns user_id, rank (1-based), movie_id, score.
+    `seen` has columns user_id, movie_id. With `popularity` (aligned with `factors.item_ids`)
+    and a `boost`, the served ranking's popularity prior re-ranks the nearest items
+    (recsys.domain.popularity), as retrieval does. Returns user_id, rank (1-based), movie_id,
+    score (the ranking score).
     """
     uid_index = pd.Index(factors.user_ids)
     iid_index = pd.Index(factors.item_ids)
@@ -161,17 +165,16 @@ def top_n_excluding_seen(
     seen_u, seen_i = seen_u[keep], seen_i[keep]
     n_items = len(factors.item_ids)
     n_eff = min(n, n_items)
-    penalty = None
-    if item_popularity is not None and popularity_exponent != 0:
-        penalty = np.power(np.maximum(item_popularity.astype(np.float64), 1.0), popularity_exponent)
+    weights = None
+    if popularity is not None and boost:
+        weights = prior(popularity, boost).astype(np.float32)
+    n_fetch = min(depth(n, boost if weights is not None else 0.0), n_items)
 
     rows_u, rows_r, rows_i, rows_s = [], [], [], []
     rows = uid_index.get_indexer(wanted)
     for start in range(0, len(rows), batch_size):
         block = rows[start : start + batch_size]
         scores = factors.user_factors[block] @ factors.item_factors.T
-        if penalty is not None:
-            scores = np.where(scores > 0, scores / penalty, scores * penalty).astype(np.float32)
         # Mask what each user in the block has seen.
         pos = np.searchsorted(block, seen_u) if np.all(np.diff(block) >= 0) else None
         if pos is not None:
@@ -181,12 +184,14 @@ def top_n_excluding_seen(
             local = pd.Index(block).get_indexer(seen_u)
             m = local >= 0
             scores[local[m], seen_i[m]] = -np.inf
-        if n_eff < n_items:
-            part = np.argpartition(-scores, n_eff - 1, axis=1)[:, :n_eff]
+        if n_fetch < n_items:
+            part = np.argpartition(-scores, n_fetch - 1, axis=1)[:, :n_fetch]
         else:
             part = np.tile(np.arange(n_items), (len(block), 1))
         part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
+        if weights is not None:
+            part_scores = part_scores * weights[part]
+        order = np.argsort(-part_scores, axis=1, kind="stable")[:, :n_eff]
         best = np.take_along_axis(part, order, axis=1)
         best_scores = np.take_along_axis(part_scores, order, axis=1)
         valid = np.isfinite(best_scores)

@@ -39,13 +39,15 @@ SAMPLE_BUCKETS = 1_000_000
 
 @dataclass(frozen=True)
 class Scored:
-    """A set of item factors to score, with the fold-in settings it was trained with."""
+    """A set of item factors to score, with the fold-in settings it was trained with and the
+    popularity prior it is served with (recsys.domain.popularity)."""
 
     name: str
     item_ids: np.ndarray
     item_factors: np.ndarray
     alpha: float
     reg_param: float
+    boost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,13 @@ class ScoringInputs:
     popularity_items: np.ndarray
     popularity_counts: np.ndarray
     k: int
+
+    def counts_of(self, item_ids: np.ndarray) -> np.ndarray:
+        """The popularity counts aligned with `item_ids` (0 for an item no pair names)."""
+        counts: np.ndarray = (
+            pd.Series(self.popularity_counts, index=self.popularity_items).reindex(item_ids, fill_value=0)
+        ).to_numpy()
+        return counts
 
 
 @dataclass(frozen=True)
@@ -76,10 +85,14 @@ class HoldoutScorer:
         if holdout.empty:
             return
         shared: ScoringInputs = self.shared.value
+        # Every model is ranked as served, its prior over the same training counts.
         rows = [
             _row(
                 m.name,
-                score_items(m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, shared.k),
+                score_items(
+                    m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, shared.k,
+                    popularity=shared.counts_of(m.item_ids), boost=m.boost,
+                ),
             )
             for m in shared.models
         ]

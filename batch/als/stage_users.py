@@ -36,6 +36,9 @@ class VersionItems:
     alpha: float
     reg_param: float
     top_n: int
+    # The served ranking's popularity prior (recsys.domain.popularity), aligned with item_ids.
+    popularity: np.ndarray | None = None
+    boost: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class UserStager:
             return
         items: VersionItems = self.items.value
         users = fold_in_users(items.item_ids, items.item_factors, pairs, items.alpha, items.reg_param)
-        recs = top_n_excluding_seen(users, pairs[["user_id", "movie_id"]], items.top_n)
+        recs = top_n_excluding_seen(
+            users, pairs[["user_id", "movie_id"]], items.top_n, popularity=items.popularity, boost=items.boost
+        )
         with publish.connect(self.database_url) as conn:
             publish.stage_users(
                 conn, self.version, users.user_ids, pad(users.user_factors), recs, items.catalogue

@@ -167,7 +167,12 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float, max_users
     out = artifact_dir(settings, version)
     params = AlsParams.from_dict(json.loads((out / "meta.json").read_text())["params"])
     items = pd.read_parquet(out / "items.parquet")["movie_id"].to_numpy()
-    models = [Scored(version, items, np.load(out / "item_factors.npy"), params.alpha, params.reg_param)]
+    models = [
+        Scored(
+            version, items, np.load(out / "item_factors.npy"), params.alpha, params.reg_param,
+            params.popularity_boost,
+        )
+    ]
     with publish.connect(settings.database_url) as conn:
         live = publish.live_model(conn)
         if live is not None and live.version != version:
@@ -175,7 +180,10 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float, max_users
             live_params = AlsParams.from_dict(live.params)
             if len(live_ids):
                 models.append(
-                    Scored(live.version, live_ids, live_factors, live_params.alpha, live_params.reg_param)
+                    Scored(
+                        live.version, live_ids, live_factors, live_params.alpha,
+                        live_params.reg_param, live_params.popularity_boost,
+                    )
                 )
     spark = build_session("recsys-als-evaluate")
     try:
@@ -238,7 +246,8 @@ def publish_stage(settings: Settings, version: str) -> bool:
             version,
             out / PAIRS,
             VersionItems(
-                items["movie_id"].to_numpy(), item_factors, catalogue, params.alpha, params.reg_param, TOP_N
+                items["movie_id"].to_numpy(), item_factors, catalogue, params.alpha, params.reg_param, TOP_N,
+                items["popularity"].to_numpy(), params.popularity_boost,
             ),
             partitions=2 * spark.sparkContext.defaultParallelism,
         )

@@ -4,6 +4,8 @@
   Kafka record's schema version, the rating range, the id-length rule, the "liked" rule, and
   the SQL rendered from them;
 - `recsys.domain.vectors`: the embedding size and pgvector values as numpy;
+- `recsys.domain.popularity`: the served ranking's popularity prior (its formula in numpy and
+  SQL, the re-ranked depth, the default);
 - `recsys.domain.movies`: the Movie message of the API;
 - `recsys.domain.spark`: the event schemas of the Spark jobs (imports pyspark: jobs only).
 

@@ -25,7 +25,7 @@ import redis
 from recommender_svc.cache import RecommendationCache
 from recommender_svc.servelog import ServeLogWriter
 from recommender_svc.servicer import RecommenderServicer
-from recommender_svc.store import MovieStore
+from recommender_svc.store import LiveModel, MovieStore
 from recsys import cache as rcache
 from recsys import grpcclient
 from recsys.db import create_pool
@@ -42,8 +42,9 @@ GENRE = "SrvTest"  # only this module's movies have it
 OTHER = "SrvTestOther"
 M = [900_000_000 + i for i in range(13)]  # M[1]..M[12]; M[0] unused
 U_RT, U_BATCH, U_POP, U_LOGS, U_GRPCURL = 900_000_001, 900_000_002, 900_000_003, 900_000_004, 900_000_005
+U_PRIOR = 900_000_006
 U_STRANGER = 900_000_099
-USERS = [U_RT, U_BATCH, U_POP, U_LOGS, U_GRPCURL, U_STRANGER]
+USERS = [U_RT, U_BATCH, U_POP, U_LOGS, U_GRPCURL, U_PRIOR, U_STRANGER]
 
 
 def vec(**dims: float) -> str:
@@ -132,10 +133,14 @@ async def servicer_factory(stack):
     clients = []
     writers = []
 
-    def make(live: str | None = None, redis_url: str | None = None) -> RecommenderServicer:
+    def make(
+        live: str | None = None, redis_url: str | None = None, boost: float = 0.0
+    ) -> RecommenderServicer:
         store = MovieStore(pool)
         if live is not None:
-            store._live = (float("inf"), live)  # pinned: never re-read
+            # Pinned, never re-read; with no popularity prior unless asked, so that scores are
+            # the plain inner products.
+            store._live = (float("inf"), LiveModel(live, boost))
         client = rcache.create_client(redis_url or stack.redis_url)
         clients.append(client)
         writer = ServeLogWriter(pool)
@@ -193,6 +198,29 @@ async def test_realtime_then_cache_excluding_seen(seeded, servicer_factory, live
     third = await rc.GetRecommendations(req(U_RT, 3, exclude_movie_ids=[M[2]], genres=[OTHER]), None)
     assert third.tier == pb.TIER_CACHE
     assert ids(third) == [M[3], M[6], M[9]]
+
+
+async def test_the_live_models_popularity_prior_reranks_what_the_index_finds(
+    seeded, servicer_factory, db, live_version
+):
+    # Against the backward vector M12 is nearest, M11 next (1200 vs 1100); M11 made 1000x
+    # more popular overtakes it under a prior of 0.1 (x3.98 vs x1.99), and only then.
+    set_profile(db, U_PRIOR, BACKWARD, live_version)
+    db.execute("UPDATE movies SET popularity = 1000000 WHERE movie_id = %s", (M[11],))
+    try:
+        plain = servicer_factory(live=live_version)
+        await plain.cache.delete(U_PRIOR)
+        answer = await plain.GetRecommendations(req(U_PRIOR, 3), None)
+        assert answer.tier == pb.TIER_REALTIME and ids(answer) == [M[12], M[11], M[10]]
+
+        boosted = servicer_factory(live=live_version, boost=0.1)
+        await boosted.cache.delete(U_PRIOR)
+        answer = await boosted.GetRecommendations(req(U_PRIOR, 3), None)
+        assert answer.tier == pb.TIER_REALTIME and ids(answer) == [M[11], M[12], M[10]]
+        assert answer.items[0].score == pytest.approx(1100 * 1_000_000**0.1, rel=1e-4)
+        await boosted.drain()
+    finally:
+        db.execute("UPDATE movies SET popularity = %s WHERE movie_id = %s", (1000 - 11, M[11]))
 
 
 async def test_cached_answer_dropped_when_the_profile_changes(

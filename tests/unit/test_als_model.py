@@ -76,13 +76,33 @@ def test_top_n_excludes_seen_and_ranks_by_inner_product() -> None:
     assert recs.values.tolist() == [[1, 1, 11, 2.0], [1, 2, 12, 0.0], [2, 1, 11, 1.0], [2, 2, 10, 0.0]]
 
 
-def test_top_n_popularity_debiasing() -> None:
+def test_top_n_popularity_prior() -> None:
     seen = pd.DataFrame({"user_id": [], "movie_id": []}, dtype=np.int64)
-    # Item 10 is 100x more popular: with exponent 0.5, 3/10 < 2/1 so 11 overtakes it for user 1.
-    recs = top_n_excluding_seen(
-        FACTORS, seen, n=1, item_popularity=np.array([100, 1, 1]), popularity_exponent=0.5
-    )
-    assert recs[recs.user_id == 1]["movie_id"].item() == 11
+    # User 1 scores 3, 2, 0; item 11 is 100x more popular: with a prior of 0.5, 2 x 10 > 3 x 1.
+    popularity = np.array([1, 100, 1])
+    recs = top_n_excluding_seen(FACTORS, seen, n=2, popularity=popularity, boost=0.5)
+    mine = recs[recs.user_id == 1]
+    assert mine["movie_id"].tolist() == [11, 10]
+    assert mine["score"].tolist() == pytest.approx([20.0, 3.0])
+    # Without a prior (or without counts) the inner product alone ranks.
+    for plain in (top_n_excluding_seen(FACTORS, seen, n=2, popularity=popularity),
+                  top_n_excluding_seen(FACTORS, seen, n=2, boost=0.5)):
+        assert plain[plain.user_id == 1]["movie_id"].tolist() == [10, 11]
+
+
+def test_the_prior_reranks_only_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As retrieval does: the prior re-ranks the RERANK_DEPTH nearest items, so with a depth of
+    # 2 the user (scores 3, 2, 1) never gets item 12, however popular.
+    from recsys.domain import popularity as prior
+
+    factors = Factors(np.array([1]), np.array([[1.0]], np.float32), np.array([10, 11, 12]),
+                      np.array([[3.0], [2.0], [1.0]], np.float32))
+    seen = pd.DataFrame({"user_id": [], "movie_id": []}, dtype=np.int64)
+    popular_12 = np.array([1, 1, 10**6])
+    monkeypatch.setattr(prior, "RERANK_DEPTH", 2)
+    assert top_n_excluding_seen(factors, seen, n=1, popularity=popular_12, boost=1.0)["movie_id"].item() == 10
+    monkeypatch.setattr(prior, "RERANK_DEPTH", 3)
+    assert top_n_excluding_seen(factors, seen, n=1, popularity=popular_12, boost=1.0)["movie_id"].item() == 12
 
 
 def test_pad_keeps_inner_products() -> None:

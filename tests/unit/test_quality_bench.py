@@ -131,3 +131,11 @@ def test_negatives_as_replaces_only_negative_strengths() -> None:
     pairs = pd.DataFrame({"user_id": [1, 1], "movie_id": [10, 11], "strength": [-3.0, 5.0]})
     out = quality.negatives_as(1.0)(pairs, pairs)
     assert out["strength"].tolist() == [1.0, 5.0]
+
+
+def test_rating_neutral_lever_rederives_each_pairs_signal() -> None:
+    ratings = pd.DataFrame({"user_id": [1, 1, 2], "movie_id": [10, 11, 10], "rating": [1.0, 3.0, 5.0]})
+    every_rating = quality.rating_neutral(0.0)(pd.DataFrame(), ratings)
+    assert every_rating["strength"].tolist() == [2.0, 6.0, 10.0]  # all positive
+    curating = quality.rating_neutral(3.0)(pd.DataFrame(), ratings)
+    assert curating[["movie_id", "strength"]].values.tolist() == [[10, -4.0], [10, 4.0]]  # 3 stars: no signal

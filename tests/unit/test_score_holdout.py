@@ -29,9 +29,9 @@ def _pairs(n_users: int = 60, seed: int = 3) -> pd.DataFrame:
     return pairs
 
 
-def _model(name: str, seed: int) -> Scored:
-    factors = np.random.default_rng(seed).normal(size=(len(ITEMS), 4)).astype(np.float32)
-    return Scored(name, ITEMS, factors, alpha=1.0, reg_param=0.1)
+def _model(name: str, seed: int, items: np.ndarray = ITEMS, boost: float = 0.0) -> Scored:
+    factors = np.random.default_rng(seed).normal(size=(len(items), 4)).astype(np.float32)
+    return Scored(name, items, factors, alpha=1.0, reg_param=0.1, boost=boost)
 
 
 def _write(pairs: pd.DataFrame, path: Path) -> Path:
@@ -46,14 +46,17 @@ def _write(pairs: pd.DataFrame, path: Path) -> Path:
 def test_sums_over_partitions_equal_scoring_every_user_at_once(spark: Any, tmp_path: Path) -> None:
     pairs = _pairs()
     path = _write(pairs, tmp_path / "pairs.parquet")
-    models = [_model("new", 1), _model("live", 2)]
+    # The live model's items in another order: its popularity prior must follow its own rows.
+    models = [_model("new", 1, boost=0.5), _model("live", 2, items=ITEMS[::-1], boost=0.3)]
     out = score_in_spark(spark, path, models, ITEMS, k=5, max_users=10_000, partitions=3)
 
     train = pairs[~pairs["is_holdout"]]
     holdout = pairs[pairs["is_holdout"]]
     assert out.sampled == 1.0 and out.holdout_users == holdout["user_id"].nunique()
     for m in models:
-        alone = evaluate_items(m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, k=5)
+        alone = evaluate_items(
+            m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, k=5, boost=m.boost
+        )
         got = out.totals[m.name].as_metrics(5, catalogue_size=len(ITEMS))
         assert got == pytest.approx({k: v for k, v in alone.items() if not k.startswith("holdout_")})
         assert out.totals[m.name].truth_users == alone["holdout_users"]
