@@ -342,8 +342,8 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         cache: bool = True,
     ) -> Answer | None:
         k = max(CACHE_SIZE, limit)
-        boost = await self.store.popularity_boost()
-        ranked = await self.store.nearest(vector.vector, history.seen, (), k, boost)
+        live = await self.store.live()
+        ranked = await self.store.nearest(vector.vector, history.seen, (), k, live)
         if not ranked.items:
             return None
         explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
@@ -360,7 +360,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if len(items) < limit and not exhaustive:
             # The filters ate the unfiltered list; ask the index again with them pushed down.
             ranked = await self.store.nearest(
-                vector.vector, history.seen | exclude, sorted(genres), limit, boost
+                vector.vector, history.seen | exclude, sorted(genres), limit, live
             )
             items = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
         if not items:

@@ -43,11 +43,12 @@ _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE us
 
 # `retired_at IS NULL` matches the partial HNSW index (migration 0006): retired movies are
 # not in it at all, so every tier and similar-movies leave them out at no cost. The index
-# finds the $4 nearest; the model's popularity prior ($5, recsys.domain.popularity) re-ranks
-# them and the best $6 are returned, with their embeddings (only those rows carry one).
+# finds the $4 nearest; the live model's popularity prior re-ranks them (recsys.domain.popularity:
+# boost $5, its count of each movie from model_item_factors of version $7, the typical $8 for a
+# movie it did not train) and the best $6 are returned, only those with their embeddings.
 _NEAREST_SQL = f"""
 WITH nearest AS (
-    SELECT m.movie_id, -(m.embedding <#> $1) * {prior_sql("m.popularity", "$5")} AS score
+    SELECT m.movie_id, -(m.embedding <#> $1) AS similarity
     FROM movies m
     WHERE m.embedding IS NOT NULL AND m.retired_at IS NULL
       AND m.movie_id <> ALL($2::bigint[])
@@ -55,9 +56,12 @@ WITH nearest AS (
     ORDER BY m.embedding <#> $1
     LIMIT $4
 )
-SELECT {_MOVIE_COLUMNS}, m.embedding, n.score
-FROM nearest n JOIN movies m USING (movie_id)
-ORDER BY n.score DESC, m.movie_id
+SELECT {_MOVIE_COLUMNS}, m.embedding,
+       n.similarity * {prior_sql("coalesce(f.popularity, $8::float8)", "$5")} AS score
+FROM nearest n
+JOIN movies m USING (movie_id)
+LEFT JOIN model_item_factors f ON f.model_version = $7 AND f.movie_id = n.movie_id
+ORDER BY score DESC, m.movie_id
 LIMIT $6
 """
 
@@ -88,6 +92,11 @@ FROM movies m WHERE m.movie_id = $1
 _RETIRED_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM movies WHERE retired_at IS NOT NULL"
 
 _LIVE_MODEL_SQL = "SELECT version, params FROM models WHERE status = 'live'"
+
+_TYPICAL_POPULARITY_SQL = """
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY popularity)
+FROM model_item_factors WHERE model_version = $1
+"""
 
 _LIST_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.retired_at IS NOT NULL AS retired
@@ -129,20 +138,23 @@ class History:
 
 @dataclass(frozen=True)
 class LiveModel:
-    """What serving needs of the live model: its version ('' when none) and ranking prior."""
+    """What serving needs of the live model: its version ('' when none) and its popularity
+    prior (recsys.domain.popularity): the boost, and the typical count that stands for the
+    count of a movie it did not train."""
 
     version: str
-    popularity_boost: float
+    popularity_boost: float = 0.0
+    typical_popularity: float = 1.0
 
     @classmethod
-    def of(cls, row: asyncpg.Record | None) -> LiveModel:
+    def of(cls, row: asyncpg.Record | None, typical_popularity: float = 1.0) -> LiveModel:
         if row is None:
-            return cls("", 0.0)
+            return cls("")
         params = row["params"]
         if isinstance(params, str):
             params = json.loads(params)
         boost = (params or {}).get("popularity_boost", DEFAULT_POPULARITY_BOOST)
-        return cls(row["version"], float(boost))
+        return cls(row["version"], float(boost), typical_popularity)
 
 
 @dataclass(frozen=True)
@@ -167,19 +179,21 @@ class MovieStore:
 
     async def live_model(self) -> str:
         """The live model's version ('' when none), re-read at most every few seconds."""
-        return (await self._live_model()).version
+        return (await self.live()).version
 
-    async def popularity_boost(self) -> float:
-        """The live model's popularity prior (recsys.domain.popularity; 0 with no live model)."""
-        return (await self._live_model()).popularity_boost
-
-    async def _live_model(self) -> LiveModel:
+    async def live(self) -> LiveModel:
+        """The live model, re-read at most every few seconds (its typical count once a version)."""
         now = time.monotonic()
         if self._live is not None and now - self._live[0] < self.LIVE_MODEL_TTL:
             return self._live[1]
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(_LIVE_MODEL_SQL)
-        self._live = (now, LiveModel.of(row))
+            previous = self._live[1] if self._live is not None else None
+            if row is not None and (previous is None or previous.version != row["version"]):
+                typical = await conn.fetchval(_TYPICAL_POPULARITY_SQL, row["version"])
+            else:
+                typical = previous.typical_popularity if previous is not None else 1.0
+        self._live = (now, LiveModel.of(row, float(typical or 1.0)))
         return self._live[1]
 
     async def seen(self, user_id: int) -> frozenset[int]:
@@ -216,18 +230,22 @@ class MovieStore:
         exclude: Collection[int],
         genres: Collection[str],
         k: int,
-        boost: float = 0.0,
+        prior: LiveModel | None = None,
     ) -> Ranked:
         """The k movies of highest inner product with `vector` by the HNSW index, re-ranked by
-        the popularity prior `boost` (recsys.domain.popularity) when it is not 0."""
-        fetch = depth(k, boost)
+        the popularity prior of `prior` (recsys.domain.popularity) when it has one."""
+        prior = prior or LiveModel("")
+        fetch = depth(k, prior.popularity_boost)
         async with self.pool.acquire() as conn:
             # A session-level SET, not SET LOCAL in a transaction: 2 round trips instead of 4
             # (BEGIN, SET LOCAL, SELECT, COMMIT) on the cache-miss path. It cannot leak: the
             # pool's reset on release runs RESET ALL, and every HNSW query here sets its own
             # value first. The value is an int.
             await conn.execute(f"SET hnsw.ef_search = {ef_search_for(fetch + len(exclude))}")
-            rows = await conn.fetch(_NEAREST_SQL, vector, list(exclude), list(genres), fetch, boost, k)
+            rows = await conn.fetch(
+                _NEAREST_SQL, vector, list(exclude), list(genres), fetch, prior.popularity_boost, k,
+                prior.version, prior.typical_popularity,
+            )
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def batch(

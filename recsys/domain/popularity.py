@@ -11,8 +11,11 @@ the plain inner product (the pgvector index) and the prior re-ranks the RERANK_D
 movies. The batch lists and the publish gate take the same two steps in numpy
 (batch.als.model.top_n_excluding_seen), so the gate measures what is served.
 
-`popularity` is the movie's count of positive training pairs (the model's, movies.popularity).
-beta is chosen on validation splits (bench/quality.py) and stored with the model.
+`popularity` is the model's count of the movie's positive training pairs (model_item_factors).
+A movie the model did not train (created since, cold-started, folded in by the stream) has no
+such count: it takes the model's median, the typical movie, as its cold-start embedding stands
+for a typical movie of its genres; with a count of 0 a new movie would be buried under every
+known one. beta is chosen on validation splits (bench/quality.py) and stored with the model.
 """
 
 from __future__ import annotations

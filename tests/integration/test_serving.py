@@ -134,13 +134,13 @@ async def servicer_factory(stack):
     writers = []
 
     def make(
-        live: str | None = None, redis_url: str | None = None, boost: float = 0.0
+        live: str | None = None, redis_url: str | None = None, boost: float = 0.0, typical: float = 1.0
     ) -> RecommenderServicer:
         store = MovieStore(pool)
         if live is not None:
             # Pinned, never re-read; with no popularity prior unless asked, so that scores are
             # the plain inner products.
-            store._live = (float("inf"), LiveModel(live, boost))
+            store._live = (float("inf"), LiveModel(live, boost, typical))
         client = rcache.create_client(redis_url or stack.redis_url)
         clients.append(client)
         writer = ServeLogWriter(pool)
@@ -200,27 +200,53 @@ async def test_realtime_then_cache_excluding_seen(seeded, servicer_factory, live
     assert ids(third) == [M[3], M[6], M[9]]
 
 
+PRIOR_VERSION = "test-serving-prior"
+
+
 async def test_the_live_models_popularity_prior_reranks_what_the_index_finds(
-    seeded, servicer_factory, db, live_version
+    seeded, servicer_factory, db
 ):
-    # Against the backward vector M12 is nearest, M11 next (1200 vs 1100); M11 made 1000x
-    # more popular overtakes it under a prior of 0.1 (x3.98 vs x1.99), and only then.
-    set_profile(db, U_PRIOR, BACKWARD, live_version)
-    db.execute("UPDATE movies SET popularity = 1000000 WHERE movie_id = %s", (M[11],))
+    """Against the backward vector M12 is nearest (1200), then M11, M10, M9 (1100, 1000, 900).
+    The pinned model trained M11 (a count of 10^6) and M12 (1); the others it did not train, so
+    they count as its typical movie (1000). Under a prior of 0.1: M11 4378, M10 1995, M9 1796,
+    M12 1200."""
+    set_profile(db, U_PRIOR, BACKWARD, PRIOR_VERSION)
+    db.execute(
+        "INSERT INTO model_item_factors (model_version, movie_id, embedding, popularity)"
+        " VALUES (%s, %s, %s::vector, 1000000), (%s, %s, %s::vector, 1)",
+        (PRIOR_VERSION, M[11], movie_embedding(11), PRIOR_VERSION, M[12], movie_embedding(12)),
+    )
     try:
-        plain = servicer_factory(live=live_version)
+        plain = servicer_factory(live=PRIOR_VERSION)
         await plain.cache.delete(U_PRIOR)
         answer = await plain.GetRecommendations(req(U_PRIOR, 3), None)
         assert answer.tier == pb.TIER_REALTIME and ids(answer) == [M[12], M[11], M[10]]
 
-        boosted = servicer_factory(live=live_version, boost=0.1)
+        boosted = servicer_factory(live=PRIOR_VERSION, boost=0.1, typical=1000.0)
         await boosted.cache.delete(U_PRIOR)
         answer = await boosted.GetRecommendations(req(U_PRIOR, 3), None)
-        assert answer.tier == pb.TIER_REALTIME and ids(answer) == [M[11], M[12], M[10]]
-        assert answer.items[0].score == pytest.approx(1100 * 1_000_000**0.1, rel=1e-4)
+        assert answer.tier == pb.TIER_REALTIME and ids(answer) == [M[11], M[10], M[9]]
+        assert [i.score for i in answer.items] == pytest.approx(
+            [1100 * 1e6**0.1, 1000 * 1000**0.1, 900 * 1000**0.1], rel=1e-4
+        )
         await boosted.drain()
     finally:
-        db.execute("UPDATE movies SET popularity = %s WHERE movie_id = %s", (1000 - 11, M[11]))
+        db.execute("DELETE FROM model_item_factors WHERE model_version = %s", (PRIOR_VERSION,))
+
+
+async def test_the_typical_count_is_the_live_models_median(stack, db):
+    pool = await create_pool(stack.database_url, min_size=1, max_size=1)
+    try:
+        live = await MovieStore(pool).live()
+    finally:
+        await pool.close()
+    row = db.execute(
+        "SELECT m.version, percentile_disc(0.5) WITHIN GROUP (ORDER BY f.popularity)"
+        " FROM models m JOIN model_item_factors f ON f.model_version = m.version"
+        " WHERE m.status = 'live' GROUP BY m.version"
+    ).fetchone()
+    assert row is not None and live.version == row[0]
+    assert live.typical_popularity == float(row[1]) and live.typical_popularity > 1
 
 
 async def test_cached_answer_dropped_when_the_profile_changes(

@@ -24,7 +24,7 @@ def test_depth_fetches_more_only_under_a_prior() -> None:
 def test_live_model_reads_its_stored_prior() -> None:
     assert LiveModel.of(None) == LiveModel("", 0.0)
     row = {"version": "v2", "params": json.dumps({"alpha": 1.0, "popularity_boost": 0.2})}
-    assert LiveModel.of(row) == LiveModel("v2", 0.2)  # type: ignore[arg-type]
+    assert LiveModel.of(row, 17.0) == LiveModel("v2", 0.2, 17.0)  # type: ignore[arg-type]
     # A model stored before the prior existed is served with the default, as the gate scores it.
     old = {"version": "v1", "params": {"alpha": 1.0}}
     assert LiveModel.of(old) == LiveModel("v1", DEFAULT_POPULARITY_BOOST)  # type: ignore[arg-type]
