@@ -21,7 +21,8 @@ interval over test users.
 
 `--levers` also measures changes to the served defaults one at a time on the same validation
 split (`LEVERS`: time decay of old signals, a larger rank, other readings of a rating, the
-popularity prior), so that what is adopted into the served defaults is chosen there too.
+popularity prior; and `SecondStage`, an item-item re-ranking of the served candidates), so that
+what is adopted into the served defaults is chosen there too.
 
 Data: $MOVIELENS_DIR (default ../shared/data/movielens relative to the repository) holding
 `ml-100k/u.data` and `ml-latest-small/ratings.csv`. Missing data exits 0 with a message, or
@@ -49,7 +50,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 from batch.als import metrics  # noqa: E402
 from batch.als.model import AlsParams, Factors, top_n_excluding_seen  # noqa: E402
 from recsys.domain.events import RATING_SCALE  # noqa: E402
-from recsys.domain.popularity import RERANK_DEPTH  # noqa: E402
+from recsys.domain.popularity import RERANK_DEPTH, prior  # noqa: E402
 
 K = 10
 SEED = 42
@@ -225,7 +226,8 @@ class SparkAls:
     def candidates(self) -> Sequence[dict[str, Any]]:
         return self.grid
 
-    def _fit(self, train: pd.DataFrame, als: AlsParams) -> tuple[pd.DataFrame, Factors]:
+    def fit(self, train: pd.DataFrame, als: AlsParams) -> tuple[pd.DataFrame, Factors]:
+        """The strengths and factors of `als` on `train` (the last training part's fits cached)."""
         from batch.als.model import collect_factors, fit_implicit, interaction_strengths, to_pandas
 
         key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()),
@@ -254,7 +256,7 @@ class SparkAls:
         from batch.als.evaluate import fold_in_users, popularity_counts
 
         als = AlsParams.from_dict({**AlsParams().as_dict(), **params})
-        pairs, factors = self._fit(train, als)
+        pairs, factors = self.fit(train, als)
         users_f = fold_in_users(
             factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
         )
@@ -262,6 +264,79 @@ class SparkAls:
             users_f, train[["user_id", "movie_id"]], k,
             popularity=popularity_counts(factors.item_ids, pairs), boost=als.popularity_boost,
         )
+
+
+def item_knn(x: np.ndarray, neighbours: int = 200) -> np.ndarray:
+    """Cosine item-item similarities of a binary user x item matrix, each item's top neighbours."""
+    gram = x.T @ x
+    norms = np.sqrt(np.diag(gram)) + 1e-9
+    sim = gram / norms[:, None] / norms[None, :]
+    np.fill_diagonal(sim, 0.0)
+    if neighbours < sim.shape[0] - 1:
+        cut = -np.partition(-sim, neighbours - 1, axis=1)[:, neighbours - 1][:, None]
+        sim = np.where(sim >= cut, sim, 0.0)
+    return sim
+
+
+def ease_weights(x: np.ndarray, lam: float) -> np.ndarray:
+    """EASE's item-item matrix B (see `Ease`)."""
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += lam
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def _z(v: np.ndarray) -> np.ndarray:
+    return (v - v.mean(axis=1, keepdims=True)) / (v.std(axis=1, keepdims=True) + 1e-9)
+
+
+@dataclass
+class SecondStage:
+    """What a second stage could add: the served model's RERANK_DEPTH candidates (with its
+    prior) re-ranked by its score plus `weight` times an item-item score (both z-scored per user
+    over the candidates); the item-item score a sparse cosine kNN, or EASE itself (an upper
+    bound for any item-item stage). Validation only (`--levers`)."""
+
+    als: SparkAls
+    ease_lambda: float
+    name: str = "second stage"
+    candidates: Sequence[dict[str, Any]] = tuple(
+        {"stage": stage, "weight": weight} for stage in ("item-kNN", "EASE") for weight in (0.5, 1.0, 2.0)
+    )
+    _item_item: dict[Any, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def recommend(
+        self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
+    ) -> pd.DataFrame:
+        from batch.als.evaluate import fold_in_users, popularity_counts
+
+        als = AlsParams.from_dict({**AlsParams().as_dict(), **self.als.grid[0]})
+        pairs, factors = self.als.fit(train, als)
+        users_f = fold_in_users(
+            factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
+        )
+        user_ids, item_ids, x = _binary_matrix(train)
+        x = x[:, pd.Index(item_ids).get_indexer(factors.item_ids)]  # the model's items, in its order
+        key = (params["stage"], len(train), factors.item_ids.tobytes())
+        if key not in self._item_item:
+            self._item_item = {key: item_knn(x) if params["stage"] == "item-kNN"
+                               else ease_weights(x, self.ease_lambda)}
+        rows = pd.Index(user_ids).get_indexer(users_f.user_ids)
+        prior_w = prior(popularity_counts(factors.item_ids, pairs), als.popularity_boost)
+        model = (users_f.user_factors @ factors.item_factors.T) * prior_w
+        item_item = x[rows] @ self._item_item[key]
+        seen = x[rows] > 0
+        model[seen] = -np.inf
+        top = np.argpartition(-model, RERANK_DEPTH, axis=1)[:, :RERANK_DEPTH]
+        blended = _z(np.take_along_axis(model, top, 1)) + params["weight"] * _z(
+            np.take_along_axis(item_item, top, 1))
+        best = np.take_along_axis(top, np.argsort(-blended, axis=1)[:, :k], 1)
+        return pd.DataFrame({
+            "user_id": np.repeat(users_f.user_ids, k), "movie_id": factors.item_ids[best].ravel(),
+            "rank": np.tile(np.arange(1, k + 1), len(users_f.user_ids)), "score": 0.0,
+        })
 
 
 def as_events(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -356,7 +431,12 @@ def lever_lines(measured: list[tuple[Lever, float, float]]) -> list[str]:
              "used; a lever goes into the served model only if it wins on both protocols and "
              "the served path can apply it):", "",
              "| lever | validation NDCG@10 | ALS fit, s |", "|---|---:|---:|"]
-    lines += [f"| {lever.name} | {score:.4f} | {seconds:.1f} |" for lever, score, seconds in measured]
+    lines += [f"| {lever.name} | {score:.4f} | {'-' if np.isnan(seconds) else f'{seconds:.1f}'} |"
+              for lever, score, seconds in measured]
+    lines += ["", "The second-stage rows (`SecondStage`) re-rank the served model's "
+              f"{RERANK_DEPTH} candidates by its score plus the weight times an item-item score "
+              "(z-scored per user): a cosine item-kNN (200 neighbours), or EASE with its validation "
+              "lambda, an upper bound for any item-item stage."]
     return [*lines, ""]
 
 
@@ -489,6 +569,13 @@ def run_protocol(
         print(f"  {o.model}: {_label(o.selection.params)} ndcg@10={o.metrics['ndcg@10']:.4f} "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     measured = measure_levers(spark, train, split) if levers else []
+    if levers:
+        ease = next(o for o in outcomes if o.model == "EASE").selection.params["lambda"]
+        stage = select(SecondStage(SparkAls(spark, SERVED), ease), train, split)
+        for params, score in stage.validation:
+            label = f"second stage: {params['stage']}, weight {params['weight']}"
+            measured.append((Lever(label), score, float("nan")))
+            print(f"  lever {label}: validation ndcg@10={score:.4f}", flush=True)
     seconds = {als.name: als.last_fit_seconds, served.name: served.last_fit_seconds}
     return outcomes, seconds, measured
 

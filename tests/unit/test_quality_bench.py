@@ -139,3 +139,25 @@ def test_rating_neutral_lever_rederives_each_pairs_signal() -> None:
     assert every_rating["strength"].tolist() == [2.0, 6.0, 10.0]  # all positive
     curating = quality.rating_neutral(3.0)(pd.DataFrame(), ratings)
     assert curating[["movie_id", "strength"]].values.tolist() == [[10, -4.0], [10, 4.0]]  # 3 stars: no signal
+
+
+def test_item_knn_keeps_each_items_nearest_neighbours() -> None:
+    x = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1]], dtype=np.float32)
+    sim = quality.item_knn(x, neighbours=1)
+    assert np.all(np.diag(sim) == 0)
+    # Items 0 and 1 are always together: each other's nearest; item 3 only meets item 2.
+    assert sim[0].argmax() == 1 and sim[1].argmax() == 0 and sim[3].argmax() == 2
+    assert (sim > 0).sum(axis=1).max() == 1
+    assert quality.item_knn(x, neighbours=3)[0, 2] > 0  # wide enough: every co-occurrence kept
+
+
+def test_ease_weights_have_a_zero_diagonal_and_solve_the_ridge() -> None:
+    x = np.random.default_rng(0).integers(0, 2, size=(30, 5)).astype(np.float64)
+    b = quality.ease_weights(x, lam=2.0)
+    assert np.allclose(np.diag(b), 0.0)
+    # The constrained ridge's normal equations: (XᵀX + λI) B = XᵀX - diag(μ), so off the
+    # diagonal (XᵀX + λI) B equals XᵀX.
+    xtx = x.T @ x
+    lhs = (xtx + 2.0 * np.eye(5)) @ b
+    off = ~np.eye(5, dtype=bool)
+    assert np.allclose(lhs[off], xtx[off])
