@@ -230,12 +230,12 @@ class MovieStore:
         exclude: Collection[int],
         genres: Collection[str],
         k: int,
-        prior: LiveModel | None = None,
+        live: LiveModel | None = None,
     ) -> Ranked:
         """The k movies of highest inner product with `vector` by the HNSW index, re-ranked by
-        the popularity prior of `prior` (recsys.domain.popularity) when it has one."""
-        prior = prior or LiveModel("")
-        fetch = depth(k, prior.popularity_boost)
+        the popularity prior of the `live` model (recsys.domain.popularity) when given."""
+        live = live or LiveModel("")
+        fetch = depth(k, live.popularity_boost)
         async with self.pool.acquire() as conn:
             # A session-level SET, not SET LOCAL in a transaction: 2 round trips instead of 4
             # (BEGIN, SET LOCAL, SELECT, COMMIT) on the cache-miss path. It cannot leak: the
@@ -243,8 +243,8 @@ class MovieStore:
             # value first. The value is an int.
             await conn.execute(f"SET hnsw.ef_search = {ef_search_for(fetch + len(exclude))}")
             rows = await conn.fetch(
-                _NEAREST_SQL, vector, list(exclude), list(genres), fetch, prior.popularity_boost, k,
-                prior.version, prior.typical_popularity,
+                _NEAREST_SQL, vector, list(exclude), list(genres), fetch, live.popularity_boost, k,
+                live.version, live.typical_popularity,
             )
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 

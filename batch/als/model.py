@@ -165,10 +165,10 @@ def top_n_excluding_seen(
     seen_u, seen_i = seen_u[keep], seen_i[keep]
     n_items = len(factors.item_ids)
     n_eff = min(n, n_items)
-    weights = None
-    if popularity is not None and boost:
-        weights = prior(popularity, boost).astype(np.float32)
-    n_fetch = min(depth(n, boost if weights is not None else 0.0), n_items)
+    if popularity is None:
+        boost = 0.0
+    weights = prior(popularity, boost).astype(np.float32) if popularity is not None and boost else None
+    n_fetch = min(depth(n, boost), n_items)
 
     rows_u, rows_r, rows_i, rows_s = [], [], [], []
     rows = uid_index.get_indexer(wanted)
