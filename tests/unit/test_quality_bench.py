@@ -161,3 +161,45 @@ def test_ease_weights_have_a_zero_diagonal_and_solve_the_ridge() -> None:
     lhs = (xtx + 2.0 * np.eye(5)) @ b
     off = ~np.eye(5, dtype=bool)
     assert np.allclose(lhs[off], xtx[off])
+
+
+def test_ials_half_step_zeroes_the_gradient_of_rendles_loss() -> None:
+    rng = np.random.default_rng(1)
+    other = rng.normal(size=(6, 3))
+    rows = [
+        (np.array([0, 2]), np.array([1.0, 1.0]), np.array([1.0, 1.0])),
+        (np.array([], dtype=int), np.array([]), np.array([])),
+        (np.array([1, 2, 5]), np.array([2.5, 0.5, 1.5]), np.array([1.0, 0.0, 1.0])),  # one disliked
+    ]
+    a0, lam, nu = 0.5, 0.1, 1.0
+    x = quality.ials_side(rows, other, a0, lam, nu)
+    assert np.all(x[1] == 0.0)  # nothing observed: no vector
+    for vector, (observed, w, p) in ((x[0], rows[0]), (x[2], rows[2])):
+        o = other[observed]
+        # d/dx of Σ_obs w (x·o - p)² + α₀ Σ_all (x·o)² + λ (|obs| + α₀ n)^nu ‖x‖², halved.
+        grad = o.T @ (w * (o @ vector - p)) + a0 * other.T @ (other @ vector) \
+            + lam * (len(observed) + a0 * len(other)) ** nu * vector
+        assert np.allclose(grad, 0.0, atol=1e-9)
+
+
+def test_production_pairs_sum_the_rating_signal_and_drop_neutral_pairs() -> None:
+    ratings = pd.DataFrame({"user_id": [1, 1, 1, 2], "movie_id": [10, 10, 11, 10],
+                            "rating": [5.0, 1.0, 2.5, 2.0], "timestamp": [0, 1, 2, 3]})
+    pairs = quality.production_pairs(ratings)
+    assert pairs.values.tolist() == [[1, 10, 2.0], [2, 10, -1.0]]  # 5 + 1 stars: +5 - 3; 2.5: none
+
+
+def test_ials_recommends_within_each_users_taste_block() -> None:
+    # Two groups of users, each liking one half of the movies; every user has seen all but one
+    # movie of their half: the top 1 must be that movie.
+    rows = []
+    for u in range(20):
+        half = range(0, 8) if u < 10 else range(8, 16)
+        rows += [(u, m, 4.0, 0) for m in half if m != (u % 8) + half[0]]
+    train = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    model = quality.Ials(rank=4, epochs=8)
+    for signal in ("every rating", "production"):
+        params = {"signal": signal, "unobserved": 0.1, "reg": 0.01, "nu": 1.0, "popularity_boost": 0.0}
+        recs = model.recommend(params, train, np.arange(20), 1)
+        expected = [(u % 8) + (0 if u < 10 else 8) for u in recs["user_id"]]
+        assert recs["movie_id"].tolist() == expected
