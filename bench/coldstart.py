@@ -232,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = strengths[strengths["user_id"] == user_id]
         rows = [index[int(m)] for m in mine["movie_id"]]
         user_vectors.append(
-            foldin.fold_in(
-                trained[rows], mine["strength"].to_numpy(), g, alpha=params.alpha, reg_param=params.reg_param
-            )
+            params.user_step.solve(trained[rows], mine["strength"].to_numpy(), g, len(trained))
         )
     user_mat = np.array(user_vectors)
     seen = {int(u): set(grp["movie_id"].astype(int)) for u, grp in train_ratings.groupby("user_id")}
@@ -261,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = strengths[strengths["user_id"] == user_id]
         rows = [index[int(m)] for m in mine["movie_id"]]
         every_user.append(
-            foldin.fold_in(
-                trained[rows], mine["strength"].to_numpy(), g, alpha=params.alpha, reg_param=params.reg_param
-            )
+            params.user_step.solve(trained[rows], mine["strength"].to_numpy(), g, len(trained))
             if rows
             else np.zeros(trained.shape[1])
         )

@@ -271,8 +271,7 @@ class Oracle:
             factors.item_ids,
             factors.item_factors,
             pairs,
-            self.params.alpha,
-            self.params.reg_param,
+            self.params.user_step,
             users=np.asarray(users),
         )
         top = top_n_excluding_seen(folded, pairs[["user_id", "movie_id"]], K)

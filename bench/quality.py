@@ -14,7 +14,8 @@ part (fit / validation), each model's candidates are scored on that validation p
 and the chosen one is refitted on the whole training part and scored once on test.
 
 Models: ours (Spark implicit ALS on the production signal, `batch.als.model.fit_implicit`, user
-vectors folded in exactly as the nightly job publishes them, `batch.als.evaluate`, ranked with the
+vectors folded in exactly as the nightly job publishes them, with the model's user step
+(`batch.foldin.UserStep`: Rendle et al. 2021's), `batch.als.evaluate`, ranked with the
 model's popularity prior as retrieval ranks, `recsys.domain.popularity`), popularity, EASE
 (Steck 2019, closed form), and iALS with the regularisation of Rendle et al. 2021 in numpy (the
 best-tuned form of our model family, which Spark's ALS cannot express). Our NDCG@10 minus each
@@ -50,7 +51,8 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from batch.als import metrics  # noqa: E402
 from batch.als.model import AlsParams, Factors, top_n_excluding_seen  # noqa: E402
-from recsys.domain.events import RATING_NEUTRAL, RATING_SCALE  # noqa: E402
+from batch.foldin import read_signals  # noqa: E402
+from recsys.domain.events import IMPLICIT, RATING_NEUTRAL, RATING_SCALE, SIGNED  # noqa: E402
 from recsys.domain.popularity import RERANK_DEPTH, prior  # noqa: E402
 
 K = 10
@@ -238,14 +240,15 @@ class Ials:
     Spark's ALS cannot express that penalty (its own is λ · frequency), so this numpy reference
     measures whether the paper's tuning lifts our model family above what Spark trains.
 
-    Two readings of a rating, chosen on validation like the rest: `every rating` (the paper's:
-    each rated pair an observed 1 of weight 1) and `production` (the production signal: weight
-    |signal| / RATING_SCALE, stars from neutral, and a pair below neutral an observed 0). Ranked
-    with the popularity prior like ours. A baseline, not served."""
+    The production signal read either way the served user step can read it (batch.foldin
+    .read_signals), chosen on validation like the rest: IMPLICIT (the paper's: every rated pair
+    an observed 1 of weight 1) or SIGNED (weight: the stars from neutral; below neutral an
+    observed 0). Ranked with the popularity prior like ours. Trained in numpy, both sides
+    Rendle's step: a baseline, not served (ours keeps Spark's item step)."""
 
     grid: Sequence[dict[str, Any]] = tuple(
         {"signal": signal, "unobserved": a0, "reg": lam, "nu": 1.0, "popularity_boost": boost}
-        for signal in ("every rating", "production")
+        for signal in (IMPLICIT, SIGNED)
         for a0, lam in ((1.0, 0.003), (1.0, 0.01), (2.0, 0.005), (3.0, 0.001), (3.0, 0.003))
         for boost in (0.0, 0.2)
     )
@@ -263,12 +266,9 @@ class Ials:
                signal, unobserved, reg, nu)
         if key in self._fits:
             return self._fits[key]
-        if signal == "every rating":
-            pairs = train[["user_id", "movie_id"]].drop_duplicates().assign(weight=1.0, preference=1.0)
-        else:
-            strength = production_pairs(train)
-            pairs = strength.assign(weight=strength["strength"].abs() / RATING_SCALE,
-                                    preference=(strength["strength"] > 0).astype(np.float64))
+        strength = production_pairs(train)
+        weight, preference = read_signals(strength["strength"].to_numpy(), signal)
+        pairs = strength.assign(weight=weight, preference=preference)
         user_ids, u = np.unique(pairs["user_id"].to_numpy(), return_inverse=True)
         item_ids, i = np.unique(pairs["movie_id"].to_numpy(), return_inverse=True)
         coded = pd.DataFrame({"u": u, "i": i, "w": pairs["weight"].to_numpy(),
@@ -331,8 +331,9 @@ class SparkAls:
         """The strengths and factors of `als` on `train` (the last training part's fits cached)."""
         from batch.als.model import collect_factors, fit_implicit, interaction_strengths, to_pandas
 
+        # Only Spark's settings make a fit: the user step and the prior reuse it.
         key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()),
-               replace(als, popularity_boost=0.0))
+               als.rank, als.alpha, als.reg_param, als.max_iter, als.seed)
         if key in self._fits:
             return self._fits[key]
         self._fits.clear()  # one training part at a time: its fits are the ones asked again
@@ -359,7 +360,7 @@ class SparkAls:
         als = AlsParams.from_dict({**AlsParams().as_dict(), **params})
         pairs, factors = self.fit(train, als)
         users_f = fold_in_users(
-            factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
+            factors.item_ids, factors.item_factors, pairs, als.user_step, users=users
         )
         return top_n_excluding_seen(
             users_f, train[["user_id", "movie_id"]], k,
@@ -416,7 +417,7 @@ class SecondStage:
         als = AlsParams.from_dict({**AlsParams().as_dict(), **self.als.grid[0]})
         pairs, factors = self.als.fit(train, als)
         users_f = fold_in_users(
-            factors.item_ids, factors.item_factors, pairs, als.alpha, als.reg_param, users=users
+            factors.item_ids, factors.item_factors, pairs, als.user_step, users=users
         )
         user_ids, item_ids, x = _binary_matrix(train)
         x = x[:, pd.Index(item_ids).get_indexer(factors.item_ids)]  # the model's items, in its order
@@ -511,7 +512,8 @@ LEVERS = [
     Lever("rating neutral 0: every rating a positive signal", reweight=rating_neutral(0.0)),
     Lever("rating neutral 3: 3 stars and below negative", reweight=rating_neutral(3.0)),
     Lever("no popularity prior", {"popularity_boost": 0.0}),
-    Lever("popularity prior 0.2", {"popularity_boost": 0.2}),
+    Lever("Spark's own user step (the served step before Rendle et al.'s)", {"unobserved_weight": None}),
+    Lever("implicit reading in the user step", {"signal_reading": IMPLICIT}),
 ]
 
 
@@ -642,16 +644,20 @@ def report(title: str, intro: str, outcomes: list[Outcome], fit_seconds: dict[st
 
 # -- main ---------------------------------------------------------------------------------------
 
-# The same grid for both protocols: confidence and regularisation, and the popularity prior
-# (no refit). Spark's solver can stop on a matrix that is not positive definite with larger
-# alpha or reg (seen at alpha 3 on ml-100k), so the grid stays where every setting fits.
+# The same grid for both protocols: Spark's confidence and regularisation, and the user step's
+# reading, unobserved weight and penalty (no refit), with the adopted popularity prior. Spark's
+# solver can stop on a matrix that is not positive definite with larger alpha or reg (seen at
+# alpha 3 on ml-100k), so the grid stays where every setting fits.
 ALS_GRID = [
-    {"alpha": alpha, "reg_param": reg, "popularity_boost": boost}
-    for alpha, reg in ((0.2, 0.05), (0.2, 0.1), (0.3, 0.4), (0.5, 0.4), (1.0, 0.4))
-    for boost in (0.0, 0.1, 0.2)
+    {"alpha": alpha, "reg_param": reg, "signal_reading": reading, "unobserved_weight": a0,
+     "user_reg": lam, "popularity_boost": AlsParams().popularity_boost}
+    for alpha, reg in ((0.2, 0.1), (0.5, 0.4), (1.0, 0.4))
+    for reading in (SIGNED, IMPLICIT)
+    for a0 in (0.1, 0.3, 1.0)
+    for lam in (0.003, 0.01, 0.03)
 ]
-SERVED = [{"reg_param": AlsParams().reg_param, "alpha": AlsParams().alpha,
-           "popularity_boost": AlsParams().popularity_boost}]
+SERVED = [{name: getattr(AlsParams(), name) for name in (
+    "alpha", "reg_param", "signal_reading", "unobserved_weight", "user_reg", "popularity_boost")}]
 
 
 def run_protocol(
@@ -709,8 +715,9 @@ def main(argv: list[str] | None = None) -> int:
              "10, items seen in training excluded, every held-out item relevant.", "",
              f"Ours: Spark implicit ALS, rank {defaults.rank}, {defaults.max_iter} iterations, "
              "production event signal (`recsys.domain.events`), user vectors folded in as "
-             "published (`batch.als.evaluate`), ranked as served: the popularity prior re-ranks the "
-             f"{RERANK_DEPTH} nearest movies (`recsys.domain.popularity`).", ""]
+             "published with Rendle et al. 2021's user step (`batch.foldin`, its reading, "
+             "unobserved weight and penalty part of the grid), ranked as served: the popularity "
+             f"prior re-ranks the {RERANK_DEPTH} nearest movies (`recsys.domain.popularity`).", ""]
     spark = build_session("recsys-quality-bench")
     try:
         if opts.protocol in ("ml100k", "both"):

@@ -10,7 +10,7 @@ after a POST already reflects it:
 - one query: the user's user_items signals, plus the signals of the pending events the stream
   has not stored yet (by event id in the window: an event the stream applied but has not
   trimmed yet counts once), summed per movie, each with its movie's embedding;
-- the Gram matrix YtY of the item factors and the model's alpha / reg_param, kept per live
+- the Gram matrix YtY of the item factors and the model's user step (batch.foldin), kept per live
   model and re-checked every few seconds (the same key the stream uses: live version, count
   and last change of the embeddings).
 
@@ -29,8 +29,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from batch.foldin import fold_in, gram
-from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, event_signal
+from batch.foldin import UserStep, gram
+from recsys.domain.events import event_signal
 from recsys.domain.vectors import to_array
 from recsys.pending import PendingEvent
 
@@ -67,8 +67,8 @@ class FoldInModel:
 
     key: tuple[Any, ...]
     gram: np.ndarray[Any, Any]
-    alpha: float
-    reg_param: float
+    n_items: int  # the movies `gram` sums over
+    step: UserStep  # the live model's (batch.foldin)
 
 
 def _params(value: Any) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def fold_rows(rows: Sequence[Row], model: FoldInModel) -> np.ndarray[Any, Any] |
         return None
     factors = np.array([np.asarray(r[2], dtype=np.float64) for r in rows])
     signals = np.array([r[1] for r in rows], dtype=np.float64)
-    x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
+    x = model.step.solve(factors, signals, model.gram, model.n_items)
     return x.astype(np.float32) if x.any() else None
 
 
@@ -119,8 +119,8 @@ class PendingFoldIn:
             self._model = FoldInModel(
                 key=key,
                 gram=gram(factors),
-                alpha=float(params.get("alpha", DEFAULT_ALPHA)),
-                reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+                n_items=len(factors),
+                step=UserStep.of(params),
             )
             log.info("fold-in model loaded", extra={"model": key[0], "movies": len(factors)})
         return self._model

@@ -20,11 +20,11 @@ def fold_in_users(
     item_ids: np.ndarray,
     item_factors: np.ndarray,
     strengths: pd.DataFrame,
-    alpha: float,
-    reg_param: float,
+    step: foldin.UserStep,
     users: np.ndarray | None = None,
 ) -> Factors:
-    """User vectors for the users of `strengths` (user_id, movie_id, strength)."""
+    """User vectors for the users of `strengths` (user_id, movie_id, strength), folded in
+    with the model's `step`."""
     index = pd.Index(item_ids)
     rows = index.get_indexer(strengths["movie_id"].to_numpy())
     known = strengths.assign(row=rows)[rows >= 0]
@@ -35,9 +35,7 @@ def fold_in_users(
     vectors: list[np.ndarray] = []
     for user_id, group in known.groupby("user_id", sort=True):
         y_u = item_factors[group["row"].to_numpy()]
-        vectors.append(
-            foldin.fold_in(y_u, group["strength"].to_numpy(), g, alpha=alpha, reg_param=reg_param)
-        )
+        vectors.append(step.solve(y_u, group["strength"].to_numpy(), g, len(item_factors)))
         user_ids.append(int(user_id))
     rank = item_factors.shape[1]
     mat = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, rank), np.float32)
@@ -49,8 +47,7 @@ def score_items(
     item_factors: np.ndarray,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
-    alpha: float,
-    reg_param: float,
+    step: foldin.UserStep,
     k: int = 10,
     popularity: np.ndarray | None = None,
     boost: float = 0.0,
@@ -61,7 +58,7 @@ def score_items(
     if holdout.empty:
         return metrics.Totals()
     users = holdout["user_id"].unique()
-    factors = fold_in_users(item_ids, item_factors, train, alpha, reg_param, users=users)
+    factors = fold_in_users(item_ids, item_factors, train, step, users=users)
     recs = top_n_excluding_seen(
         factors, train[["user_id", "movie_id"]], k, popularity=popularity, boost=boost
     )
@@ -99,8 +96,7 @@ def evaluate_items(
     item_factors: np.ndarray,
     train: pd.DataFrame,
     holdout: pd.DataFrame,
-    alpha: float,
-    reg_param: float,
+    step: foldin.UserStep,
     k: int = 10,
     boost: float = 0.0,
 ) -> dict[str, float]:
@@ -109,7 +105,7 @@ def evaluate_items(
     if holdout.empty:
         return {}
     popularity = popularity_counts(item_ids, train) if boost else None
-    total = score_items(item_ids, item_factors, train, holdout, alpha, reg_param, k, popularity, boost)
+    total = score_items(item_ids, item_factors, train, holdout, step, k, popularity, boost)
     return with_sizes(total.as_metrics(k, catalogue_size=len(item_ids)), total)
 
 

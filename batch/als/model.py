@@ -15,9 +15,13 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from batch.foldin import UserStep
 from recsys.domain.events import (
     DEFAULT_ALPHA,
     DEFAULT_REG_PARAM,
+    DEFAULT_SIGNAL_READING,
+    DEFAULT_UNOBSERVED_WEIGHT,
+    DEFAULT_USER_REG,
     EVENT_SIGNAL,
     RATE,
     RATING_NEUTRAL,
@@ -29,11 +33,17 @@ from recsys.domain.vectors import EMBEDDING_DIM
 
 @dataclass(frozen=True)
 class AlsParams:
-    """Hyper-parameters of the implicit ALS model (alpha, reg_param: see recsys.domain.events)."""
+    """Hyper-parameters of the implicit ALS model (alpha, reg_param: see recsys.domain.events),
+    and of the step its users are folded in with (`user_step`, batch.foldin.UserStep)."""
 
     rank: int = 64
     reg_param: float = DEFAULT_REG_PARAM
     alpha: float = DEFAULT_ALPHA
+    # Rendle et al.'s user step; None folds users in with Spark's own step (models stored
+    # before the setting existed read back that way).
+    unobserved_weight: float | None = DEFAULT_UNOBSERVED_WEIGHT
+    user_reg: float = DEFAULT_USER_REG
+    signal_reading: str = DEFAULT_SIGNAL_READING
     # The served ranking's popularity prior (recsys.domain.popularity); 0 ranks by score alone.
     popularity_boost: float = DEFAULT_POPULARITY_BOOST
     max_iter: int = 15
@@ -49,7 +59,12 @@ class AlsParams:
         # Keys this version does not know (popularity_exponent, rating_rank and others stored by older
         # versions) are dropped, so every stored model's params stay readable.
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        known.setdefault("unobserved_weight", None)
         return cls(**known)
+
+    @property
+    def user_step(self) -> UserStep:
+        return UserStep.of(self.as_dict())
 
 
 def weight_column(event_type: Column, rating: Column) -> Column:

@@ -27,11 +27,10 @@ import psycopg
 import redis
 from pgvector.psycopg import register_vector
 
-from batch.foldin import gram
+from batch.foldin import UserStep, gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
 from recsys import coldstart
 from recsys.cache import recommendations_key
-from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import to_array
 from recsys.tables import deleted_users, movies, user_profiles
 
@@ -204,8 +203,7 @@ def fold_in_untrained(conn: psycopg.Connection[Any], version: str) -> int:
         index={int(m): i for i, m in enumerate(ids)},
         factors=factors,
         gram=gram(factors),
-        alpha=float(params.get("alpha", DEFAULT_ALPHA)),
-        reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+        step=UserStep.of(params),
     )
     rows = conn.execute(
         """

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from batch.als import metrics
 from batch.als.evaluate import score_items, score_popularity
 from batch.als.model import to_pandas
+from batch.foldin import UserStep
 
 POPULARITY = "popularity"
 RESULT_DDL = (
@@ -45,8 +46,7 @@ class Scored:
     name: str
     item_ids: np.ndarray
     item_factors: np.ndarray
-    alpha: float
-    reg_param: float
+    step: UserStep
     boost: float = 0.0
 
 
@@ -90,7 +90,7 @@ class HoldoutScorer:
             _row(
                 m.name,
                 score_items(
-                    m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, shared.k,
+                    m.item_ids, m.item_factors, train, holdout, m.step, shared.k,
                     popularity=shared.counts_of(m.item_ids), boost=m.boost,
                 ),
             )

@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from batch.als import publish
 from batch.als.evaluate import fold_in_users
 from batch.als.model import pad, top_n_excluding_seen
+from batch.foldin import UserStep
 
 RESULT_DDL = "users long, lists long"
 
@@ -33,8 +34,7 @@ class VersionItems:
     item_ids: np.ndarray
     item_factors: np.ndarray
     catalogue: np.ndarray
-    alpha: float
-    reg_param: float
+    step: UserStep
     top_n: int
     # The served ranking's popularity prior (recsys.domain.popularity), aligned with item_ids.
     popularity: np.ndarray | None = None
@@ -57,7 +57,7 @@ class UserStager:
             yield pd.DataFrame({"users": [0], "lists": [0]})
             return
         items: VersionItems = self.items.value
-        users = fold_in_users(items.item_ids, items.item_factors, pairs, items.alpha, items.reg_param)
+        users = fold_in_users(items.item_ids, items.item_factors, pairs, items.step)
         recs = top_n_excluding_seen(
             users, pairs[["user_id", "movie_id"]], items.top_n, popularity=items.popularity, boost=items.boost
         )

@@ -169,7 +169,7 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float, max_users
     items = pd.read_parquet(out / "items.parquet")["movie_id"].to_numpy()
     models = [
         Scored(
-            version, items, np.load(out / "item_factors.npy"), params.alpha, params.reg_param,
+            version, items, np.load(out / "item_factors.npy"), params.user_step,
             params.popularity_boost,
         )
     ]
@@ -181,8 +181,8 @@ def evaluate_stage(settings: Settings, version: str, tolerance: float, max_users
             if len(live_ids):
                 models.append(
                     Scored(
-                        live.version, live_ids, live_factors, live_params.alpha,
-                        live_params.reg_param, live_params.popularity_boost,
+                        live.version, live_ids, live_factors, live_params.user_step,
+                        live_params.popularity_boost,
                     )
                 )
     spark = build_session("recsys-als-evaluate")
@@ -246,7 +246,7 @@ def publish_stage(settings: Settings, version: str) -> bool:
             version,
             out / PAIRS,
             VersionItems(
-                items["movie_id"].to_numpy(), item_factors, catalogue, params.alpha, params.reg_param, TOP_N,
+                items["movie_id"].to_numpy(), item_factors, catalogue, params.user_step, TOP_N,
                 items["popularity"].to_numpy(), params.popularity_boost,
             ),
             partitions=2 * spark.sparkContext.defaultParallelism,

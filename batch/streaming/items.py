@@ -103,7 +103,9 @@ def refresh_untrained(
     with conn.transaction():
         rows = conn.execute(_ITEM_USERS, (untrained,)).fetchall()
         current = {m: model.factors[model.index[m]] for m in untrained if m in model.index}
-        solved = solve_items(rows, gram.of(conn, model.version), model.alpha, model.reg_param, current)
+        # Spark's own item step: the items stay in the space Spark trained them in.
+        step = model.step
+        solved = solve_items(rows, gram.of(conn, model.version), step.alpha, step.reg_param, current)
         with conn.cursor() as cur:
             movies.set_solved_embeddings(cur, solved.items(), model.version)
     if solved:

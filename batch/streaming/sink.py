@@ -30,10 +30,9 @@ import psycopg
 import redis
 from pgvector.psycopg import register_vector
 
-from batch.foldin import fold_in, gram
+from batch.foldin import UserStep, gram
 from batch.streaming.pending import trim_applied
 from recsys.cache import GENERATION_TTL_SECONDS, generation_key, recommendations_key
-from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.tables import deleted_users, interactions, user_profiles
 from recsys.tables.user_items import USER_ITEMS, lock_users
@@ -74,8 +73,7 @@ class ModelEmbeddings:
     index: dict[int, int]
     factors: np.ndarray
     gram: np.ndarray
-    alpha: float
-    reg_param: float
+    step: UserStep  # the live model's (batch.foldin)
     # The movies the live model trained (model_item_factors); the others' embeddings come from
     # cold start or the stream's item fold-in (batch.streaming.items).
     trained: frozenset[int] = frozenset()
@@ -120,8 +118,7 @@ def load_embeddings(
         index={r[0]: i for i, r in enumerate(rows)},
         factors=factors,
         gram=gram(factors),
-        alpha=float(params.get("alpha", DEFAULT_ALPHA)),
-        reg_param=float(params.get("reg_param", params.get("regParam", DEFAULT_REG_PARAM))),
+        step=UserStep.of(params),
         trained=trained,
         loaded=len(rows),
     )
@@ -190,7 +187,7 @@ def compute_profiles(rows: Iterable[Sequence[Any]], model: ModelEmbeddings) -> l
         if known:
             factors = model.factors[[model.index[r[1]] for r in known]]
             signals = np.array([r[2] for r in known], dtype=np.float64)
-            x = fold_in(factors, signals, model.gram, alpha=model.alpha, reg_param=model.reg_param)
+            x = model.step.solve(factors, signals, model.gram, len(model.factors))
             vector = x.astype(np.float32) if x.any() else None
         events = sum(int(r[3]) for r in items)
         ratings = sum(int(r[4]) for r in items)

@@ -76,6 +76,18 @@ RATING_SCALE = 2.0
 DEFAULT_ALPHA = 1.0
 DEFAULT_REG_PARAM = 0.4
 
+# The user step (batch.foldin.UserStep) that serving, publishing and the gate fold users in
+# with: Rendle et al. 2021's regularisation, unobserved weight and penalty chosen on validation
+# (bench/quality.py); a model stores them in its params like alpha and reg_param.
+DEFAULT_UNOBSERVED_WEIGHT = 0.3
+DEFAULT_USER_REG = 0.01
+# How a summed signal reads in that step: SIGNED weighs a pair by its stars from neutral and
+# takes a negative sum as "not for me"; IMPLICIT takes every pair the user touched as an equal
+# positive (the reading of implicit-feedback benchmarks).
+SIGNED, IMPLICIT = "signed", "implicit"
+SIGNAL_READINGS = (SIGNED, IMPLICIT)
+DEFAULT_SIGNAL_READING = SIGNED
+
 # Ratings at or above this count as "liked" (the reasons quote liked movies).
 LIKED_RATING = 3.5
 LIKED_TYPES = frozenset(k.name for k in EVENT_KINDS if k.liked)

@@ -199,7 +199,7 @@ def test_publish_folds_in_users_with_a_history_the_model_did_not_train_on(
     """A user whose whole history is older than the training window (only in user_items) gets a
     vector of the published model: the fold-in over that history, not nothing."""
     from batch.als.publish import connect, staged_items, switch
-    from batch.foldin import fold_in, gram
+    from batch.foldin import UserStep, gram
 
     env = batch_env
     version = live(env)
@@ -233,12 +233,10 @@ def test_publish_folds_in_users_with_a_history_the_model_did_not_train_on(
     got = np.asarray(rows[old_user].to_numpy(), dtype=np.float64)
     index = {int(m): i for i, m in enumerate(ids)}
     factors = mat.astype(np.float64)
-    expected = fold_in(
-        factors[[index[m] for m in movies]],
-        np.full(len(movies), 5.0),
-        gram(factors),
-        alpha=float(params.get("alpha", 1.0)),
-        reg_param=float(params.get("reg_param", params.get("regParam", 0.1))),
+    step = UserStep.of(params)
+    assert step.unobserved is not None, "a model trained now folds in with Rendle et al.'s step"
+    expected = step.solve(
+        factors[[index[m] for m in movies]], np.full(len(movies), 5.0), gram(factors), len(factors)
     )
     assert float(got @ expected / (np.linalg.norm(got) * np.linalg.norm(expected))) >= 0.999
 

@@ -26,9 +26,9 @@ import psycopg
 import pytest
 import redis
 
-from batch.foldin import aggregate_signals, fold_in, gram
+from batch.foldin import UserStep, aggregate_signals, gram
 from recsys.cache import recommendations_key
-from recsys.domain.events import DEFAULT_ALPHA, DEFAULT_REG_PARAM, EVENT_KINDS, event_signal, signal_sql
+from recsys.domain.events import EVENT_KINDS, event_signal, signal_sql
 from recsys.tables.user_items import accumulate_sql
 from recsys.v1 import event_service_pb2 as pb
 from stack.client import (
@@ -213,8 +213,7 @@ def test_vector_is_the_fold_in_over_the_whole_history(
 ) -> None:
     params = db.execute("SELECT params FROM models WHERE status = 'live'").fetchone()
     assert params is not None
-    alpha = float(params[0].get("alpha", DEFAULT_ALPHA))
-    reg = float(params[0].get("reg_param", params[0].get("regParam", DEFAULT_REG_PARAM)))
+    step = UserStep.of(params[0])
     rows = db.execute("SELECT movie_id, embedding FROM movies WHERE embedding IS NOT NULL").fetchall()
     index = {r[0]: i for i, r in enumerate(rows)}
     factors = np.array([np.asarray(r[1].to_numpy(), dtype=np.float64) for r in rows])
@@ -224,7 +223,7 @@ def test_vector_is_the_fold_in_over_the_whole_history(
         items, signals = aggregate_signals(
             [m for m, _, _ in events], [event_signal(k, r) for _, k, r in events]
         )
-        return fold_in(factors[[index[int(i)] for i in items]], signals, g, alpha=alpha, reg_param=reg)
+        return step.solve(factors[[index[int(i)] for i in items]], signals, g, len(factors))
 
     def cosine(a: np.ndarray, b: np.ndarray) -> float:
         return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))

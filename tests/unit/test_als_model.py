@@ -125,3 +125,8 @@ def test_params_stored_by_older_versions_stay_readable() -> None:
     stored = {**AlsParams(rank=8).as_dict(), "popularity_exponent": 0.5, "extra": {"note": "x"}}
     assert AlsParams.from_dict(stored) == AlsParams(rank=8)
     assert "popularity_exponent" not in AlsParams().as_dict()
+    # Stored before the user step was a setting: folded in with Spark's own step, as trained.
+    before = {k: v for k, v in AlsParams(rank=8).as_dict().items()
+              if k not in ("unobserved_weight", "user_reg", "signal_reading")}
+    assert AlsParams.from_dict(before).user_step.unobserved is None
+    assert AlsParams(rank=8).user_step.unobserved == AlsParams().unobserved_weight

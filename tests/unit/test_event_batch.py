@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batch.foldin import gram
+from batch.foldin import UserStep, gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
 from event_svc.events import Event
 from event_svc.servicer import EventServicer
@@ -22,6 +22,8 @@ from recsys.grpcserver import principal_var
 from recsys.pending import PendingEvent, decode_all
 from recsys.v1 import event_service_pb2 as pb
 from recsys.validation import check
+
+STEP = UserStep(alpha=2.0, reg_param=0.05, unobserved=0.5, user_reg=0.02)
 
 
 class Catalogue:
@@ -131,7 +133,7 @@ def test_request_time_fold_in_is_the_streams() -> None:
     factors = rng.standard_normal((50, 64))
     model = ModelEmbeddings(
         key=(), version="v", index={m: m for m in range(50)}, factors=factors, gram=gram(factors),
-        alpha=2.0, reg_param=0.05,
+        step=STEP,
     )  # fmt: skip
     # The user's whole history as the stream keeps it: user_items rows, one per movie.
     stored = {3: event_signal("rate", 5.0) + event_signal("view"), 4: event_signal("like")}
@@ -143,7 +145,7 @@ def test_request_time_fold_in_is_the_streams() -> None:
     (stream,) = compute_profiles([(1, m, s, 1, 0) for m, s in after.items()], model)
     mine = fold_rows(
         [(m, s, factors[m]) for m, s in after.items()],
-        FoldInModel(key=(), gram=model.gram, alpha=2.0, reg_param=0.05),
+        FoldInModel(key=(), gram=model.gram, n_items=len(factors), step=STEP),
     )
     assert before.vector is not None and not np.allclose(before.vector, stream.vector)
     assert stream.vector is not None and mine is not None

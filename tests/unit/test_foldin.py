@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from batch.foldin import aggregate_signals, fold_in, gram
-from recsys.domain.events import event_signal
+from batch.foldin import UserStep, aggregate_signals, fold_in, fold_in_rendle, gram, read_signals
+from recsys.domain.events import IMPLICIT, SIGNED, event_signal
 
 
 def _clustered_items(rng: np.random.Generator, d: np.ndarray, n: int, spread: float = 0.1) -> np.ndarray:
@@ -77,3 +77,61 @@ def test_aggregate_sums_repeats() -> None:
 )
 def test_event_signal_sign(event_type: str, rating: float | None, positive: bool) -> None:
     assert (event_signal(event_type, rating) > 0) is positive
+
+
+# -- Rendle et al.'s user step ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reading", [SIGNED, IMPLICIT])
+def test_rendle_step_zeroes_the_gradient_of_its_loss(reading: str) -> None:
+    rng = np.random.default_rng(5)
+    items = rng.standard_normal((40, 6))
+    rows, signals = [2, 7, 11, 30], np.array([5.0, 1.0, -3.0, 2.0])
+    a0, lam = 0.3, 0.02
+    x = fold_in_rendle(items[rows], signals, gram(items), len(items), unobserved=a0, reg=lam, reading=reading)
+    w, p = read_signals(signals, reading)
+    y = items[rows]
+    # d/dx of Σ_obs w (x·y - p)² + α₀ Σ_all (x·y)² + λ (n + α₀ N) ‖x‖², halved.
+    grad = y.T @ (w * (y @ x - p)) + a0 * items.T @ (items @ x) + lam * (len(rows) + a0 * len(items)) * x
+    assert np.allclose(grad, 0.0, atol=1e-9)
+
+
+def test_readings_weigh_stars_from_neutral_or_every_pair_alike() -> None:
+    signals = [event_signal("rate", 5.0), event_signal("rate", 1.0), event_signal("view")]
+    w, p = read_signals(signals, SIGNED)
+    assert w.tolist() == [2.5, 1.5, abs(event_signal("view")) / 2] and p.tolist() == [1, 0, 1]
+    w, p = read_signals(signals, IMPLICIT)
+    assert w.tolist() == [1, 1, 1] and p.tolist() == [1, 1, 1]
+    with pytest.raises(ValueError, match="reading"):
+        read_signals(signals, "sideways")
+
+
+def test_rendle_step_keeps_the_directions_and_ignores_neutral_pairs() -> None:
+    rng = np.random.default_rng(7)
+    d, e = np.eye(16)[0], np.eye(16)[1]
+    noise = 0.3 * rng.standard_normal((200, 16))
+    items = np.vstack([_clustered_items(rng, d, 50), _clustered_items(rng, e, 50), noise])
+    step = UserStep()
+    x = step.solve(items[:5], [event_signal("rate", 5.0)] * 5, gram(items), len(items))
+    assert x @ d > abs(x @ e) and (np.argsort(-(items @ x))[:20] < 50).mean() > 0.8
+    assert np.allclose(step.solve(items[:5], [0.0] * 5, gram(items), len(items)), 0.0)
+    # A disliked movie is an observed 0 under the signed reading: it pulls the vector away.
+    disliked = event_signal("dislike")
+    liked_and_disliked = step.solve(items[[0, 1, 50]], [5.0, 5.0, disliked], gram(items), len(items))
+    liked = step.solve(items[[0, 1]], [5.0, 5.0], gram(items), len(items))
+    assert liked_and_disliked @ items[50] < liked @ items[50]
+
+
+def test_a_model_folds_in_with_the_step_it_stored() -> None:
+    assert UserStep.of({"alpha": 2.0, "reg_param": 0.1, "unobserved_weight": 0.5, "user_reg": 0.03,
+                        "signal_reading": IMPLICIT}) == UserStep(2.0, 0.1, 0.5, 0.03, IMPLICIT)
+    # Stored before the setting existed (or Spark's regParam spelling): Spark's own step.
+    legacy = UserStep.of({"alpha": 2.0, "regParam": 0.1})
+    assert legacy.unobserved is None and legacy.reg_param == 0.1
+    rng = np.random.default_rng(2)
+    items = rng.standard_normal((20, 4))
+    np.testing.assert_allclose(
+        legacy.solve(items[:3], [5.0, 1.0, -3.0], gram(items), 20),
+        fold_in(items[:3], [5.0, 1.0, -3.0], gram(items), alpha=2.0, reg_param=0.1),
+    )
+    assert UserStep.of(None) == UserStep(unobserved=None)

@@ -198,7 +198,7 @@ def test_ials_recommends_within_each_users_taste_block() -> None:
         rows += [(u, m, 4.0, 0) for m in half if m != (u % 8) + half[0]]
     train = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
     model = quality.Ials(rank=4, epochs=8)
-    for signal in ("every rating", "production"):
+    for signal in (quality.IMPLICIT, quality.SIGNED):
         params = {"signal": signal, "unobserved": 0.1, "reg": 0.01, "nu": 1.0, "popularity_boost": 0.0}
         recs = model.recommend(params, train, np.arange(20), 1)
         expected = [(u % 8) + (0 if u < 10 else 8) for u in recs["user_id"]]

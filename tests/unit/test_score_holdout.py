@@ -11,8 +11,11 @@ import pytest
 
 from batch.als.evaluate import evaluate_items, evaluate_popularity
 from batch.als.score_holdout import POPULARITY, Scored, score_in_spark
+from batch.foldin import UserStep
 
 ITEMS = np.arange(100, 130, dtype=np.int64)
+STEP = UserStep(alpha=1.0, reg_param=0.1)  # Rendle et al.'s step, the default
+SPARK_STEP = UserStep(alpha=1.0, reg_param=0.1, unobserved=None)  # a model stored before it
 
 
 def _pairs(n_users: int = 60, seed: int = 3) -> pd.DataFrame:
@@ -29,9 +32,11 @@ def _pairs(n_users: int = 60, seed: int = 3) -> pd.DataFrame:
     return pairs
 
 
-def _model(name: str, seed: int, items: np.ndarray = ITEMS, boost: float = 0.0) -> Scored:
+def _model(
+    name: str, seed: int, items: np.ndarray = ITEMS, boost: float = 0.0, step: UserStep = STEP
+) -> Scored:
     factors = np.random.default_rng(seed).normal(size=(len(items), 4)).astype(np.float32)
-    return Scored(name, items, factors, alpha=1.0, reg_param=0.1, boost=boost)
+    return Scored(name, items, factors, step, boost=boost)
 
 
 def _write(pairs: pd.DataFrame, path: Path) -> Path:
@@ -46,8 +51,9 @@ def _write(pairs: pd.DataFrame, path: Path) -> Path:
 def test_sums_over_partitions_equal_scoring_every_user_at_once(spark: Any, tmp_path: Path) -> None:
     pairs = _pairs()
     path = _write(pairs, tmp_path / "pairs.parquet")
-    # The live model's items in another order: its popularity prior must follow its own rows.
-    models = [_model("new", 1, boost=0.5), _model("live", 2, items=ITEMS[::-1], boost=0.3)]
+    # The live model's items in another order: its popularity prior must follow its own rows;
+    # and trained before the user step was a setting: its users fold in with Spark's step.
+    models = [_model("new", 1, boost=0.5), _model("live", 2, items=ITEMS[::-1], boost=0.3, step=SPARK_STEP)]
     out = score_in_spark(spark, path, models, ITEMS, k=5, max_users=10_000, partitions=3)
 
     train = pairs[~pairs["is_holdout"]]
@@ -55,7 +61,7 @@ def test_sums_over_partitions_equal_scoring_every_user_at_once(spark: Any, tmp_p
     assert out.sampled == 1.0 and out.holdout_users == holdout["user_id"].nunique()
     for m in models:
         alone = evaluate_items(
-            m.item_ids, m.item_factors, train, holdout, m.alpha, m.reg_param, k=5, boost=m.boost
+            m.item_ids, m.item_factors, train, holdout, m.step, k=5, boost=m.boost
         )
         got = out.totals[m.name].as_metrics(5, catalogue_size=len(ITEMS))
         assert got == pytest.approx({k: v for k, v in alone.items() if not k.startswith("holdout_")})
@@ -64,6 +70,10 @@ def test_sums_over_partitions_equal_scoring_every_user_at_once(spark: Any, tmp_p
     assert out.totals[POPULARITY].as_metrics(5, catalogue_size=len(ITEMS)) == pytest.approx(floor)
     # The two models rank differently: the comparison is not vacuous.
     assert out.totals["new"].as_metrics(5) != out.totals["live"].as_metrics(5)
+    # Each with its own step: the live model under the new step would score otherwise.
+    live = models[1]
+    other = evaluate_items(live.item_ids, live.item_factors, train, holdout, STEP, k=5, boost=live.boost)
+    assert out.totals["live"].as_metrics(5)["ndcg@5"] != pytest.approx(other["ndcg@5"])
 
 
 def test_a_large_holdout_is_sampled_the_same_way_every_time(spark: Any, tmp_path: Path) -> None:

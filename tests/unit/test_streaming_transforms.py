@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from batch.foldin import aggregate_signals, fold_in, gram
+from batch.foldin import UserStep, aggregate_signals, fold_in, gram
 from batch.streaming.sink import ModelEmbeddings, compute_profiles
 from batch.streaming.transforms import decode_events, feedback_rows, split_batch
 from recsys.domain.events import event_signal
@@ -111,8 +111,7 @@ def _model(factors: np.ndarray) -> ModelEmbeddings:
         index={100 + i: i for i in range(len(factors))},
         factors=factors,
         gram=gram(factors),
-        alpha=1.0,
-        reg_param=0.1,
+        step=UserStep(alpha=1.0, reg_param=0.1, unobserved=None),
     )
 
 
