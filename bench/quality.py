@@ -51,7 +51,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from batch.als import metrics  # noqa: E402
 from batch.als.model import AlsParams, Factors, top_n_excluding_seen  # noqa: E402
-from batch.foldin import read_signals  # noqa: E402
+from batch.foldin import fold_in_rendle, gram  # noqa: E402
 from recsys.domain.events import IMPLICIT, RATING_NEUTRAL, RATING_SCALE, SIGNED  # noqa: E402
 from recsys.domain.popularity import RERANK_DEPTH, prior  # noqa: E402
 
@@ -204,23 +204,15 @@ class Ease:
         return top_n_excluding_seen(factors, train[["user_id", "movie_id"]], k)
 
 
-def ials_side(rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], other: np.ndarray,
-              unobserved: float, reg: float, nu: float) -> np.ndarray:
-    """One iALS half-step with the regularisation of Rendle et al. 2021 (their eq. 5, observed
-    pairs weighted): each row (its observed columns, their weights w and preferences p in {0, 1})
-    gets the vector that solves
-    (α₀ OᵀO + O_rᵀ diag(w) O_r + λ (|r| + α₀ n)^nu I) x = O_rᵀ (w p), the other side O held fixed,
-    |r| the row's observed count and n the other side's size."""
-    rank = other.shape[1]
-    shared = unobserved * (other.T @ other)
-    out = np.zeros((len(rows), rank))
-    for r, (observed, weights, preferences) in enumerate(rows):
-        if len(observed) == 0:
-            continue
-        o = other[observed]
-        penalty = reg * (len(observed) + unobserved * len(other)) ** nu
-        a = shared + (o.T * weights) @ o + penalty * np.eye(rank)
-        out[r] = np.linalg.solve(a, o.T @ (weights * preferences))
+def ials_side(rows: Sequence[tuple[np.ndarray, np.ndarray]], other: np.ndarray, unobserved: float,
+              reg: float, reading: str) -> np.ndarray:
+    """One iALS half-step: each row (its observed columns, their summed signals) solved with the
+    served user step's equations (batch.foldin.fold_in_rendle), the other side O held fixed."""
+    shared = gram(other)
+    out = np.zeros((len(rows), other.shape[1]))
+    for r, (observed, signals) in enumerate(rows):
+        out[r] = fold_in_rendle(other[observed], signals, shared, len(other),
+                                unobserved=unobserved, reg=reg, reading=reading)
     return out
 
 
@@ -236,9 +228,10 @@ def production_pairs(ratings: pd.DataFrame) -> pd.DataFrame:
 class Ials:
     """iALS with the regularisation of Rendle et al. 2021 ("Revisiting the Performance of iALS on
     Item Recommendation Benchmarks"): the unobserved weight α₀ on every pair, and λ scaled by
-    (frequency + α₀ · the other side's size)^nu, mostly a constant ridge at their tuned values.
-    Spark's ALS cannot express that penalty (its own is λ · frequency), so this numpy reference
-    measures whether the paper's tuning lifts our model family above what Spark trains.
+    (frequency + α₀ · the other side's size) (their exponent 1), mostly a constant ridge at their
+    tuned values. Both half-steps are the served user step's equations (`ials_side`); Spark's
+    ALS cannot express that penalty (its own is λ · frequency), so this numpy reference measures
+    what training the items with it too would add to ours (Spark's items, Rendle's user step).
 
     The production signal read either way the served user step can read it (batch.foldin
     .read_signals), chosen on validation like the rest: IMPLICIT (the paper's: every rated pair
@@ -247,7 +240,7 @@ class Ials:
     Rendle's step: a baseline, not served (ours keeps Spark's item step)."""
 
     grid: Sequence[dict[str, Any]] = tuple(
-        {"signal": signal, "unobserved": a0, "reg": lam, "nu": 1.0, "popularity_boost": boost}
+        {"signal": signal, "unobserved": a0, "reg": lam, "popularity_boost": boost}
         for signal in (IMPLICIT, SIGNED)
         for a0, lam in ((1.0, 0.003), (1.0, 0.01), (2.0, 0.005), (3.0, 0.001), (3.0, 0.003))
         for boost in (0.0, 0.2)
@@ -261,22 +254,18 @@ class Ials:
     def candidates(self) -> Sequence[dict[str, Any]]:
         return self.grid
 
-    def fit(self, train: pd.DataFrame, signal: str, unobserved: float, reg: float, nu: float) -> Factors:
+    def fit(self, train: pd.DataFrame, signal: str, unobserved: float, reg: float) -> Factors:
         key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()),
-               signal, unobserved, reg, nu)
+               signal, unobserved, reg)
         if key in self._fits:
             return self._fits[key]
-        strength = production_pairs(train)
-        weight, preference = read_signals(strength["strength"].to_numpy(), signal)
-        pairs = strength.assign(weight=weight, preference=preference)
+        pairs = production_pairs(train)
         user_ids, u = np.unique(pairs["user_id"].to_numpy(), return_inverse=True)
         item_ids, i = np.unique(pairs["movie_id"].to_numpy(), return_inverse=True)
-        coded = pd.DataFrame({"u": u, "i": i, "w": pairs["weight"].to_numpy(),
-                              "p": pairs["preference"].to_numpy()})
+        coded = pd.DataFrame({"u": u, "i": i, "s": pairs["strength"].to_numpy()})
 
-        def rows(key: str, column: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-            return [(g[column].to_numpy(), g["w"].to_numpy(), g["p"].to_numpy())
-                    for _, g in coded.groupby(key)]
+        def rows(key: str, column: str) -> list[tuple[np.ndarray, np.ndarray]]:
+            return [(g[column].to_numpy(), g["s"].to_numpy()) for _, g in coded.groupby(key)]
 
         by_user, by_item = rows("u", "i"), rows("i", "u")
         rng = np.random.default_rng(SEED)
@@ -284,8 +273,8 @@ class Ials:
         w = rng.normal(0.0, scale, (len(user_ids), self.rank))
         h = rng.normal(0.0, scale, (len(item_ids), self.rank))
         for _ in range(self.epochs):
-            w = ials_side(by_user, h, unobserved, reg, nu)
-            h = ials_side(by_item, w, unobserved, reg, nu)
+            w = ials_side(by_user, h, unobserved, reg, signal)
+            h = ials_side(by_item, w, unobserved, reg, signal)
         self._fits = {key: Factors(user_ids.astype(np.int64), w.astype(np.float32),
                                    item_ids.astype(np.int64), h.astype(np.float32))}
         return self._fits[key]
@@ -293,7 +282,7 @@ class Ials:
     def recommend(
         self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
     ) -> pd.DataFrame:
-        factors = self.fit(train, params["signal"], params["unobserved"], params["reg"], params["nu"])
+        factors = self.fit(train, params["signal"], params["unobserved"], params["reg"])
         wanted, rows = _rows(factors.user_factors, factors.user_ids, np.asarray(users, dtype=np.int64))
         counts = train.groupby("movie_id").size().reindex(factors.item_ids, fill_value=0).to_numpy()
         return top_n_excluding_seen(

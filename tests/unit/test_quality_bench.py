@@ -163,23 +163,16 @@ def test_ease_weights_have_a_zero_diagonal_and_solve_the_ridge() -> None:
     assert np.allclose(lhs[off], xtx[off])
 
 
-def test_ials_half_step_zeroes_the_gradient_of_rendles_loss() -> None:
+def test_ials_half_step_is_the_served_step_for_every_row() -> None:
+    from batch.foldin import UserStep, gram
+
     rng = np.random.default_rng(1)
     other = rng.normal(size=(6, 3))
-    rows = [
-        (np.array([0, 2]), np.array([1.0, 1.0]), np.array([1.0, 1.0])),
-        (np.array([], dtype=int), np.array([]), np.array([])),
-        (np.array([1, 2, 5]), np.array([2.5, 0.5, 1.5]), np.array([1.0, 0.0, 1.0])),  # one disliked
-    ]
-    a0, lam, nu = 0.5, 0.1, 1.0
-    x = quality.ials_side(rows, other, a0, lam, nu)
-    assert np.all(x[1] == 0.0)  # nothing observed: no vector
-    for vector, (observed, w, p) in ((x[0], rows[0]), (x[2], rows[2])):
-        o = other[observed]
-        # d/dx of Σ_obs w (x·o - p)² + α₀ Σ_all (x·o)² + λ (|obs| + α₀ n)^nu ‖x‖², halved.
-        grad = o.T @ (w * (o @ vector - p)) + a0 * other.T @ (other @ vector) \
-            + lam * (len(observed) + a0 * len(other)) ** nu * vector
-        assert np.allclose(grad, 0.0, atol=1e-9)
+    rows = [(np.array([0, 2]), np.array([5.0, 1.0])), (np.array([1, 2, 5]), np.array([3.0, -3.0, 1.0]))]
+    x = quality.ials_side(rows, other, 0.5, 0.1, quality.SIGNED)
+    step = UserStep(unobserved=0.5, user_reg=0.1, reading=quality.SIGNED)
+    for vector, (observed, signals) in zip(x, rows, strict=True):
+        np.testing.assert_allclose(vector, step.solve(other[observed], signals, gram(other), len(other)))
 
 
 def test_production_pairs_sum_the_rating_signal_and_drop_neutral_pairs() -> None:
@@ -199,7 +192,7 @@ def test_ials_recommends_within_each_users_taste_block() -> None:
     train = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
     model = quality.Ials(rank=4, epochs=8)
     for signal in (quality.IMPLICIT, quality.SIGNED):
-        params = {"signal": signal, "unobserved": 0.1, "reg": 0.01, "nu": 1.0, "popularity_boost": 0.0}
+        params = {"signal": signal, "unobserved": 0.1, "reg": 0.01, "popularity_boost": 0.0}
         recs = model.recommend(params, train, np.arange(20), 1)
         expected = [(u % 8) + (0 if u < 10 else 8) for u in recs["user_id"]]
         assert recs["movie_id"].tolist() == expected
