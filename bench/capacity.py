@@ -153,13 +153,14 @@ from batch import foldin
 rng = np.random.default_rng(1)
 items = rng.normal(size=(20_000, 64)).astype(np.float32)
 g = foldin.gram(items)
+step = foldin.UserStep()  # the served step
 out = {}
 for k in (20, 100, 500, 2000):
     rows = items[rng.choice(len(items), k, replace=False)]
     signal = rng.uniform(0.5, 3.0, k)
     t0 = time.perf_counter()
     for _ in range(100):
-        foldin.fold_in(rows, signal, g, alpha=0.2, reg_param=0.2)
+        step.solve(rows, signal, g, len(items))
     out[k] = (time.perf_counter() - t0) / 100 * 1e3
 print(json.dumps(out))
 """
