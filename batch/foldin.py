@@ -5,17 +5,17 @@ Pure numpy, shared by the speed layer (a new or active user between trainings), 
 folds its users in with its `UserStep`, stored in its params:
 
 - Rendle et al. 2021's step ("Revisiting the Performance of iALS on Item Recommendation
-  Benchmarks", eq. 5 for one user), what models train with now (`fold_in_rendle`):
+  Benchmarks", eq. 5 for one user), a per-deployment setting (`fold_in_rendle`):
 
       x = (α₀ YtY + Y_uᵀ W_u Y_u + λ (n_u + α₀ N) I)^-1  Y_uᵀ W_u p_u
 
   with α₀ the weight of every unobserved pair, N the model's number of items, and the weights
   W and preferences p read off the summed signals (`read_signals`). The penalty is mostly the
-  constant λ α₀ N, a ridge Spark's ALS cannot express; on validation it lifts the user vectors
-  of Spark-trained item factors above EASE on both benchmark protocols (bench/quality.py).
-- Spark implicit ALS's own step (Hu, Koren & Volinsky), for models stored before it
-  (`fold_in`), and for the stream's item fold-in (users and items swapped, in the space Spark
-  trained items in):
+  constant λ α₀ N, a ridge Spark's ALS cannot express; tuned on validation it lifts the user
+  vectors of Spark-trained item factors above EASE on both benchmark protocols
+  (bench/quality.py).
+- Spark implicit ALS's own step (Hu, Koren & Volinsky), the default (`fold_in`), and the
+  stream's item fold-in (users and items swapped, in the space Spark trained items in):
 
       x = (YtY + Y_u^T (C_u - I) Y_u + lambda * n_u * I)^-1  Y_u^T C_u p_u
 
@@ -40,7 +40,6 @@ from recsys.domain.events import (
     DEFAULT_ALPHA,
     DEFAULT_REG_PARAM,
     DEFAULT_SIGNAL_READING,
-    DEFAULT_UNOBSERVED_WEIGHT,
     DEFAULT_USER_REG,
     IMPLICIT,
     RATING_SCALE,
@@ -139,18 +138,18 @@ def fold_in_rendle(
 @dataclass(frozen=True)
 class UserStep:
     """How a model folds a user in: Rendle et al.'s step when `unobserved` is set, else Spark's
-    (alpha, reg_param). Built from a model's stored params by `of`."""
+    (alpha, reg_param), the default. Built from a model's stored params by `of`."""
 
     alpha: float = DEFAULT_ALPHA
     reg_param: float = DEFAULT_REG_PARAM
-    unobserved: float | None = DEFAULT_UNOBSERVED_WEIGHT
+    unobserved: float | None = None
     user_reg: float = DEFAULT_USER_REG
     reading: str = DEFAULT_SIGNAL_READING
 
     @classmethod
     def of(cls, params: Mapping[str, Any] | None) -> UserStep:
-        """The step of a model's stored params (AlsParams.as_dict). A model stored before the
-        user step was a setting (no `unobserved_weight`) folds in with Spark's own step."""
+        """The step of a model's stored params (AlsParams.as_dict). Without an
+        `unobserved_weight` (the default, or a model stored before the setting existed): Spark's."""
         p = dict(params or {})
         unobserved = p.get("unobserved_weight")
         return cls(

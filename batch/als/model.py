@@ -20,7 +20,6 @@ from recsys.domain.events import (
     DEFAULT_ALPHA,
     DEFAULT_REG_PARAM,
     DEFAULT_SIGNAL_READING,
-    DEFAULT_UNOBSERVED_WEIGHT,
     DEFAULT_USER_REG,
     EVENT_SIGNAL,
     RATE,
@@ -39,9 +38,9 @@ class AlsParams:
     rank: int = 64
     reg_param: float = DEFAULT_REG_PARAM
     alpha: float = DEFAULT_ALPHA
-    # Rendle et al.'s user step; None folds users in with Spark's own step (models stored
-    # before the setting existed read back that way).
-    unobserved_weight: float | None = DEFAULT_UNOBSERVED_WEIGHT
+    # Rendle et al.'s user step when set (batch.foldin.UserStep); None, the default, folds users
+    # in with Spark's own step (and models stored before the setting existed read back that way).
+    unobserved_weight: float | None = None
     user_reg: float = DEFAULT_USER_REG
     signal_reading: str = DEFAULT_SIGNAL_READING
     # The served ranking's popularity prior (recsys.domain.popularity); 0 ranks by score alone.

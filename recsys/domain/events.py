@@ -76,10 +76,10 @@ RATING_SCALE = 2.0
 DEFAULT_ALPHA = 1.0
 DEFAULT_REG_PARAM = 0.4
 
-# The user step (batch.foldin.UserStep) that serving, publishing and the gate fold users in
-# with: Rendle et al. 2021's regularisation, unobserved weight and penalty chosen on validation
-# (bench/quality.py); a model stores them in its params like alpha and reg_param.
-DEFAULT_UNOBSERVED_WEIGHT = 0.3
+# Rendle et al. 2021's user step (batch.foldin.UserStep) is a per-deployment setting chosen on
+# validation (bench/quality.py); its penalty when a stored model names none. The default step is
+# Spark's own (`AlsParams.unobserved_weight` None): Rendle's ranks more accurately on MovieLens
+# but leans a handful of ratings less towards their genre (README, Model quality).
 DEFAULT_USER_REG = 0.01
 # How a summed signal reads in that step: SIGNED weighs a pair by its stars from neutral and
 # takes a negative sum as "not for me"; IMPLICIT takes every pair the user touched as an equal

@@ -24,8 +24,7 @@ def test_popularity_floor_on_the_holdout() -> None:
 def test_a_model_below_popularity_is_rejected_even_without_a_live_model() -> None:
     # Factors under which item 10 is every user's least likely item.
     factors = np.array([[-1.0, 0.0], [1.0, 0.0], [1.0, 0.1], [1.0, -0.1]], dtype=np.float32)
-    spark_step = UserStep(alpha=1.0, reg_param=0.1, unobserved=None)
-    new = evaluate_items(ITEMS, factors, TRAIN, HOLDOUT, spark_step, k=1)
+    new = evaluate_items(ITEMS, factors, TRAIN, HOLDOUT, UserStep(alpha=1.0, reg_param=0.1), k=1)
     floor = evaluate_popularity(ITEMS, TRAIN, HOLDOUT, k=1)
     assert new["ndcg@1"] < floor["ndcg@1"]
     assert gate(new["ndcg@1"], floor["ndcg@1"], None, tolerance=0.005) == "rejected"

@@ -15,6 +15,7 @@ from batch.als.model import (
     pad,
     top_n_excluding_seen,
 )
+from batch.foldin import UserStep
 from recsys.domain.events import event_signal
 
 EVENTS = [
@@ -129,4 +130,6 @@ def test_params_stored_by_older_versions_stay_readable() -> None:
     before = {k: v for k, v in AlsParams(rank=8).as_dict().items()
               if k not in ("unobserved_weight", "user_reg", "signal_reading")}
     assert AlsParams.from_dict(before).user_step.unobserved is None
-    assert AlsParams(rank=8).user_step.unobserved == AlsParams().unobserved_weight
+    rendle = AlsParams(rank=8, unobserved_weight=0.3, user_reg=0.02, signal_reading="implicit")
+    assert AlsParams.from_dict(rendle.as_dict()).user_step == UserStep(
+        rendle.alpha, rendle.reg_param, 0.3, 0.02, "implicit")

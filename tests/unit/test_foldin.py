@@ -111,7 +111,7 @@ def test_rendle_step_keeps_the_directions_and_ignores_neutral_pairs() -> None:
     d, e = np.eye(16)[0], np.eye(16)[1]
     noise = 0.3 * rng.standard_normal((200, 16))
     items = np.vstack([_clustered_items(rng, d, 50), _clustered_items(rng, e, 50), noise])
-    step = UserStep()
+    step = UserStep(unobserved=0.3, user_reg=0.01)
     x = step.solve(items[:5], [event_signal("rate", 5.0)] * 5, gram(items), len(items))
     assert x @ d > abs(x @ e) and (np.argsort(-(items @ x))[:20] < 50).mean() > 0.8
     assert np.allclose(step.solve(items[:5], [0.0] * 5, gram(items), len(items)), 0.0)

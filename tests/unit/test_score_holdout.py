@@ -14,8 +14,8 @@ from batch.als.score_holdout import POPULARITY, Scored, score_in_spark
 from batch.foldin import UserStep
 
 ITEMS = np.arange(100, 130, dtype=np.int64)
-STEP = UserStep(alpha=1.0, reg_param=0.1)  # Rendle et al.'s step, the default
-SPARK_STEP = UserStep(alpha=1.0, reg_param=0.1, unobserved=None)  # a model stored before it
+STEP = UserStep(alpha=1.0, reg_param=0.1, unobserved=0.3)  # Rendle et al.'s step
+SPARK_STEP = UserStep(alpha=1.0, reg_param=0.1)  # Spark's, the default and older models'
 
 
 def _pairs(n_users: int = 60, seed: int = 3) -> pd.DataFrame:
@@ -52,7 +52,7 @@ def test_sums_over_partitions_equal_scoring_every_user_at_once(spark: Any, tmp_p
     pairs = _pairs()
     path = _write(pairs, tmp_path / "pairs.parquet")
     # The live model's items in another order: its popularity prior must follow its own rows;
-    # and trained before the user step was a setting: its users fold in with Spark's step.
+    # and with Spark's user step while the new one has Rendle's: each scored with its own.
     models = [_model("new", 1, boost=0.5), _model("live", 2, items=ITEMS[::-1], boost=0.3, step=SPARK_STEP)]
     out = score_in_spark(spark, path, models, ITEMS, k=5, max_users=10_000, partitions=3)
 

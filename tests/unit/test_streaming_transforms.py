@@ -111,7 +111,7 @@ def _model(factors: np.ndarray) -> ModelEmbeddings:
         index={100 + i: i for i in range(len(factors))},
         factors=factors,
         gram=gram(factors),
-        step=UserStep(alpha=1.0, reg_param=0.1, unobserved=None),
+        step=UserStep(alpha=1.0, reg_param=0.1),
     )
 
 
