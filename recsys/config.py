@@ -95,6 +95,9 @@ class Settings:
     event_metrics_port: int = 0
     profile_metrics_port: int = 0
     streaming_metrics_port: int = 0
+    # The nightly training's AlsParams overrides, JSON (batch.als.train --params wins over it):
+    # the deployment's validated settings, e.g. Rendle et al.'s user step (README, Model quality).
+    als_params: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path = ENV_FILE) -> Settings:
@@ -162,4 +165,5 @@ class Settings:
             event_metrics_port=optional_int("EVENT_METRICS_PORT"),
             profile_metrics_port=optional_int("PROFILE_METRICS_PORT"),
             streaming_metrics_port=optional_int("STREAMING_METRICS_PORT"),
+            als_params=env.get("ALS_PARAMS", ""),
         )

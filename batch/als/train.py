@@ -271,12 +271,22 @@ def invalidate_stage(settings: Settings) -> int:
     return n
 
 
-def parse_params(raw: str | None, first_run: bool) -> AlsParams:
+def parse_params(raw: str | None, first_run: bool, source: str = "--params") -> AlsParams:
+    """The defaults with the JSON overrides of `source` (--params, or the ALS_PARAMS setting)."""
     params = AlsParams()
     if first_run:  # make up: fast on 2 cores; the nightly run trains the full model
         params = replace(params, rank=32, max_iter=8)
     if raw:
-        params = AlsParams.from_dict({**params.as_dict(), **json.loads(raw)})
+        try:
+            overrides = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source} is not JSON: {e}") from None
+        if not isinstance(overrides, dict):
+            raise ValueError(f"{source} must be a JSON object of AlsParams fields, got {raw!r}")
+        unknown = sorted(set(overrides) - set(AlsParams.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{source} names unknown AlsParams fields: {', '.join(unknown)}")
+        params = AlsParams.from_dict({**params.as_dict(), **overrides})
     return params
 
 
@@ -316,8 +326,16 @@ def main(argv: list[str] | None = None) -> int:
     if opts.stage in ("evaluate", "publish") and not opts.version:
         parser.error(f"--stage {opts.stage} needs --version")
 
+    def params() -> AlsParams:
+        try:
+            if opts.params:
+                return parse_params(opts.params, opts.first_run)
+            return parse_params(settings.als_params, opts.first_run, source="ALS_PARAMS")
+        except ValueError as e:
+            parser.error(str(e))
+
     if opts.stage == "fit":
-        version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
+        version = fit_stage(settings, params(), opts.days)
         print(version or "", flush=True)
         return 0
     if opts.stage == "evaluate":
@@ -330,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         invalidate_stage(settings)
         return 0
 
-    version = fit_stage(settings, parse_params(opts.params, opts.first_run), opts.days)
+    version = fit_stage(settings, params(), opts.days)
     if version is None:
         return 0
     status = evaluate_stage(settings, version, opts.tolerance, opts.eval_users)

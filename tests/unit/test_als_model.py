@@ -133,3 +133,14 @@ def test_params_stored_by_older_versions_stay_readable() -> None:
     rendle = AlsParams(rank=8, unobserved_weight=0.3, user_reg=0.02, signal_reading="implicit")
     assert AlsParams.from_dict(rendle.as_dict()).user_step == UserStep(
         rendle.alpha, rendle.reg_param, 0.3, 0.02, "implicit")
+
+
+def test_training_params_take_the_deployments_overrides_and_name_a_bad_one() -> None:
+    from batch.als.train import parse_params
+
+    rendle = parse_params('{"unobserved_weight": 0.3, "signal_reading": "implicit"}', False, "ALS_PARAMS")
+    assert rendle.user_step.unobserved == 0.3 and rendle.user_step.reading == "implicit"
+    assert parse_params("", True) == AlsParams(rank=32, max_iter=8)  # make up's first model
+    for raw, why in (("{", "not JSON"), ("[1]", "JSON object"), ('{"unobserved": 1}', "unknown")):
+        with pytest.raises(ValueError, match=f"ALS_PARAMS.*{why}"):
+            parse_params(raw, False, "ALS_PARAMS")
