@@ -65,6 +65,18 @@ def aggregate_signals(item_ids: npt.ArrayLike, signals: npt.ArrayLike) -> tuple[
     return unique, totals
 
 
+def _informative(
+    user_items: npt.ArrayLike, signals: npt.ArrayLike, gram_matrix: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """The item rows and signals of the pairs that say something (nonzero signal)."""
+    y_u = np.asarray(user_items, dtype=np.float64).reshape(-1, np.shape(gram_matrix)[0])
+    r = np.asarray(signals, dtype=np.float64).reshape(-1)
+    if y_u.shape[0] != r.shape[0]:
+        raise ValueError(f"{y_u.shape[0]} item rows but {r.shape[0]} signals")
+    keep = r != 0
+    return y_u[keep], r[keep]
+
+
 def fold_in(
     user_items: npt.ArrayLike,
     signals: npt.ArrayLike,
@@ -79,12 +91,7 @@ def fold_in(
     summed signal per item (see recsys.domain.events). Items with zero signal are ignored. With no
     informative interaction the vector is zero.
     """
-    y_u = np.asarray(user_items, dtype=np.float64).reshape(-1, np.shape(gram_matrix)[0])
-    r = np.asarray(signals, dtype=np.float64).reshape(-1)
-    if y_u.shape[0] != r.shape[0]:
-        raise ValueError(f"{y_u.shape[0]} item rows but {r.shape[0]} signals")
-    keep = r != 0
-    y_u, r = y_u[keep], r[keep]
+    y_u, r = _informative(user_items, signals, gram_matrix)
     rank = y_u.shape[1]
     if r.size == 0:
         return np.zeros(rank)
@@ -120,12 +127,7 @@ def fold_in_rendle(
 ) -> FloatArray:
     """The user vector under Rendle et al.'s step (module docstring); rows and signals as for
     `fold_in`, `n_items` the number of items `gram_matrix` was computed over."""
-    y_u = np.asarray(user_items, dtype=np.float64).reshape(-1, np.shape(gram_matrix)[0])
-    r = np.asarray(signals, dtype=np.float64).reshape(-1)
-    if y_u.shape[0] != r.shape[0]:
-        raise ValueError(f"{y_u.shape[0]} item rows but {r.shape[0]} signals")
-    keep = r != 0
-    y_u, r = y_u[keep], r[keep]
+    y_u, r = _informative(user_items, signals, gram_matrix)
     rank = y_u.shape[1]
     if r.size == 0:
         return np.zeros(rank)

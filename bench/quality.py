@@ -193,11 +193,7 @@ class Ease:
         self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
     ) -> pd.DataFrame:
         user_ids, item_ids, x = _binary_matrix(train)
-        gram = x.T @ x
-        gram[np.diag_indices_from(gram)] += params["lambda"]
-        p = np.linalg.inv(gram)
-        b = -p / np.diag(p)
-        b[np.diag_indices_from(b)] = 0.0
+        b = ease_weights(x, params["lambda"])
         wanted, rows = _rows(x, user_ids, np.asarray(users, dtype=np.int64))
         # top_n scores user_factors @ item_factors.T, so the items' "factors" are Bᵀ.
         factors = Factors(wanted, rows, item_ids, np.ascontiguousarray(b.T))
@@ -216,10 +212,11 @@ def ials_side(rows: Sequence[tuple[np.ndarray, np.ndarray]], other: np.ndarray, 
     return out
 
 
-def production_pairs(ratings: pd.DataFrame) -> pd.DataFrame:
+def production_pairs(ratings: pd.DataFrame, neutral: float = RATING_NEUTRAL) -> pd.DataFrame:
     """user_id, movie_id, strength: the production rating signal summed per pair, as
-    `batch.als.model.interaction_strengths` derives it (`recsys.domain.events.rating_signal`)."""
-    signal = ratings.assign(strength=(ratings["rating"] - RATING_NEUTRAL) * RATING_SCALE)
+    `batch.als.model.interaction_strengths` derives it (`recsys.domain.events.rating_signal`),
+    pairs that sum to nothing dropped; `neutral` another neutral star value (a lever)."""
+    signal = ratings.assign(strength=(ratings["rating"] - neutral) * RATING_SCALE)
     summed = signal.groupby(["user_id", "movie_id"], as_index=False)["strength"].sum()
     return summed[summed["strength"] != 0]
 
@@ -359,9 +356,9 @@ class SparkAls:
 
 def item_knn(x: np.ndarray, neighbours: int = 200) -> np.ndarray:
     """Cosine item-item similarities of a binary user x item matrix, each item's top neighbours."""
-    gram = x.T @ x
-    norms = np.sqrt(np.diag(gram)) + 1e-9
-    sim = gram / norms[:, None] / norms[None, :]
+    co = x.T @ x
+    norms = np.sqrt(np.diag(co)) + 1e-9
+    sim = co / norms[:, None] / norms[None, :]
     np.fill_diagonal(sim, 0.0)
     if neighbours < sim.shape[0] - 1:
         cut = -np.partition(-sim, neighbours - 1, axis=1)[:, neighbours - 1][:, None]
@@ -371,9 +368,9 @@ def item_knn(x: np.ndarray, neighbours: int = 200) -> np.ndarray:
 
 def ease_weights(x: np.ndarray, lam: float) -> np.ndarray:
     """EASE's item-item matrix B (see `Ease`)."""
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
+    co = x.T @ x
+    co[np.diag_indices_from(co)] += lam
+    p = np.linalg.inv(co)
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     return b
@@ -469,9 +466,7 @@ def rating_neutral(neutral: float) -> Reweight:
     every rating a positive signal, 3 makes 3 stars and below a "not for me"."""
 
     def reweight(pairs: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
-        signal = ratings.assign(strength=(ratings["rating"] - neutral) * RATING_SCALE)
-        summed = signal.groupby(["user_id", "movie_id"], as_index=False)["strength"].sum()
-        return summed[summed["strength"] != 0]
+        return production_pairs(ratings, neutral)
 
     return reweight
 
