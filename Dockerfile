@@ -31,7 +31,7 @@ ENV SPARK_JARS_DIR=/opt/recsys/jars \
 ENV PYTHONUNBUFFERED=1 \
     OPENBLAS_NUM_THREADS=1 \
     OMP_NUM_THREADS=1
-EXPOSE 50051 50052 50053
+EXPOSE 30051 30052 30053
 CMD ["python", "-m", "recommender_svc"]
 
 # Airflow runs the daily DAG; it lives in its own venv (its pins clash with the services'),

@@ -125,7 +125,7 @@ STACK_ONLY = ("RECOMMENDER_REPLICAS", "EVENT_REPLICAS")
 
 # Replica i (1-based) of a service listens on its port + REPLICA_PORT_STEP * (i - 1): the three
 # services' ports are consecutive, so a step of 10 keeps up to 10 replicas of each clear of the
-# others' (50051, 50061, ... for the recommender).
+# others' (30051, 30061, ... for the recommender).
 REPLICA_PORT_STEP = 10
 
 
@@ -135,3 +135,56 @@ def replica_ports(cfg: StackConfig, port_key: str, replicas_key: str) -> list[in
     if not 1 <= n <= 10:
         raise StackError(f"{replicas_key} must be 1..10, got {n}")
     return [cfg.port(port_key) + REPLICA_PORT_STEP * i for i in range(n)]
+
+
+def listening_ports(cfg: StackConfig) -> dict[str, int]:
+    """Every port the local stack listens on, by the setting that puts it there: each *_PORT
+    setting, and the further replicas' gRPC and metrics ports."""
+    ports = {k: int(v) for k, v in cfg.env.items() if k.endswith("_PORT") and v.isdigit()}
+    for service in ("RECOMMENDER", "EVENT"):
+        for i, port in enumerate(replica_ports(cfg, f"{service}_PORT", f"{service}_REPLICAS")[1:], 2):
+            shift = port - cfg.port(f"{service}_PORT")
+            ports[f"{service}_PORT (replica {i})"] = port
+            ports[f"{service}_METRICS_PORT (replica {i})"] = cfg.port(f"{service}_METRICS_PORT") + shift
+    return ports
+
+
+def _port_ranges(text: str) -> list[range]:
+    """ip_local_reserved_ports' format, '8080,30051-30053' (empty: none), as ranges."""
+    out = []
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.append(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def ephemeral_clashes(cfg: StackConfig, proc: Path = Path("/proc/sys/net/ipv4")) -> list[str]:
+    """The listening ports inside the kernel's ephemeral range (ip_local_port_range) and not
+    reserved (ip_local_reserved_ports). The kernel hands such a port to outgoing connections as
+    their source port, so while the stack restarts one can hold it and the program that should
+    listen there fails to bind, at random. Empty where the kernel does not say (not Linux)."""
+    try:
+        lo, hi = (int(x) for x in (proc / "ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return []
+    try:
+        reserved = _port_ranges((proc / "ip_local_reserved_ports").read_text())
+    except OSError:
+        reserved = []
+    return [
+        f"{key}={port} is in this machine's ephemeral port range {lo}-{hi}"
+        for key, port in sorted(listening_ports(cfg).items())
+        if lo <= port <= hi and not any(port in r for r in reserved)
+    ]
+
+
+def check_ports(cfg: StackConfig) -> None:
+    """Refuse ports an outgoing connection may take (ephemeral_clashes), naming each setting."""
+    clashes = ephemeral_clashes(cfg)
+    if clashes:
+        raise StackError(
+            "; ".join(clashes)
+            + ": choose ports below the range (the .env defaults are), or reserve them with"
+            " sysctl net.ipv4.ip_local_reserved_ports"
+        )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from . import airflow, checks, spark, supervisor
-from .config import StackConfig, StackError, replica_ports
+from .config import StackConfig, StackError, check_ports, replica_ports
 from .programs import REPLICATED, STAGES, Program, all_programs, enabled
 
 
@@ -245,6 +245,7 @@ def up(cfg: StackConfig | None = None) -> StackConfig:
 
 def _up(cfg: StackConfig) -> StackConfig:
     t0 = time.monotonic()
+    check_ports(cfg)
     cfg.logs.mkdir(parents=True, exist_ok=True)
     programs = enabled(cfg)
     skip = cfg.disabled

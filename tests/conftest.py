@@ -38,7 +38,7 @@ class StackInfo:
     envoy_url: str  # http://127.0.0.1:8080  REST (transcoded) and gRPC
     envoy_grpc_addr: str  # 127.0.0.1:8080      for grpc.insecure_channel / grpcurl
     envoy_admin_url: str  # http://127.0.0.1:9901
-    recommender_addr: str  # 127.0.0.1:50051     the services directly
+    recommender_addr: str  # 127.0.0.1:30051     the services directly
     event_addr: str
     profile_addr: str
     ports: dict[str, int] = field(default_factory=dict)  # postgres, redis, kafka, envoy, ...
