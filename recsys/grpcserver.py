@@ -19,35 +19,20 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from recsys import metrics
+from recsys.api import API_SERVICES
 from recsys.auth.policy import Authorizer, audience_of
 from recsys.auth.principal import Principal
 from recsys.auth.setup import authorizer
 from recsys.config import Settings
 from recsys.errors import ServiceError
 from recsys.interceptors import UnaryInterceptor
-from recsys.v1 import (
-    analytics_service_pb2,
-    catalogue_service_pb2,
-    event_service_pb2,
-    profile_service_pb2,
-    recommender_service_pb2,
-    session_service_pb2,
-)
 from recsys.validation import ValidationInterceptor
 
 log = logging.getLogger(__name__)
 
 # Every server reflects the whole public API, so `grpcurl list` through Envoy (which sends
 # reflection to any one of them) shows all three services.
-API_SERVICES = [
-    recommender_service_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name,
-    event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
-    profile_service_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
-    session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name,
-    catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"].full_name,
-    analytics_service_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name,
-    analytics_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"].full_name,
-]
+REFLECTED = [service.full_name for service in API_SERVICES]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures
 # their floor). "latency": the HTTP/2 transport writes as soon as it can instead of batching
@@ -256,7 +241,7 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*API_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        [*REFLECTED, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
     server.add_insecure_port(f"{host}:{port}")

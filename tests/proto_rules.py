@@ -22,23 +22,9 @@ from google.protobuf import descriptor, field_mask_pb2, message_factory
 from google.protobuf.message import Message
 
 from buf.validate import validate_pb2
-from recsys.v1 import (
-    analytics_service_pb2,
-    catalogue_service_pb2,
-    event_service_pb2,
-    profile_service_pb2,
-    recommender_service_pb2,
-    session_service_pb2,
-)
+from recsys.api import API_SERVICES
+from recsys.v1 import event_service_pb2
 
-MODULES = [
-    recommender_service_pb2,
-    event_service_pb2,
-    profile_service_pb2,
-    session_service_pb2,
-    analytics_service_pb2,
-    catalogue_service_pb2,
-]
 USER = 900_000_001
 _EVENT = {"user_id": USER, "movie_id": 1, "type": event_service_pb2.EVENT_TYPE_CLICK}
 
@@ -212,9 +198,8 @@ def request_of(method: descriptor.MethodDescriptor, **fields: Any) -> Message:
 
 
 def methods() -> Iterator[descriptor.MethodDescriptor]:
-    for module in MODULES:
-        for service in module.DESCRIPTOR.services_by_name.values():
-            yield from service.methods
+    for service in API_SERVICES:
+        yield from service.methods
 
 
 def annotated_fields(message: descriptor.Descriptor) -> list[descriptor.FieldDescriptor]:

@@ -11,22 +11,12 @@ from typing import Any
 
 from google.protobuf import descriptor_pool
 
+from recsys.api import API_PACKAGE  # importing it registers every recsys.v1 service
 from recsys.auth.principal import Principal
 from recsys.auth.verifier import TokenVerifier
 from recsys.errors import PermissionDenied, Unauthenticated
+from recsys.v1 import access_pb2
 
-# Importing the API's modules registers every recsys.v1 service in the default descriptor pool.
-from recsys.v1 import (  # noqa: F401
-    access_pb2,
-    analytics_service_pb2,
-    catalogue_service_pb2,
-    event_service_pb2,
-    profile_service_pb2,
-    recommender_service_pb2,
-    session_service_pb2,
-)
-
-API_PACKAGE = "recsys.v1"
 Audience = int  # an access_pb2.Audience value
 
 PUBLIC = access_pb2.AUDIENCE_PUBLIC

@@ -13,37 +13,20 @@ import grpc
 import pytest
 import yaml
 from google.api import annotations_pb2
-from google.protobuf.descriptor import FileDescriptor
 
 from bench.fuzz import fuzz, load_schema
-from recsys.v1 import (
-    analytics_service_pb2,
-    catalogue_service_pb2,
-    event_service_pb2,
-    profile_service_pb2,
-    recommender_service_pb2,
-    recommender_service_pb2_grpc,
-    session_service_pb2,
-)
+from recsys.api import API_FILES
+from recsys.v1 import recommender_service_pb2, recommender_service_pb2_grpc
 from stack.config import ROOT
 from tests.tokens import auth_headers, service_token
 
 pytestmark = pytest.mark.stack
 
-FILES: list[FileDescriptor] = [
-    recommender_service_pb2.DESCRIPTOR,
-    event_service_pb2.DESCRIPTOR,
-    profile_service_pb2.DESCRIPTOR,
-    session_service_pb2.DESCRIPTOR,
-    analytics_service_pb2.DESCRIPTOR,
-    catalogue_service_pb2.DESCRIPTOR,
-]
-
 
 def http_rules() -> dict[tuple[str, str], str]:
     """(method, path in JSON names) -> "Service_Method", for every RPC with a google.api.http rule."""
     rules = {}
-    for file in FILES:
+    for file in API_FILES:
         for service in file.services_by_name.values():
             for method in service.methods:
                 rule = method.GetOptions().Extensions[annotations_pb2.http]
