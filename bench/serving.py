@@ -445,7 +445,7 @@ def main() -> None:
     parser.add_argument(
         "--floor-ports",
         type=three_ports,
-        default="50099,18080,19901",
+        default="30099,18080,19901",
         help="grpc floor server, its Envoy and that Envoy's admin (free local ports)",
     )
     parser.add_argument("--cleanup", action="store_true", help="only remove the bench's rows")
