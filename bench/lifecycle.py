@@ -74,27 +74,32 @@ K = 10
 POST_BATCH = 500  # the most events a PostEvents call may carry (event_service.proto)
 NIGHT_TIMEOUT_S = 45 * 60
 APPLY_TIMEOUT_S = 180
-# A stack of its own: nothing of the developer's stack is read or changed.
+# A stack of its own: nothing of the developer's stack is read or changed. Its ports sit below the
+# ephemeral range, as the stack requires (stack.config.check_ports).
 STACK_ENV = {
     "STACK_DIR": ".stack-lifecycle",
     "STACK_DISABLE": "demo-data,first-model",
-    "POSTGRES_PORT": "45432",
-    "REDIS_PORT": "46379",
-    "KAFKA_PORT": "49092",
-    "KAFKA_CONTROLLER_PORT": "49093",
-    "ENVOY_PORT": "48080",
-    "ENVOY_ADMIN_PORT": "49901",
-    "RECOMMENDER_PORT": "45051",
-    "EVENT_PORT": "45052",
-    "PROFILE_PORT": "45053",
-    "RECOMMENDER_METRICS_PORT": "49151",
-    "EVENT_METRICS_PORT": "49152",
-    "PROFILE_METRICS_PORT": "49153",
-    "WEB_PORT": "43000",
-    "JAEGER_OTLP_PORT": "44317",
-    "JAEGER_QUERY_PORT": "46686",
-    "JAEGER_ADMIN_PORT": "44270",
-    "AIRFLOW_PORT": "48280",
+    "POSTGRES_PORT": "25432",
+    "REDIS_PORT": "26379",
+    "KAFKA_PORT": "29092",
+    "KAFKA_CONTROLLER_PORT": "29093",
+    "ENVOY_PORT": "28080",
+    "ENVOY_ADMIN_PORT": "29901",
+    "RECOMMENDER_PORT": "25051",
+    "EVENT_PORT": "25052",
+    "PROFILE_PORT": "25053",
+    "RECOMMENDER_METRICS_PORT": "29151",
+    "EVENT_METRICS_PORT": "29152",
+    "PROFILE_METRICS_PORT": "29153",
+    "WEB_PORT": "23000",
+    "JAEGER_OTLP_PORT": "24317",
+    "JAEGER_QUERY_PORT": "26686",
+    "JAEGER_ADMIN_PORT": "24270",
+    "AIRFLOW_PORT": "28280",
+    "ENVOY_METRICS_PORT": "29902",
+    "STREAMING_METRICS_PORT": "29154",
+    "SPARK_MASTER_PORT": "27077",
+    "SPARK_MASTER_WEBUI_PORT": "28090",
 }
 # What a fresh stack directory may keep from the developer's: built tools and downloaded jars.
 REUSED = ("bin", "jars", "build", "kafka/libs")

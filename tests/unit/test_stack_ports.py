@@ -65,3 +65,13 @@ def test_check_ports_names_the_setting_and_the_remedy() -> None:
     port = next(p for p in range(lo, lo + 1000) if str(p) not in reserved)
     with pytest.raises(StackError, match=f"PROFILE_PORT={port} .*ip_local_reserved_ports"):
         check_ports(_cfg(PROFILE_PORT=str(port)))
+
+
+def test_the_lifecycle_bench_stack_is_clear_of_the_range_and_of_the_default_stack(tmp_path: Path) -> None:
+    from bench.lifecycle import STACK_ENV
+
+    defaults = StackConfig.load({k: v for k, v in os.environ.items() if not k.endswith("_PORT")})
+    own = StackConfig.load({**{k: v for k, v in os.environ.items() if not k.endswith("_PORT")}, **STACK_ENV})
+    assert ephemeral_clashes(own, _kernel(tmp_path)) == []
+    shared = set(listening_ports(own).values()) & set(listening_ports(defaults).values())
+    assert not shared, f"the bench's stack would collide with a running default stack on {shared}"
