@@ -30,8 +30,8 @@ from recsys.validation import ValidationInterceptor
 
 log = logging.getLogger(__name__)
 
-# Every server reflects the whole public API, so `grpcurl list` through Envoy (which sends
-# reflection to any one of them) shows all three services.
+# Every server reflects the whole public API (recsys.api), so `grpcurl list` through Envoy
+# (which sends reflection to any one of them) shows every service.
 REFLECTED = [service.full_name for service in API_SERVICES]
 
 # Channel arguments of every recsys gRPC server (and of bench/grpc_floor.py, which measures

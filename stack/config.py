@@ -120,8 +120,11 @@ class StackConfig:
         return env
 
 
+# The services the stack can run several processes of (their settings' prefix).
+REPLICATED_SERVICES = ("RECOMMENDER", "EVENT")
+
 # Settings only the stack reads (stack/programs.py, stack/envoy.py).
-STACK_ONLY = ("RECOMMENDER_REPLICAS", "EVENT_REPLICAS")
+STACK_ONLY = tuple(f"{service}_REPLICAS" for service in REPLICATED_SERVICES)
 
 # Replica i (1-based) of a service listens on its port + REPLICA_PORT_STEP * (i - 1): the three
 # services' ports are consecutive, so a step of 10 keeps up to 10 replicas of each clear of the
@@ -137,15 +140,21 @@ def replica_ports(cfg: StackConfig, port_key: str, replicas_key: str) -> list[in
     return [cfg.port(port_key) + REPLICA_PORT_STEP * i for i in range(n)]
 
 
+def replica_metrics_port(cfg: StackConfig, port_key: str, port: int) -> int:
+    """A replica's metrics port: its service's, moved by as much as its gRPC port is."""
+    metrics_key = port_key.replace("_PORT", "_METRICS_PORT")
+    return cfg.port(metrics_key) + port - cfg.port(port_key)
+
+
 def listening_ports(cfg: StackConfig) -> dict[str, int]:
     """Every port the local stack listens on, by the setting that puts it there: each *_PORT
     setting, and the further replicas' gRPC and metrics ports."""
     ports = {k: int(v) for k, v in cfg.env.items() if k.endswith("_PORT") and v.isdigit()}
-    for service in ("RECOMMENDER", "EVENT"):
-        for i, port in enumerate(replica_ports(cfg, f"{service}_PORT", f"{service}_REPLICAS")[1:], 2):
-            shift = port - cfg.port(f"{service}_PORT")
-            ports[f"{service}_PORT (replica {i})"] = port
-            ports[f"{service}_METRICS_PORT (replica {i})"] = cfg.port(f"{service}_METRICS_PORT") + shift
+    for service in REPLICATED_SERVICES:
+        port_key = f"{service}_PORT"
+        for i, port in enumerate(replica_ports(cfg, port_key, f"{service}_REPLICAS")[1:], 2):
+            ports[f"{port_key} (replica {i})"] = port
+            ports[f"{service}_METRICS_PORT (replica {i})"] = replica_metrics_port(cfg, port_key, port)
     return ports
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import airflow, checks, spark
-from .config import StackConfig, StackError, replica_ports
+from .config import StackConfig, StackError, replica_metrics_port, replica_ports
 
 # infra: databases and brokers; app: gRPC services (and later the streaming job);
 # edge: Envoy and what faces the user (later the web dev server).
@@ -559,7 +559,7 @@ def replica(name: str, package: str, grpc_service: str, port_key: str, i: int, p
         ready=ready,
         env=lambda cfg: {
             port_key: str(port),
-            metrics_key: str(cfg.port(metrics_key) + port - cfg.port(port_key)),
+            metrics_key: str(replica_metrics_port(cfg, port_key, port)),
         },
         stopwaitsecs=15,
         ready_timeout=60,
