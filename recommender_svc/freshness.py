@@ -9,7 +9,8 @@ after a POST already reflects it:
 
 - one query: the user's user_items signals, plus the signals of the pending events the stream
   has not stored yet (by event id in the window: an event the stream applied but has not
-  trimmed yet counts once), summed per movie, each with its movie's embedding;
+  trimmed yet counts once), summed per movie, each with its movie's embedding and latest event
+  (which also gives the movies liked last, the query's short-term part: recsys.domain.recency);
 - the Gram matrix YtY of the item factors and the model's user step (batch.foldin), kept per live
   model and re-checked every few seconds (the same key the stream uses: live version, count
   and last change of the embeddings).
@@ -31,6 +32,7 @@ import numpy as np
 
 from batch.foldin import UserStep, gram
 from recsys.domain.events import event_signal
+from recsys.domain.recency import LATEST_LIKED, Liked
 from recsys.domain.vectors import to_array
 from recsys.pending import PendingEvent
 
@@ -45,17 +47,19 @@ SELECT (SELECT params FROM models WHERE status = 'live') AS params,
 """
 
 # The user's whole history and the pending events not stored yet, as one summed signal per
-# movie with its embedding (a movie the model has no factors for is left out, as the stream does).
+# movie with its embedding and latest event (a movie the model has no factors for is left out,
+# as the stream does).
 _SIGNALS_SQL = """
 WITH ev AS (
-    SELECT movie_id, signal FROM user_items WHERE user_id = $1
+    SELECT movie_id, signal, last_at FROM user_items WHERE user_id = $1
     UNION ALL
-    SELECT p.movie_id, p.signal
-    FROM unnest($2::text[], $3::bigint[], $4::float8[]) AS p(event_id, movie_id, signal)
+    SELECT p.movie_id, p.signal, to_timestamp(p.occurred_ms / 1000.0)
+    FROM unnest($2::text[], $3::bigint[], $4::float8[], $5::bigint[])
+         AS p(event_id, movie_id, signal, occurred_ms)
     WHERE NOT EXISTS (SELECT 1 FROM rt_user_interactions i WHERE i.event_id = p.event_id)
 ),
-summed AS (SELECT movie_id, sum(signal)::float8 AS signal FROM ev GROUP BY movie_id)
-SELECT s.movie_id, s.signal, m.embedding
+summed AS (SELECT movie_id, sum(signal)::float8 AS signal, max(last_at) AS last_at FROM ev GROUP BY movie_id)
+SELECT s.movie_id, s.signal, s.last_at, m.embedding
 FROM summed s JOIN movies m USING (movie_id)
 WHERE m.embedding IS NOT NULL
 """
@@ -78,6 +82,15 @@ def _params(value: Any) -> dict[str, Any]:
 
 
 Row = tuple[int, float, Any]
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A user's vector with their pending events, and their latest liked movies (newest first,
+    at most LATEST_LIKED: the short-term part, recsys.domain.recency)."""
+
+    vector: np.ndarray[Any, Any]
+    recent: list[Liked]
 
 
 def fold_rows(rows: Sequence[Row], model: FoldInModel) -> np.ndarray[Any, Any] | None:
@@ -125,8 +138,9 @@ class PendingFoldIn:
             log.info("fold-in model loaded", extra={"model": key[0], "movies": len(factors)})
         return self._model
 
-    async def vector(self, user_id: int, pending: Sequence[PendingEvent]) -> np.ndarray[Any, Any] | None:
-        """The user's vector with `pending` folded in; None when it cannot be computed."""
+    async def vector(self, user_id: int, pending: Sequence[PendingEvent]) -> Folded | None:
+        """The user's vector with `pending` folded in, and the embeddings of the movies they
+        liked last (recsys.domain.recency); None when it cannot be computed."""
         try:
             async with self.pool.acquire() as conn:
                 model = await self._current_model(conn)
@@ -138,8 +152,14 @@ class PendingFoldIn:
                     [p.event_id for p in pending],
                     [p.movie_id for p in pending],
                     [event_signal(p.event_type, p.rating) for p in pending],
+                    [p.occurred_at_ms for p in pending],
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             log.warning("pending fold-in failed; serving the stored vector", extra={"error": repr(err)})
             return None
-        return fold_rows([(r["movie_id"], r["signal"], to_array(r["embedding"])) for r in rows], model)
+        vector = fold_rows([(r["movie_id"], r["signal"], to_array(r["embedding"])) for r in rows], model)
+        if vector is None:
+            return None
+        liked = sorted((r for r in rows if r["signal"] > 0 and r["last_at"] is not None),
+                       key=lambda r: (r["last_at"], r["movie_id"]), reverse=True)
+        return Folded(vector, [Liked(r["movie_id"], to_array(r["embedding"])) for r in liked[:LATEST_LIKED]])

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from recommender_svc.store import History, MovieStore
 from recsys import metrics
 from recsys.domain.experiments import CANDIDATE, variant
 from recsys.domain.movies import movie_from_row
+from recsys.domain.recency import query_vector
 from recsys.domain.vectors import EMBEDDING_DIM, to_array
 from recsys.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from recsys.grpcserver import current_request_id, principal_var
@@ -71,6 +72,8 @@ class UserVector:
     vector: np.ndarray[Any, Any]
     model_version: str
     updated_at: float
+    # The movies the user liked last, newest first (recsys.domain.recency), when they are read.
+    context: tuple[int, ...] = ()
 
 
 @dataclass
@@ -343,7 +346,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
     ) -> Answer | None:
         k = max(CACHE_SIZE, limit)
         live = await self.store.live()
-        ranked = await self.store.nearest(vector.vector, history.seen, (), k, live)
+        ranked = await self.store.nearest(vector.vector, history.seen, (), k, live, vector.context)
         if not ranked.items:
             return None
         explained = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
@@ -360,7 +363,7 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
         if len(items) < limit and not exhaustive:
             # The filters ate the unfiltered list; ask the index again with them pushed down.
             ranked = await self.store.nearest(
-                vector.vector, history.seen | exclude, sorted(genres), limit, live
+                vector.vector, history.seen | exclude, sorted(genres), limit, live, vector.context
             )
             items = explain(ranked.items, ranked.embeddings, history.liked, user_genres)
         if not items:
@@ -387,12 +390,26 @@ class RecommenderServicer(pb_grpc.RecommenderServiceServicer):
     async def _vector_with(
         self, user_id: int, pending: Sequence[PendingEvent], live: str
     ) -> UserVector | None:
-        """With pending events, the vector they make (the stream's fold-in, now); else the stored one."""
+        """The realtime query: with pending events, the vector they make (the stream's fold-in,
+        now), else the stored one; steered by the movies liked last (their lean and context,
+        recsys.domain.recency) when the live model weighs them."""
+        model = await self.store.live() if live else None
+        steered = model is not None and (model.recent_weight > 0 or model.sequence_weight > 0)
+        weight = model.recent_weight if model is not None else 0.0
         if pending and live and self.pending is not None:
             fresh = await self.pending.vector(user_id, pending)
             if fresh is not None:
-                return UserVector(fresh, live, time.time())
-        return await self._vector(user_id)
+                query = query_vector(fresh.vector, [r.embedding for r in fresh.recent], weight)
+                return UserVector(query, live, time.time(), tuple(r.movie_id for r in fresh.recent))
+        stored = await self._vector(user_id)
+        if stored is None or not steered:
+            return stored
+        recent = await self.store.recent(user_id)
+        return replace(
+            stored,
+            vector=query_vector(stored.vector, [r.embedding for r in recent], weight),
+            context=tuple(r.movie_id for r in recent),
+        )
 
     async def _vector(self, user_id: int) -> UserVector | None:
         """The user's vector from the Profile service; None when it has none or cannot answer."""

@@ -19,6 +19,14 @@ from recommender_svc.ranking import Candidate
 from recsys.domain.events import DISLIKE, is_liked, liked_sql
 from recsys.domain.movies import MOVIE_FIELDS
 from recsys.domain.popularity import DEFAULT_POPULARITY_BOOST, depth, prior_sql
+from recsys.domain.recency import (
+    DEFAULT_RECENT_WEIGHT,
+    DEFAULT_SEQUENCE_WEIGHT,
+    LATEST_LIKED,
+    SEQUENCE_CONTEXT,
+    Liked,
+    blend,
+)
 from recsys.domain.vectors import as_array, to_array
 
 # hnsw.ef_search bounds: at least the number of rows asked for (else HNSW returns fewer).
@@ -45,7 +53,9 @@ _SEEN_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM user_items WHERE us
 # not in it at all, so every tier and similar-movies leave them out at no cost. The index
 # finds the $4 nearest; the live model's popularity prior re-ranks them (recsys.domain.popularity:
 # boost $5, its count of each movie from model_item_factors of version $7, the typical $8 for a
-# movie it did not train) and the best $6 are returned, only those with their embeddings.
+# movie it did not train) and the best $6 are returned, only those with their embeddings. Each
+# comes with its co-visitation with the movies $9 (model_covisits of version $7, summed; 0 for
+# none), which `nearest` re-ranks with (recsys.domain.recency).
 _NEAREST_SQL = f"""
 WITH nearest AS (
     SELECT m.movie_id, -(m.embedding <#> $1) AS similarity
@@ -55,12 +65,20 @@ WITH nearest AS (
       AND (cardinality($3::text[]) = 0 OR m.genres && $3::text[])
     ORDER BY m.embedding <#> $1
     LIMIT $4
+),
+covisited AS (
+    SELECT neighbour_id AS movie_id, sum(weight)::float8 AS covisit
+    FROM model_covisits
+    WHERE model_version = $7 AND movie_id = ANY($9::bigint[])
+    GROUP BY neighbour_id
 )
 SELECT {_MOVIE_COLUMNS}, m.embedding,
-       n.similarity * {prior_sql("coalesce(f.popularity, $8::float8)", "$5")} AS score
+       n.similarity * {prior_sql("coalesce(f.popularity, $8::float8)", "$5")} AS score,
+       coalesce(c.covisit, 0) AS covisit
 FROM nearest n
 JOIN movies m USING (movie_id)
 LEFT JOIN model_item_factors f ON f.model_version = $7 AND f.movie_id = n.movie_id
+LEFT JOIN covisited c ON c.movie_id = n.movie_id
 ORDER BY score DESC, m.movie_id
 LIMIT $6
 """
@@ -87,6 +105,17 @@ LIMIT $3
 _MOVIE_SQL = f"""
 SELECT {_MOVIE_COLUMNS}, m.retired_at IS NOT NULL AS retired, m.embedding, m.model_version
 FROM movies m WHERE m.movie_id = $1
+"""
+
+# The embeddings of the movies the user gave a positive summed signal most recently, newest
+# first: the short-term part of the realtime query (recsys.domain.recency). The freshness path
+# picks the same rows in Python when the user has pending events (recommender_svc.freshness).
+_RECENT_SQL = """
+SELECT u.movie_id, m.embedding
+FROM user_items u JOIN movies m USING (movie_id)
+WHERE u.user_id = $1 AND u.signal > 0 AND u.last_at IS NOT NULL AND m.embedding IS NOT NULL
+ORDER BY u.last_at DESC, u.movie_id DESC
+LIMIT $2
 """
 
 _RETIRED_SQL = "SELECT coalesce(array_agg(movie_id), '{}') FROM movies WHERE retired_at IS NOT NULL"
@@ -138,13 +167,16 @@ class History:
 
 @dataclass(frozen=True)
 class LiveModel:
-    """What serving needs of the live model: its version ('' when none) and its popularity
+    """What serving needs of the live model: its version ('' when none), its popularity
     prior (recsys.domain.popularity): the boost, and the typical count that stands for the
-    count of a movie it did not train."""
+    count of a movie it did not train; and how far the movies liked last steer it
+    (recsys.domain.recency): the query's lean and co-visitation's re-ranking."""
 
     version: str
     popularity_boost: float = 0.0
     typical_popularity: float = 1.0
+    recent_weight: float = 0.0
+    sequence_weight: float = 0.0
 
     @classmethod
     def of(cls, row: asyncpg.Record | None, typical_popularity: float = 1.0) -> LiveModel:
@@ -153,8 +185,11 @@ class LiveModel:
         params = row["params"]
         if isinstance(params, str):
             params = json.loads(params)
-        boost = (params or {}).get("popularity_boost", DEFAULT_POPULARITY_BOOST)
-        return cls(row["version"], float(boost), typical_popularity)
+        params = params or {}
+        boost = params.get("popularity_boost", DEFAULT_POPULARITY_BOOST)
+        recent = params.get("recent_weight", DEFAULT_RECENT_WEIGHT)
+        sequence = params.get("sequence_weight", DEFAULT_SEQUENCE_WEIGHT)
+        return cls(row["version"], float(boost), typical_popularity, float(recent), float(sequence))
 
 
 @dataclass(frozen=True)
@@ -224,6 +259,12 @@ class MovieStore:
                 liked.append((r["title"], to_array(r["embedding"])))
         return History(seen, liked, genre_lists)
 
+    async def recent(self, user_id: int, n: int = LATEST_LIKED) -> list[Liked]:
+        """The n movies the user liked last, newest first, with their embeddings."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_RECENT_SQL, user_id, n)
+        return [Liked(r["movie_id"], to_array(r["embedding"])) for r in rows]
+
     async def nearest(
         self,
         vector: np.ndarray[Any, Any],
@@ -231,11 +272,15 @@ class MovieStore:
         genres: Collection[str],
         k: int,
         live: LiveModel | None = None,
+        context: Sequence[int] = (),
     ) -> Ranked:
         """The k movies of highest inner product with `vector` by the HNSW index, re-ranked by
-        the popularity prior of the `live` model (recsys.domain.popularity) when given."""
+        the popularity prior of the `live` model (recsys.domain.popularity) when given, and by
+        co-visitation with the `context` movies (the user's latest liked, newest first) under
+        its sequence weight (recsys.domain.recency)."""
         live = live or LiveModel("")
-        fetch = depth(k, live.popularity_boost)
+        covisiting = live.sequence_weight > 0 and bool(context)
+        fetch = depth(k, live.popularity_boost, live.sequence_weight if covisiting else 0.0)
         async with self.pool.acquire() as conn:
             # A session-level SET, not SET LOCAL in a transaction: 2 round trips instead of 4
             # (BEGIN, SET LOCAL, SELECT, COMMIT) on the cache-miss path. It cannot leak: the
@@ -243,9 +288,15 @@ class MovieStore:
             # value first. The value is an int.
             await conn.execute(f"SET hnsw.ef_search = {ef_search_for(fetch + len(exclude))}")
             rows = await conn.fetch(
-                _NEAREST_SQL, vector, list(exclude), list(genres), fetch, live.popularity_boost, k,
-                live.version, live.typical_popularity,
+                _NEAREST_SQL, vector, list(exclude), list(genres), fetch, live.popularity_boost,
+                fetch if covisiting else k, live.version, live.typical_popularity,
+                list(context[:SEQUENCE_CONTEXT]) if covisiting else [],
             )
+        if covisiting and rows:
+            ranked = blend([r["score"] for r in rows], [r["covisit"] for r in rows], live.sequence_weight)
+            order = np.argsort(-ranked, kind="stable")[:k]
+            return Ranked([candidate(rows[i], float(ranked[i])) for i in order],
+                          [as_array(rows[i]["embedding"]) for i in order])
         return Ranked([candidate(r) for r in rows], [as_array(r["embedding"]) for r in rows])
 
     async def batch(

@@ -14,6 +14,7 @@ import pandas as pd
 from batch import foldin
 from batch.als import metrics
 from batch.als.model import Factors, top_n_excluding_seen
+from recsys.domain.recency import RECENT_MOVIES, SEQUENCE_CONTEXT, blend, query_vector
 
 
 def fold_in_users(
@@ -40,6 +41,72 @@ def fold_in_users(
     rank = item_factors.shape[1]
     mat = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, rank), np.float32)
     return Factors(np.array(user_ids, dtype=np.int64), mat, np.asarray(item_ids), item_factors)
+
+
+def latest_liked(
+    strengths: pd.DataFrame, events: pd.DataFrame, n: int = RECENT_MOVIES
+) -> dict[int, np.ndarray]:
+    """Per user, the movie ids of their n latest pairs of positive summed signal, newest first:
+    the rows the realtime tier's short-term part reads (recommender_svc.store, _RECENT_SQL).
+
+    `strengths` (user_id, movie_id, strength) are the summed signals, `events` (user_id,
+    movie_id, timestamp) the events they were summed from; a pair's time is its latest event."""
+    last = events.groupby(["user_id", "movie_id"], as_index=False)["timestamp"].max()
+    liked = strengths[strengths["strength"] > 0].merge(last, on=["user_id", "movie_id"])
+    liked = liked.sort_values(["user_id", "timestamp", "movie_id"], ascending=[True, False, False])
+    top = liked.groupby("user_id", sort=False).head(n)
+    return {int(u): g.to_numpy() for u, g in top.groupby("user_id", sort=False)["movie_id"]}
+
+
+def lean_to_recent(factors: Factors, recent: dict[int, np.ndarray], weight: float) -> Factors:
+    """Each user's realtime query (recsys.domain.recency.query_vector) from their fold-in vector
+    and the item factors of their `recent` movies (`latest_liked`)."""
+    if weight <= 0:
+        return factors
+    index = pd.Index(factors.item_ids)
+    queries = np.empty_like(factors.user_factors)
+    for row, user in enumerate(factors.user_ids):
+        rows = index.get_indexer(recent.get(int(user), np.empty(0, np.int64)))
+        queries[row] = query_vector(factors.user_factors[row], factors.item_factors[rows[rows >= 0]], weight)
+    return Factors(factors.user_ids, queries, factors.item_ids, factors.item_factors)
+
+
+def rerank_with_covisits(
+    candidates: pd.DataFrame, covisits: pd.DataFrame, context: dict[int, np.ndarray], weight: float, n: int
+) -> pd.DataFrame:
+    """The top n of each user's `candidates` (user_id, rank, movie_id, score) by `blend` of their
+    score and their co-visitation (`covisits`: movie_id, neighbour_id, weight) with the user's
+    `context` movies (`latest_liked`, SEQUENCE_CONTEXT of them): the realtime tier's re-ranking
+    (recsys.domain.recency). Returns user_id, rank, movie_id, score."""
+    ctx = pd.DataFrame(
+        [(u, m) for u, movies in context.items() for m in movies[:SEQUENCE_CONTEXT]],
+        columns=["user_id", "movie_id"],
+    )
+    sums = (
+        ctx.merge(covisits, on="movie_id")
+        .groupby(["user_id", "neighbour_id"], as_index=False)["weight"].sum()
+        .rename(columns={"neighbour_id": "movie_id", "weight": "covisit"})
+    )
+    scored = candidates.merge(sums, on=["user_id", "movie_id"], how="left").fillna({"covisit": 0.0})
+    scored = scored.sort_values(["user_id", "rank"], kind="stable")
+    out = []
+    # Users with the same number of candidates (nearly all) are blended as one matrix.
+    for _, same in scored.groupby(scored.groupby("user_id")["user_id"].transform("size"), sort=False):
+        width = int(len(same) / same["user_id"].nunique())
+        ranked = blend(same["score"].to_numpy().reshape(-1, width),
+                       same["covisit"].to_numpy().reshape(-1, width), weight)
+        order = np.argsort(-ranked, axis=1, kind="stable")[:, :n]
+        movies = np.take_along_axis(same["movie_id"].to_numpy().reshape(-1, width), order, 1)
+        users = same["user_id"].to_numpy().reshape(-1, width)[:, : order.shape[1]]
+        out.append(pd.DataFrame({
+            "user_id": users.ravel(),
+            "rank": np.tile(np.arange(1, order.shape[1] + 1, dtype=np.int32), len(order)),
+            "movie_id": movies.ravel(),
+            "score": np.take_along_axis(ranked, order, 1).ravel().astype(np.float32),
+        }))
+    if not out:
+        return pd.DataFrame({"user_id": [], "rank": [], "movie_id": [], "score": []})
+    return pd.concat(out, ignore_index=True)
 
 
 def score_items(

@@ -27,6 +27,7 @@ from recsys.domain.events import (
     RATING_SCALE,
 )
 from recsys.domain.popularity import DEFAULT_POPULARITY_BOOST, depth, prior
+from recsys.domain.recency import DEFAULT_RECENT_WEIGHT, DEFAULT_SEQUENCE_WEIGHT
 from recsys.domain.vectors import EMBEDDING_DIM
 
 
@@ -45,6 +46,10 @@ class AlsParams:
     signal_reading: str = DEFAULT_SIGNAL_READING
     # The served ranking's popularity prior (recsys.domain.popularity); 0 ranks by score alone.
     popularity_boost: float = DEFAULT_POPULARITY_BOOST
+    # How far the realtime query leans to the movies liked last (recsys.domain.recency); 0 not at all.
+    recent_weight: float = DEFAULT_RECENT_WEIGHT
+    # How much co-visitation with the movies liked last re-ranks it (recsys.domain.recency); 0 not at all.
+    sequence_weight: float = DEFAULT_SEQUENCE_WEIGHT
     max_iter: int = 15
     seed: int = 42
     # Spark ALS user/item blocks; a few suffice on one machine (Spark's default is 10).

@@ -3,9 +3,10 @@
 Publishing never leaves readers with half a model:
 
 1. `stage_items` writes the version's item embeddings (+ popularity) to `model_item_factors`,
-   `stage_users` its user vectors to `model_user_factors` and its top-N lists to
-   `batch_recommendations` (from Spark tasks, batch.als.stage_users), all keyed by version,
-   beside the live version's rows; nobody reads them yet.
+   `stage_covisits` its co-visits to `model_covisits`, `stage_users` its user vectors to
+   `model_user_factors` and its top-N lists to `batch_recommendations` (from Spark tasks,
+   batch.als.stage_users), all keyed by version, beside the live version's rows; nobody reads
+   them yet.
 2. `switch` then, in ONE transaction, copies the staged rows into `movies.embedding` /
    `movies.popularity` / `user_profiles.preference_vector` (stamping `model_version`), folds in
    the users with a history the version did not train on (`fold_in_untrained`), and flips
@@ -38,6 +39,8 @@ from recsys.tables import deleted_users, movies, user_profiles
 _PUBLISH_LOCK = 72_400_501
 # Staged versions kept besides the live one (rollback targets).
 KEEP_VERSIONS = 3
+# The rows staged per version, dropped together.
+VERSION_TABLES = ("model_item_factors", "model_user_factors", "batch_recommendations", "model_covisits")
 
 
 @contextmanager
@@ -140,7 +143,7 @@ def stage_items(
     """
     with conn.transaction():
         known = set(catalogue_ids(conn).tolist())
-        for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
+        for table in VERSION_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE model_version = %s", (version,))
         with conn.cursor().copy(
             "COPY model_item_factors (model_version, movie_id, embedding, popularity) FROM STDIN"
@@ -150,6 +153,23 @@ def stage_items(
             ):
                 if int(movie_id) in known:
                     copy.write_row((version, int(movie_id), _vec(vec), int(pop)))
+
+
+def stage_covisits(conn: psycopg.Connection[Any], version: str, covisits: pd.DataFrame) -> int:
+    """Write the version's co-visits (movie_id, neighbour_id, weight: batch.als.covisit), the
+    pairs of catalogue movies only, after `stage_items`. Returns the rows written."""
+    known = set(catalogue_ids(conn).tolist())
+    written = 0
+    with conn.transaction(), conn.cursor().copy(
+        "COPY model_covisits (model_version, movie_id, neighbour_id, weight) FROM STDIN"
+    ) as copy:
+        for movie_id, neighbour_id, weight in covisits[["movie_id", "neighbour_id", "weight"]].itertuples(
+            index=False
+        ):
+            if int(movie_id) in known and int(neighbour_id) in known:
+                copy.write_row((version, int(movie_id), int(neighbour_id), float(weight)))
+                written += 1
+    return written
 
 
 def stage_users(
@@ -307,7 +327,7 @@ def prune(conn: psycopg.Connection[Any], keep: int = KEEP_VERSIONS) -> list[str]
         others = [r[0] for r in rows if r[1] != "live"]
         doomed = others[keep:]
         for version in doomed:
-            for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
+            for table in VERSION_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE model_version = %s", (version,))
         return doomed
 

@@ -40,6 +40,7 @@ from batch.als.metrics import Totals
 from batch.als.model import AlsParams, collect_factors, pad, to_pandas
 from recsys import coldstart, windows
 from recsys.config import Settings
+from recsys.domain.recency import check_weight
 from recsys.logs import setup_logging
 
 log = logging.getLogger("batch.als.train")
@@ -47,6 +48,7 @@ log = logging.getLogger("batch.als.train")
 TOP_N = 50
 HOLDOUT_PERCENT = 20
 PAIRS = "pairs.parquet"  # a version's (user, movie, strength, is_holdout): what it learned from
+COVISITS = "covisits.parquet"  # its co-visits (batch.als.covisit), from every event of the window
 EVAL_K = 10
 # The gate scores at most about this many holdout users (a deterministic sample beyond it).
 EVAL_USERS = 50_000
@@ -74,6 +76,7 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
     """Extract, fit on the 80 %, save the artifact; record the model as `candidate`-to-be."""
     from pyspark.sql import functions as F
 
+    from batch.als.covisit import covisits
     from batch.als.data import extract_events, mark_holdout
     from batch.als.model import fit_implicit, interaction_strengths
     from batch.common.spark import build_session
@@ -105,6 +108,9 @@ def fit_stage(settings: Settings, params: AlsParams, days: int) -> str | None:
         # Every pair with its holdout flag, written by the executors (the evaluation and the
         # publish read it back in Spark): at scale, never through the driver.
         pairs.write.parquet(str(out / PAIRS))
+        # Every event, the holdout's too: the gate scores factors, not co-visits, and serving
+        # should know the latest sequences.
+        covisits(events).write.parquet(str(out / COVISITS))
         # What the model learned from, for anyone who asks what a version was trained on:
         # events once each (a row archived but not yet deleted is in both sources).
         trained_on = {
@@ -237,6 +243,8 @@ def publish_stage(settings: Settings, version: str) -> bool:
         items = pd.read_parquet(out / "items.parquet")
         item_factors = np.load(out / "item_factors.npy")
         publish.stage_items(conn, version, items, pad(item_factors))
+        if (out / COVISITS).exists():  # a version trained before co-visits has none
+            publish.stage_covisits(conn, version, pd.read_parquet(out / COVISITS))
         catalogue = publish.catalogue_ids(conn)
     spark = build_session("recsys-als-publish")
     try:
@@ -286,6 +294,9 @@ def parse_params(raw: str | None, first_run: bool, source: str = "--params") -> 
         unknown = sorted(set(overrides) - set(AlsParams.__dataclass_fields__))
         if unknown:
             raise ValueError(f"{source} names unknown AlsParams fields: {', '.join(unknown)}")
+        for weight in ("recent_weight", "sequence_weight"):
+            if weight in overrides:
+                check_weight(overrides[weight], f"{source} {weight}")
         params = AlsParams.from_dict({**params.as_dict(), **overrides})
     return params
 

@@ -33,9 +33,10 @@ DEFAULT_POPULARITY_BOOST = 0.2
 RERANK_DEPTH = 100
 
 
-def depth(k: int, boost: float) -> int:
-    """How many nearest movies to fetch for k re-ranked ones."""
-    return max(k, RERANK_DEPTH) if boost else k
+def depth(k: int, *reranking: float) -> int:
+    """How many nearest movies to fetch for k re-ranked ones: more under any re-ranking weight
+    (the prior's boost, co-visitation's weight: recsys.domain.recency)."""
+    return max(k, RERANK_DEPTH) if any(reranking) else k
 
 
 def prior(popularity: npt.ArrayLike, boost: float) -> np.ndarray[Any, np.dtype[np.float64]]:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import redis
 
+from recsys.domain.recency import COVISIT_NEIGHBOURS
 from tests.integration.batchdata import (
     BASE,
     CLUSTERS,
@@ -68,6 +69,15 @@ def test_train_publish_gate_switch_rollback(batch_env: dict[str, str]) -> None:
         ).fetchone() == (0,)
         dims = conn.execute("SELECT vector_dims(embedding) FROM movies LIMIT 1").fetchone()
         assert dims == (64,)
+        # Its co-visits (batch.als.covisit) are staged with it: catalogue movies, capped per movie.
+        pairs, strays, widest = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM movies m"
+            " WHERE m.movie_id = c.neighbour_id)), max(n) FROM model_covisits c,"
+            " LATERAL (SELECT count(*) AS n FROM model_covisits d WHERE d.model_version = c.model_version"
+            " AND d.movie_id = c.movie_id) w WHERE c.model_version = %s",
+            (v1,),
+        ).fetchone()  # type: ignore[misc]
+        assert pairs > 0 and strays == 0 and widest <= COVISIT_NEIGHBOURS
     # --first-run is a no-op once a model is live.
     assert sh(env, "batch.als.train", "--first-run") == ""
 

@@ -199,7 +199,7 @@ def live_copy(stack: Any, db: psycopg.Connection[Any]) -> Iterator[tuple[str, st
         publish.invalidate_cache(stack.redis_url)
         db.execute("UPDATE experiments SET status = 'stopped' WHERE candidate_version = %s", (copy,))
         db.execute("DELETE FROM experiments WHERE candidate_version = %s", (copy,))
-        for table in ("model_item_factors", "model_user_factors", "batch_recommendations"):
+        for table in publish.VERSION_TABLES:
             db.execute(f"DELETE FROM {table} WHERE model_version = %s", (copy,))
         db.execute("DELETE FROM models WHERE version = %s", (copy,))
 
