@@ -15,6 +15,7 @@ Prints the seconds of each and their ratio.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session("recsys-covisit-bench")
     spark.sparkContext.setCheckpointDir(tempfile.mkdtemp())
     rows = ["# Co-visit counting beside the ALS fit", "",
-            "`bench/covisit.py`: synthetic events, one local Spark session "
-            f"({spark.sparkContext.defaultParallelism} cores), default ALS params.", "",
+            "`bench/covisit.py`: synthetic events, one local Spark session (default parallelism "
+            f"{spark.sparkContext.defaultParallelism}, {os.cpu_count()} cores), default ALS params.", "",
             "| events | ALS fit + collect, s | co-visit counting + write, s | co-visits / ALS "
             "| co-visit rows |",
             "|---:|---:|---:|---:|---:|"]
