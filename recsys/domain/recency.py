@@ -59,7 +59,7 @@ DEFAULT_SEQUENCE_WEIGHT = 0.0
 # bench/quality.py on the temporal validation split, like the two below: 2-3 lead).
 SEQUENCE_CONTEXT = 3
 # Two positive signals of one user count as a co-visit when at most this many places apart in
-# the user's time order (1-5 measured: wider counts more pairs, 10-20 blur it).
+# the user's time order (1-20 measured: 5 led; nearer counts too few pairs, 10-20 blur them).
 COVISIT_WINDOW = 5
 # Neighbours kept per movie, strongest first.
 COVISIT_NEIGHBOURS = 100
