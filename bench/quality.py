@@ -252,8 +252,7 @@ class Ials:
         return self.grid
 
     def fit(self, train: pd.DataFrame, signal: str, unobserved: float, reg: float) -> Factors:
-        key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()),
-               signal, unobserved, reg)
+        key = (*_part_key(train), signal, unobserved, reg)
         if key in self._fits:
             return self._fits[key]
         pairs = production_pairs(train)
@@ -288,6 +287,11 @@ class Ials:
         )
 
 
+def _part_key(train: pd.DataFrame) -> tuple[int, int]:
+    """A key for one training part's cached derivations (its fits, co-visits, latest likes)."""
+    return len(train), int(pd.util.hash_pandas_object(train, index=False).sum())
+
+
 # (strength pairs user_id, movie_id, strength; the ratings they came from) -> new pairs
 Reweight = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
@@ -311,6 +315,7 @@ class SparkAls:
     _fits: dict[Any, tuple[pd.DataFrame, Factors]] = field(default_factory=dict, repr=False)
     _folded: dict[Any, tuple[Factors, Factors]] = field(default_factory=dict, repr=False)
     _covisits: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _latest: dict[Any, dict[int, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def candidates(self) -> Sequence[dict[str, Any]]:
@@ -321,8 +326,7 @@ class SparkAls:
         from batch.als.model import collect_factors, fit_implicit, interaction_strengths, to_pandas
 
         # Only Spark's settings make a fit: the user step and the prior reuse it.
-        key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()),
-               als.rank, als.alpha, als.reg_param, als.max_iter, als.seed)
+        key = (*_part_key(train), als.rank, als.alpha, als.reg_param, als.max_iter, als.seed)
         if key in self._fits:
             return self._fits[key]
         self._fits.clear()  # one training part at a time: its fits are the ones asked again
@@ -346,19 +350,28 @@ class SparkAls:
         from batch.als.covisit import covisits
         from batch.als.model import to_pandas
 
-        key = (len(train), int(pd.util.hash_pandas_object(train, index=False).sum()))
+        key = _part_key(train)
         if key not in self._covisits:
             started = time.perf_counter()
             self._covisits = {key: to_pandas(covisits(self.spark.createDataFrame(as_events(train))))}
             self.last_covisit_seconds = time.perf_counter() - started
         return self._covisits[key]
 
+    def latest_liked(self, pairs: pd.DataFrame, train: pd.DataFrame) -> dict[int, np.ndarray]:
+        """Each user's latest liked movies in `train` (batch.als.evaluate.latest_liked), the
+        last part's cached: every candidate of a grid asks for the same ones."""
+        from batch.als.evaluate import latest_liked
+
+        key = _part_key(train)
+        if key not in self._latest:
+            self._latest = {key: latest_liked(pairs, train)}
+        return self._latest[key]
+
     def recommend(
         self, params: dict[str, Any], train: pd.DataFrame, users: np.ndarray, k: int
     ) -> pd.DataFrame:
         from batch.als.evaluate import (
             fold_in_users,
-            latest_liked,
             lean_to_recent,
             popularity_counts,
             rerank_with_covisits,
@@ -375,7 +388,7 @@ class SparkAls:
                 factors.item_ids, factors.item_factors, pairs, als.user_step, users=users))
             self._folded[key] = folded
         users_f = folded[1]
-        recent = latest_liked(pairs, train) if als.recent_weight or als.sequence_weight else {}
+        recent = self.latest_liked(pairs, train) if als.recent_weight or als.sequence_weight else {}
         if als.recent_weight:
             users_f = lean_to_recent(users_f, recent, als.recent_weight)
         seen = train[["user_id", "movie_id"]]

@@ -157,9 +157,11 @@ class PendingFoldIn:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
             log.warning("pending fold-in failed; serving the stored vector", extra={"error": repr(err)})
             return None
-        vector = fold_rows([(r["movie_id"], r["signal"], to_array(r["embedding"])) for r in rows], model)
+        embeddings = [to_array(r["embedding"]) for r in rows]
+        summed = [(r["movie_id"], r["signal"], e) for r, e in zip(rows, embeddings, strict=True)]
+        vector = fold_rows(summed, model)
         if vector is None:
             return None
-        liked = sorted((r for r in rows if r["signal"] > 0 and r["last_at"] is not None),
-                       key=lambda r: (r["last_at"], r["movie_id"]), reverse=True)
-        return Folded(vector, [Liked(r["movie_id"], to_array(r["embedding"])) for r in liked[:LATEST_LIKED]])
+        liked = sorted((i for i, r in enumerate(rows) if r["signal"] > 0 and r["last_at"] is not None),
+                       key=lambda i: (rows[i]["last_at"], rows[i]["movie_id"]), reverse=True)
+        return Folded(vector, [Liked(rows[i]["movie_id"], embeddings[i]) for i in liked[:LATEST_LIKED]])

@@ -1,9 +1,8 @@
-"""batch.als.covisit on a real local Spark session: which movies count as liked next."""
+"""batch.als.covisit on the unit tests' local Spark session: which movies count as liked next."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,17 +12,6 @@ import pytest
 pytestmark = pytest.mark.spark
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from batch.common.spark import build_session
-
-    session = build_session(
-        "test-covisit", master="local[1]", extra_conf={"spark.sql.shuffle.partitions": "2"}
-    )
-    yield session
-    session.stop()
 
 
 def _events(rows: list[tuple[int, int, str, float | None, int]]) -> pd.DataFrame:
